@@ -1,0 +1,112 @@
+"""SMTP replies as values, and the catalogue of the standard ones.
+
+A reply is a frozen (code, enhanced status code, text) triple. The standard
+replies are worded as Postfix words them (src/smtpd/smtpd.c), so that log
+tools and clients that match on texts keep working. Replies whose text takes
+arguments hold ``{}`` placeholders; call :meth:`Reply.format` to fill them.
+Tests compare against these values, never against literal strings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One SMTP reply: ``code`` (e.g. 250), ``status`` (RFC 3463, e.g. "2.1.0",
+    or "" when the reply carries none) and ``text`` ("\\n" separates lines)."""
+
+    code: int
+    status: str
+    text: str
+
+    def format(self, *args: object) -> "Reply":
+        """This reply with its ``{}`` placeholders filled in."""
+        return Reply(self.code, self.status, self.text.format(*args))
+
+    def with_text(self, text: str) -> "Reply":
+        """The same code and status with another text."""
+        return Reply(self.code, self.status, text)
+
+    @property
+    def is_positive(self) -> bool:
+        return self.code < 400
+
+    @property
+    def is_transient(self) -> bool:
+        return 400 <= self.code < 500
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.code >= 500
+
+    def lines(self) -> list[str]:
+        """The reply as protocol lines without CRLF, continuation marks set."""
+        parts = self.text.split("\n")
+        prefix = f"{self.status} " if self.status else ""
+        out = []
+        for i, part in enumerate(parts):
+            sep = " " if i == len(parts) - 1 else "-"
+            out.append(f"{self.code}{sep}{prefix}{part}")
+        return out
+
+    def to_bytes(self) -> bytes:
+        """The reply as it goes on the wire."""
+        return ("\r\n".join(self.lines()) + "\r\n").encode("utf-8", "replace")
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+# --- positive completion -------------------------------------------------
+R211_SYSTEM_STATUS = Reply(211, "2.0.0", "{}")
+R214_HELP = Reply(214, "2.0.0", "Ok")
+R220_GREETING = Reply(220, "", "{}")
+R220_READY_FOR_TLS = Reply(220, "2.0.0", "Ready to start TLS")
+R221_BYE = Reply(221, "2.0.0", "Bye")
+R250_OK = Reply(250, "2.0.0", "Ok")
+R250_HELO = Reply(250, "", "{}")
+R250_SENDER_OK = Reply(250, "2.1.0", "Ok")
+R250_RECIPIENT_OK = Reply(250, "2.1.5", "Ok")
+R250_QUEUED = Reply(250, "2.0.0", "Ok: queued as {}")
+R252_VRFY = Reply(252, "2.0.0", "{}")
+
+# --- intermediate --------------------------------------------------------
+R354_START_DATA = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
+
+# --- transient failures ----------------------------------------------------
+R421_SHUTDOWN = Reply(421, "4.3.2", "{} Service shutting down, closing transmission channel")
+R421_TIMEOUT = Reply(421, "4.4.2", "{} Error: timeout exceeded")
+R421_TOO_MANY_ERRORS = Reply(421, "4.7.0", "{} Error: too many errors")
+R421_TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "{} Error: too many connections")
+R451_QUEUE_WRITE_ERROR = Reply(451, "4.3.0", "Error: queue file write error")
+R451_TEMPORARY_FAILURE = Reply(451, "4.3.0", "Error: internal error")
+R451_CONFIG_ERROR = Reply(451, "4.3.5", "Server configuration error")
+R452_TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Error: too many recipients")
+R452_INSUFFICIENT_STORAGE = Reply(452, "4.3.1", "Insufficient system storage")
+R454_RELAY_DEFERRED = Reply(454, "4.7.1", "<{}>: Relay access denied")
+R450_DEFER = Reply(450, "4.7.1", "{}")
+
+# --- permanent failures ----------------------------------------------------
+R500_LINE_TOO_LONG = Reply(500, "5.5.2", "Error: line too long")
+R501_HELO_SYNTAX = Reply(501, "", "Syntax: {} hostname")
+R501_MAIL_SYNTAX = Reply(501, "5.5.4", "Syntax: MAIL FROM:<address>")
+R501_RCPT_SYNTAX = Reply(501, "5.5.4", "Syntax: RCPT TO:<address>")
+R501_BAD_SENDER = Reply(501, "5.1.7", "Bad sender address syntax")
+R501_BAD_RECIPIENT = Reply(501, "5.1.3", "Bad recipient address syntax")
+R501_BAD_PARAMETER = Reply(501, "5.5.4", "Bad {} parameter syntax")
+R501_SYNTAX = Reply(501, "5.5.4", "Syntax: {}")
+R502_UNRECOGNIZED = Reply(502, "5.5.2", "Error: command not recognized")
+R502_VRFY_DISABLED = Reply(502, "5.5.1", "VRFY command is disabled")
+R503_NEED_HELO = Reply(503, "5.5.1", "Error: send HELO/EHLO first")
+R503_NESTED_MAIL = Reply(503, "5.5.1", "Error: nested MAIL command")
+R503_NEED_MAIL = Reply(503, "5.5.1", "Error: need MAIL command")
+R503_NEED_RCPT = Reply(503, "5.5.1", "Error: need RCPT command")
+R503_TLS_ACTIVE = Reply(503, "5.5.1", "Error: TLS already active")
+R521_BARE_NEWLINE = Reply(521, "5.5.2", "{} Error: bare <LF> received")
+R552_MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed limit")
+R554_NO_VALID_RECIPIENTS = Reply(554, "5.5.1", "Error: no valid recipients")
+R554_TOO_MANY_HOPS = Reply(554, "5.4.0", "Error: too many hops")
+R554_RELAY_DENIED = Reply(554, "5.7.1", "<{}>: Relay access denied")
+R554_REJECT = Reply(554, "5.7.1", "{}")
+R555_UNSUPPORTED_OPTION = Reply(555, "5.5.4", "Unsupported option: {}")

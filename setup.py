@@ -1,0 +1,28 @@
+"""Packaging for relayd: an SMTP edge relay on gevent, Postfix-compatible."""
+from setuptools import find_packages, setup
+
+setup(
+    name="relayd",
+    version="0.1.0",
+    description="SMTP edge relay on gevent, configured like Postfix",
+    python_requires=">=3.11",
+    packages=find_packages(include=["relayd", "relayd.*"]),
+    install_requires=[
+        "gevent>=23.9",
+        "dnspython>=2.4",
+        "PyMySQL>=1.1",
+        "pyOpenSSL>=23.2",
+        "prometheus_client>=0.17",
+    ],
+    entry_points={
+        "console_scripts": [
+            "relayd = relayd.cli.main:main",
+        ],
+        # Restriction-list elements; the built-ins register exactly as a third party would.
+        "relayd.plugins": [
+            "builtin_relay = relayd.checks.relay:register",
+        ],
+        # Lookup-table types by their "type:" prefix (filled by the policy issue).
+        "relayd.tables": [],
+    },
+)
