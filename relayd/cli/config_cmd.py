@@ -1,0 +1,87 @@
+"""``relayd [-c DIR] config check|show``: check a configuration, print parameters.
+
+``show`` prints what postconf(1) prints: ``name = value`` lines, sorted,
+values unexpanded; ``-n`` only the parameters main.cf sets, ``-d`` the
+defaults, ``-x`` values expanded; names given: only those.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from relayd.config import EX_CONFIG, Config, ConfigError, load_config
+from relayd.params import PARAMS
+
+EX_USAGE = 64
+USAGE = "usage: relayd [-c DIR] config check | show [-n | -d] [-x] [NAME...]"
+
+
+def run(argv: list[str], config_directory: str | None = None) -> int:
+    """Run the config command *argv* (the words after "config"); the exit status."""
+    if not argv or argv[0] not in ("check", "show"):
+        print(USAGE, file=sys.stderr)
+        return EX_USAGE
+    with _warnings_to_stderr():
+        try:
+            if argv[0] == "check":
+                if len(argv) > 1:
+                    print(USAGE, file=sys.stderr)
+                    return EX_USAGE
+                load_config(config_directory)
+                return 0
+            return _show(argv[1:], config_directory)
+        except ConfigError as exc:
+            print(f"relayd: fatal: {exc}", file=sys.stderr)
+            return EX_CONFIG
+
+
+def _show(argv: list[str], config_directory: str | None) -> int:
+    flags = {a for a in argv if a.startswith("-")}
+    names = [a for a in argv if not a.startswith("-")]
+    if flags - {"-n", "-d", "-x"} or {"-n", "-d"} <= flags:
+        print(USAGE, file=sys.stderr)
+        return EX_USAGE
+    config = Config({}, (), None) if "-d" in flags else load_config(config_directory)
+    if "-n" in flags:
+        available = sorted(config.explicit())
+    else:
+        available = sorted({*PARAMS, *config.explicit()})
+    for name in names:
+        if name not in PARAMS and name not in config.explicit():
+            print(f"relayd: warning: unknown parameter: {name}", file=sys.stderr)
+    selected = [n for n in names if n in available] if names else available
+    for name in selected:
+        value = config.expand(config.raw(name)) if "-x" in flags else config.raw(name)
+        print(f"{name} = {value}".rstrip())
+    return 0
+
+
+class _warnings_to_stderr:
+    """Show relayd.config warnings on stderr as postconf does, unless the
+    program already configured logging."""
+
+    def __enter__(self):
+        self.handler = None
+        if not logging.getLogger().handlers:
+            self.handler = logging.StreamHandler(sys.stderr)
+            self.handler.setLevel(logging.WARNING)
+            self.handler.setFormatter(logging.Formatter("relayd: warning: %(message)s"))
+            logging.getLogger("relayd.config").addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.handler:
+            logging.getLogger("relayd.config").removeHandler(self.handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m relayd.cli.config_cmd [-c DIR] check|show ...``"""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config_directory = None
+    if argv[:1] == ["-c"] and len(argv) > 1:
+        config_directory, argv = argv[1], argv[2:]
+    return run(argv, config_directory=config_directory)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

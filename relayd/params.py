@@ -1,0 +1,268 @@
+"""Every main.cf parameter relayd knows, declared once.
+
+The parser (relayd.config), ``relayd config show`` and the documentation all
+read this table. Names, defaults and units are Postfix's (postconf(5),
+src/global/mail_params.h); a default is Postfix's *raw* text, ``$name``
+references included, so ``config show -d`` prints what ``postconf -d`` prints.
+Where relayd's default differs from Postfix's, the doc says so.
+
+Types and what ``Config[name]`` returns for them:
+
+=========  =====================================================  ==========
+type       accepted text                                          value
+=========  =====================================================  ==========
+str        anything                                               str
+int        decimal digits                                         int
+size       decimal digits (bytes)                                 int
+bool       yes/no (also true/false), any case                     bool
+time       digits with an optional unit s m h d w; without a      int
+           unit the parameter's own default unit applies          (seconds)
+list       items separated by commas and/or whitespace; ``{...}``  list[str]
+           keeps an item with blanks together (items limited to
+           ``choices`` when the parameter has some)
+choice     one of the parameter's ``choices``                     str
+=========  =====================================================  ==========
+
+Parameters Postfix knows but relayd does not use yet are declared too (from
+``relayd.config.compat``) so that a stock Postfix main.cf loads without
+"unused parameter" warnings.
+"""
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass, field
+from functools import cache
+
+from relayd.config.compat import POSTFIX_DEFAULTS
+
+TYPES = ("str", "int", "size", "bool", "time", "list", "choice")
+
+# Seconds per Postfix time unit (conv_time() in src/global/mail_conf_time.c).
+TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+COMPAT_DOC = "Postfix parameter, accepted for compatibility; not used yet."
+
+
+@dataclass(frozen=True)
+class Param:
+    """One main.cf parameter: its name, value type, raw default text, a one-line
+    description, the default time unit (for "time" parameters) and the allowed
+    values (for "choice" parameters)."""
+
+    name: str
+    type: str
+    default: str
+    doc: str
+    unit: str = "s"
+    choices: tuple[str, ...] = field(default=())
+
+
+def _time(name: str, default: str, doc: str) -> Param:
+    """A time parameter whose default unit is the unit of its default, as in Postfix."""
+    return Param(name, "time", default, doc, unit=default[-1])
+
+
+_RELAYD = [
+    Param("myhostname", "str", "",
+          "The FQDN of this host. Default: socket.getfqdn(), computed once when first needed."),
+    Param("mydomain", "str", "",
+          "The domain of this host. Default: $myhostname after its first dot, or 'localdomain'."),
+    Param("myorigin", "str", "$myhostname", "Domain appended to unqualified sender addresses."),
+    Param("mydestination", "list", "$myhostname, localhost.$mydomain, localhost",
+          "Domains delivered locally (relayd: final destinations it accepts without relaying)."),
+    Param("mynetworks", "list", "127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128",
+          "Trusted client networks (permit_mynetworks). relayd's default is the loopback "
+          "networks only: it does not scan the interfaces as Postfix does for mynetworks_style."),
+    Param("mynetworks_style", "choice", "host",
+          "How Postfix derives mynetworks; relayd only uses the 'host' form (loopback only).",
+          choices=("host", "subnet", "class")),
+    Param("relay_domains", "list", "",
+          "Remote domains this host relays mail to (empty as in Postfix >= 3.0)."),
+    Param("relayhost", "str", "", "Smart host for non-local mail; empty means deliver by MX."),
+    Param("default_transport", "str", "smtp", "Transport for mail to remote domains."),
+    Param("relay_transport", "str", "relay", "Transport for mail to relay_domains."),
+    Param("inet_interfaces", "list", "all",
+          "Addresses the smtpd listeners bind: all, loopback-only, or a list of addresses."),
+    Param("inet_protocols", "list", "all", "IP protocols to listen with: all, ipv4, ipv6.",
+          choices=("all", "ipv4", "ipv6")),
+    Param("message_size_limit", "size", "10240000", "Largest message accepted, in bytes."),
+    Param("smtpd_recipient_limit", "int", "1000", "Most recipients accepted per message."),
+    _time("smtpd_timeout", "300s", "Time to wait for a client command or data."),
+    Param("smtpd_banner", "str", "$myhostname ESMTP $mail_name", "Text after 220 in the greeting."),
+    Param("mail_name", "str", "relayd", "The mail system's name (Postfix: 'Postfix')."),
+    Param("smtpd_helo_required", "bool", "no", "Require HELO/EHLO before MAIL FROM."),
+    Param("disable_vrfy_command", "bool", "no", "Refuse the VRFY command."),
+    Param("smtpd_hard_error_limit", "int", "20", "Errors after which the session is closed."),
+    Param("smtpd_soft_error_limit", "int", "10", "Errors after which each reply is delayed."),
+    _time("smtpd_error_sleep_time", "1s", "Delay before an error reply past the soft limit."),
+    Param("hopcount_limit", "int", "50", "Most Received: headers before a message is bounced."),
+    Param("smtpd_forbid_bare_newline", "choice", "normalize",
+          "Bare <LF> handling as in Postfix >= 3.9: normalize (=yes) requires CRLF.CRLF to end "
+          "DATA and accepts bare LF as a line end; reject answers 550 and drops the message; "
+          "no accepts it.", choices=("normalize", "yes", "reject", "no")),
+    Param("smtpd_forbid_bare_newline_exclusions", "list", "$mynetworks",
+          "Clients exempt from smtpd_forbid_bare_newline."),
+    Param("smtpd_forbid_bare_newline_reject_code", "int", "550",
+          "Reply code when smtpd_forbid_bare_newline = reject refuses a message."),
+    Param("line_length_limit", "int", "2048", "Longest message line kept whole, in bytes."),
+    Param("queue_directory", "str", "/var/spool/relayd",
+          "Where the queue lives (Postfix: /var/spool/postfix)."),
+    _time("queue_run_delay", "300s", "How often the deferred queue is scanned."),
+    _time("minimal_backoff_time", "300s", "Shortest time before a deferred message is retried."),
+    _time("maximal_backoff_time", "4000s", "Longest time between retries of a deferred message."),
+    _time("maximal_queue_lifetime", "5d", "Time after which an undeliverable message bounces."),
+    _time("bounce_queue_lifetime", "5d", "maximal_queue_lifetime for bounce messages."),
+    _time("delay_warning_time", "0h", "Time after which a delay notice is sent; 0 disables."),
+    Param("default_destination_concurrency_limit", "int", "20",
+          "Parallel deliveries per destination."),
+    Param("default_process_limit", "int", "100",
+          "Default master.cf maxproc; relayd: delivery concurrency when master.cf sets none."),
+    _time("smtp_connect_timeout", "30s", "Time to complete a TCP connection to a server."),
+    _time("smtp_helo_timeout", "300s", "Time to wait for the greeting and the HELO reply."),
+    _time("smtp_mail_timeout", "300s", "Time to wait for the MAIL FROM reply."),
+    _time("smtp_rcpt_timeout", "300s", "Time to wait for an RCPT TO reply."),
+    _time("smtp_data_init_timeout", "120s", "Time to wait for the DATA reply."),
+    _time("smtp_data_xfer_timeout", "180s", "Time to send one chunk of message content."),
+    _time("smtp_data_done_timeout", "600s", "Time to wait for the reply to the final dot."),
+    _time("smtp_quit_timeout", "300s", "Time to wait for the QUIT reply."),
+    _time("smtp_connection_reuse_time_limit", "300s", "How long a cached connection is reused."),
+    _time("smtp_connection_cache_time_limit", "2s", "How long an idle connection is cached."),
+    Param("smtpd_relay_restrictions", "list",
+          "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination",
+          "Relay control, evaluated before smtpd_recipient_restrictions."),
+    Param("smtpd_recipient_restrictions", "list", "", "Restrictions at RCPT TO."),
+    Param("smtpd_client_restrictions", "list", "", "Restrictions on the client at connect."),
+    Param("smtpd_helo_restrictions", "list", "", "Restrictions at HELO/EHLO."),
+    Param("smtpd_sender_restrictions", "list", "", "Restrictions at MAIL FROM."),
+    Param("smtpd_data_restrictions", "list", "", "Restrictions at DATA."),
+    Param("smtpd_end_of_data_restrictions", "list", "", "Restrictions after the final dot."),
+    Param("smtpd_restriction_classes", "list", "",
+          "User-defined names of restriction lists; the names are parameters themselves."),
+    Param("smtpd_delay_reject", "bool", "yes", "Delay client/HELO/sender rejects to RCPT TO."),
+    Param("smtpd_client_connection_count_limit", "int", "50",
+          "Simultaneous connections one client may have."),
+    Param("smtpd_session_limit", "int", "1000",
+          "relayd extension: most simultaneous SMTP sessions per listener process "
+          "(Postfix limits sessions through the smtpd process count)."),
+    Param("smtpd_client_port_logging", "bool", "no", "Log the client port with its address."),
+    Param("maillog_file", "str", "", "Log to this file instead of syslog."),
+    Param("config_directory", "str", "/etc/relayd",
+          "Where main.cf and master.cf are (Postfix: /etc/postfix)."),
+    Param("command_directory", "str", "/usr/sbin", "Where the commands are."),
+    Param("daemon_directory", "str", "/usr/lib/postfix/sbin", COMPAT_DOC),
+    Param("data_directory", "str", "/var/lib/postfix", "Where writable non-queue data lives."),
+    Param("mail_owner", "str", "postfix", "The user the daemons run as."),
+    Param("default_privs", "str", "nobody", COMPAT_DOC),
+    Param("compatibility_level", "str", "3.6",
+          "relayd always behaves as Postfix at level >= 3.6 (Postfix's built-in default is 0)."),
+    Param("biff", "bool", "yes", COMPAT_DOC),
+    Param("append_dot_mydomain", "bool", "no", "Append .$mydomain to 'user@host' addresses."),
+    Param("recipient_delimiter", "str", "", "Separators between user name and extension."),
+    Param("smtpd_tls_security_level", "choice", "", "STARTTLS policy of the SMTP server.",
+          choices=("", "none", "may", "encrypt")),
+    Param("smtpd_tls_cert_file", "str", "", "Server certificate (PEM)."),
+    Param("smtpd_tls_key_file", "str", "$smtpd_tls_cert_file", "Server private key (PEM)."),
+    Param("smtpd_sasl_auth_enable", "bool", "no", "Offer SMTP AUTH."),
+    Param("alias_maps", "list", "hash:/etc/aliases, nis:mail.aliases", COMPAT_DOC),
+    Param("alias_database", "list", "hash:/etc/aliases", COMPAT_DOC),
+    Param("virtual_alias_maps", "list", "$virtual_maps", "Address rewriting tables (virtual(5))."),
+    Param("relay_recipient_maps", "list", "", "Valid recipients in relay_domains."),
+    Param("transport_maps", "list", "", "Transport and next hop per destination."),
+    Param("double_bounce_sender", "str", "double-bounce", "Sender of postmaster notices."),
+    Param("notify_classes", "list", "resource, software", "Problems reported to postmaster."),
+    Param("queue_minfree", "size", "0", "Free space the queue file system must keep, in bytes."),
+    Param("smtputf8_enable", "bool", "yes", "Offer SMTPUTF8."),
+    Param("mailbox_size_limit", "size", "51200000", COMPAT_DOC),
+    Param("relayd_queue_fsync", "bool", "yes",
+          "relayd extension: flush queue writes to disk; 'no' is for tests only."),
+    Param("relayd_queue_segment_size", "size", "67108864",
+          "relayd extension: size at which a queue journal segment is closed, in bytes."),
+]
+
+PARAMS: dict[str, Param] = {
+    **{name: Param(name, "str", default, COMPAT_DOC) for name, default in POSTFIX_DEFAULTS.items()},
+    **{p.name: p for p in _RELAYD},
+}
+
+# Parameters whose default is computed rather than written down.
+COMPUTED = ("myhostname", "mydomain")
+
+
+@cache
+def default_myhostname() -> str:
+    """socket.getfqdn(), computed once: the only name lookup relayd's defaults make."""
+    return socket.getfqdn()
+
+
+def domain_of(hostname: str) -> str:
+    """The default mydomain for a myhostname: what follows the first dot, else 'localdomain'."""
+    _, dot, rest = hostname.partition(".")
+    return rest if dot and rest else "localdomain"
+
+
+class BadValue(ValueError):
+    """A text that is not a valid value of its parameter's type; str() says why,
+    in Postfix's words ("bad numerical value: 10M")."""
+
+
+_TIME_RE = re.compile(r"(\d+)([smhdw]?)", re.IGNORECASE)
+_BOOLS = {"yes": True, "true": True, "no": False, "false": False}
+
+
+def convert(param: Param, text: str):
+    """Convert expanded *text* to *param*'s typed value; BadValue if it is not one."""
+    if param.type in ("int", "size"):
+        if not text.isdigit():
+            raise BadValue(f"bad numerical value: {text}")
+        return int(text)
+    if param.type == "bool":
+        try:
+            return _BOOLS[text.lower()]
+        except KeyError:
+            raise BadValue(f"bad boolean value: {text}") from None
+    if param.type == "time":
+        match = _TIME_RE.fullmatch(text)
+        if not match:
+            raise BadValue(f"bad time value or unit: {text}")
+        return int(match.group(1)) * TIME_UNITS[(match.group(2) or param.unit).lower()]
+    if param.type == "list":
+        items = split_list(text)
+        for item in items if param.choices else ():
+            _check_choice(param, item)
+        return items
+    if param.type == "choice":
+        _check_choice(param, text)
+    return text
+
+
+def _check_choice(param: Param, text: str) -> None:
+    if text not in param.choices:
+        allowed = ", ".join(repr(c) for c in param.choices)
+        raise BadValue(f"bad value: {text!r} (expected one of {allowed})")
+
+
+def split_list(text: str) -> list[str]:
+    """Split a Postfix list on commas and whitespace; a ``{...}`` group stays one
+    item, its outer braces and the blanks just inside them removed."""
+    items, word, depth = [], [], 0
+    for ch in text:
+        if ch == "{":
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+        if depth == 0 and (ch == "," or ch.isspace()):
+            if word:
+                items.append("".join(word))
+                word = []
+            continue
+        word.append(ch)
+    if word:
+        items.append("".join(word))
+    return [_unbrace(item) for item in items]
+
+
+def _unbrace(item: str) -> str:
+    if item.startswith("{") and item.endswith("}"):
+        return item[1:-1].strip()
+    return item
