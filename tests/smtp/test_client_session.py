@@ -1,0 +1,168 @@
+"""Byte-level tests of the sans-I/O SMTP client session."""
+import ast
+import pathlib
+
+import pytest
+
+from relayd.smtp import client as client_module
+from relayd.smtp.client import (NEED_DATA, REPLY_LINE_LIMIT, ClientProtocolError,
+                                ClientSession)
+from relayd.smtp.replies import R250_QUEUED, Reply
+
+EHLO_REPLY = (b"250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+              b"250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n")
+
+
+def greeted() -> ClientSession:
+    session = ClientSession()
+    session.receive_data(b"220 mx.example.net ESMTP Postfix\r\n")
+    assert session.next_event() == Reply(220, "", "mx.example.net ESMTP Postfix")
+    return session
+
+
+def test_greeting_arrives_in_pieces():
+    session = ClientSession()
+    session.receive_data(b"220 mx.exa")
+    assert session.next_event() is NEED_DATA
+    session.receive_data(b"mple.net ESMTP\r\n")
+    assert session.next_event() == Reply(220, "", "mx.example.net ESMTP")
+    assert session.next_event() is NEED_DATA
+
+
+def test_ehlo_keywords_are_kept():
+    session = greeted()
+    assert session.send_command("EHLO relay.example.com") == b"EHLO relay.example.com\r\n"
+    session.receive_data(EHLO_REPLY)
+    reply = session.next_event()
+    assert reply.code == 250 and reply.text.split("\n")[0] == "mx.example.net"
+    assert session.extensions == {"PIPELINING": "", "SIZE": "10240000", "8BITMIME": "",
+                                  "ENHANCEDSTATUSCODES": "", "STARTTLS": ""}
+
+
+def test_enhanced_status_parsed_and_catalogue_round_trip():
+    session = greeted()
+    session.send_command("MAIL FROM:<a@example.com>")
+    session.receive_data(R250_QUEUED.format("4XyZ").to_bytes())
+    assert session.next_event() == R250_QUEUED.format("4XyZ")
+
+
+def test_multiline_reply_with_status_on_each_line():
+    session = greeted()
+    session.send_command("RCPT TO:<u@example.net>")
+    session.receive_data(b"550-5.1.1 No such user\r\n550 5.1.1 here, sorry\r\n")
+    assert session.next_event() == Reply(550, "5.1.1", "No such user\nhere, sorry")
+
+
+def test_status_of_another_class_is_text():
+    session = greeted()
+    session.send_command("NOOP")
+    session.receive_data(b"250 5.0.0 odd\r\n")
+    assert session.next_event() == Reply(250, "", "5.0.0 odd")
+
+
+def test_pipelined_replies_match_commands_in_order():
+    session = greeted()
+    wire = b"".join(session.send_command(c) for c in
+                    ("MAIL FROM:<a@x>", "RCPT TO:<b@y>", "RCPT TO:<c@y>", "DATA"))
+    assert wire == b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n"
+    assert session.awaiting == ("MAIL", "RCPT", "RCPT", "DATA")
+    session.receive_data(b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n450 4.2.0 <c@y>: busy\r\n354 go\r\n")
+    codes = [session.next_event().code for _ in range(4)]
+    assert codes == [250, 250, 450, 354]
+    assert session.awaiting == ()
+
+
+def test_send_data_appends_end_of_data():
+    session = greeted()
+    assert session.send_data(b"Subject: x\r\n\r\n..dot\r\n") == b"Subject: x\r\n\r\n..dot\r\n.\r\n"
+    assert session.send_data(b"") == b".\r\n"
+    with pytest.raises(ValueError):
+        session.send_data(b"no final newline")
+
+
+def test_bare_lf_reply_is_accepted():
+    session = greeted()
+    session.send_command("QUIT")
+    session.receive_data(b"221 2.0.0 Bye\n")
+    assert session.next_event() == Reply(221, "2.0.0", "Bye")
+
+
+@pytest.mark.parametrize("wire", [b"2x0 what\r\n", b"250_Ok\r\n", b"\r\n", b"hello\r\n",
+                                  b"250-first\r\n451 second\r\n", b"150 old\r\n"])
+def test_malformed_reply_is_a_protocol_error(wire):
+    session = greeted()
+    session.send_command("NOOP")
+    session.receive_data(wire)
+    with pytest.raises(ClientProtocolError):
+        session.next_event()
+
+
+def test_reply_nobody_asked_for():
+    session = greeted()
+    session.receive_data(b"250 Ok\r\n")
+    with pytest.raises(ClientProtocolError):
+        session.next_event()
+
+
+def test_endless_reply_line_is_bounded():
+    session = greeted()
+    session.send_command("NOOP")
+    session.receive_data(b"250 " + b"x" * REPLY_LINE_LIMIT)
+    with pytest.raises(ClientProtocolError):
+        session.next_event()
+
+
+def test_endless_multiline_reply_is_bounded():
+    session = greeted()
+    session.send_command("EHLO me")
+    session.receive_data(b"250-x\r\n" * 1000)
+    with pytest.raises(ClientProtocolError):
+        session.next_event()
+
+
+def test_starttls_reply_followed_by_injected_plaintext_is_refused():
+    """CVE-2011-0411 on the client side: a man in the middle appends a
+    reply after "220 Ready to start TLS"; it must never be read as a TLS reply."""
+    session = greeted()
+    session.send_command("STARTTLS")
+    session.receive_data(b"220 2.0.0 Ready to start TLS\r\n250-evil\r\n250 AUTH PLAIN\r\n")
+    with pytest.raises(ClientProtocolError):
+        session.next_event()
+
+
+def test_plaintext_arriving_later_before_handshake_is_refused():
+    session = greeted()
+    session.receive_data(b"")
+    session.send_command("EHLO me")
+    session.receive_data(EHLO_REPLY)
+    session.next_event()
+    session.send_command("STARTTLS")
+    session.receive_data(b"220 2.0.0 Ready to start TLS\r\n")
+    assert session.next_event().code == 220
+    with pytest.raises(ClientProtocolError):
+        session.receive_data(b"250 injected\r\n")
+    session.tls_started()
+    assert session.extensions == {}
+    session.send_command("EHLO me")
+    session.receive_data(b"250 mx\r\n")
+    assert session.next_event().code == 250
+
+
+def test_starttls_cannot_be_pipelined():
+    session = greeted()
+    session.send_command("NOOP")
+    with pytest.raises(ValueError):
+        session.send_command("STARTTLS")
+
+
+def test_command_cannot_smuggle_a_second_line():
+    with pytest.raises(ValueError):
+        greeted().send_command("RCPT TO:<a@x>\r\nRCPT TO:<b@y>")
+
+
+def test_core_imports_no_io():
+    tree = ast.parse(pathlib.Path(client_module.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+    assert not imported & {"socket", "ssl", "gevent", "time", "select", "OpenSSL"}
