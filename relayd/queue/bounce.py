@@ -1,0 +1,160 @@
+"""Delivery status notifications (RFC 3464), worded like Postfix's bounce(8).
+
+A DSN is a multipart/report; report-type=delivery-status with three parts:
+the human-readable notification (Postfix's built-in template), the
+machine-readable message/delivery-status, and the returned message's
+headers (text/rfc822-headers). It is composed with the standard library's
+email package and returned in SMTP wire form (CRLF, dot-stuffed) ready to be
+committed to the queue as a new message from the null sender.
+
+Recipient replies. A recipient's ``reply`` in the queue holds
+``"<dsn> <reason>"``, e.g. ``"5.1.1 host mx[192.0.2.1] said: 550 5.1.1 No
+such user (in reply to RCPT TO command)"``; :func:`recipient_reply` writes
+it and :func:`build_dsn` reads it back: the status for Status:, the remote
+SMTP reply (when there was one) for Remote-MTA: and Diagnostic-Code: smtp;,
+otherwise the reason as Diagnostic-Code: X-Postfix;.
+"""
+from __future__ import annotations
+
+import re
+from email import policy
+from email.generator import BytesGenerator
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formatdate, make_msgid
+from io import BytesIO
+
+__all__ = ["build_dsn", "recipient_reply", "FAILED", "DELAYED"]
+
+FAILED, DELAYED = "failed", "delayed"
+
+_SUBJECTS = {FAILED: "Undelivered Mail Returned to Sender",
+             DELAYED: "Delayed Mail (still being retried)"}
+
+# Postfix's built-in templates (src/bounce/bounce_templates.c).
+_FAILED_BODY = """\
+This is the mail system at host {myhostname}.
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients. It's attached below.
+
+For further assistance, please send mail to postmaster.
+
+If you do so, please include this problem report. You can
+delete your own text from the attached returned message.
+
+                   The mail system
+"""
+_DELAYED_BODY = """\
+This is the mail system at host {myhostname}.
+
+####################################################################
+# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #
+####################################################################
+
+Your message could not be delivered yet. It will be retried until
+it is too old to stay in the queue.
+
+For further assistance, please send mail to postmaster.
+
+If you do so, please include this problem report. You can
+delete your own text from the attached returned message.
+
+                   The mail system
+"""
+
+_WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
+_REMOTE_RE = re.compile(r"^host (\S+?)\[[^\]]*\] said: (\d{3}[ -].*) \(in reply to .* command\)$", re.S)
+_DSN_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
+
+
+def recipient_reply(dsn: str, reason: str) -> str:
+    """The queue's reply text for a recipient: "<dsn> <reason>"."""
+    return f"{dsn} {reason}"
+
+
+def _split_reply(text: str, reason_kind: str) -> tuple[str, str]:
+    dsn, _, reason = text.partition(" ")
+    if _DSN_RE.match(dsn):
+        return dsn, reason
+    return ("5.0.0" if reason_kind == FAILED else "4.0.0"), text
+
+
+def build_dsn(message, recipients: list[int], content: bytes, *, myhostname: str,
+              reason_kind: str = FAILED, postmaster: str = "MAILER-DAEMON") -> bytes:
+    """The wire-form DSN telling ``message``'s sender about ``recipients``
+    (indexes into its envelope); ``content`` is the queued wire form of the
+    original, of which only the headers are returned."""
+    env = message.envelope
+    report = MIMEMultipart("report", report_type="delivery-status")
+    report["From"] = f"{postmaster}@{myhostname} (Mail Delivery System)"
+    report["To"] = env.sender
+    report["Subject"] = _SUBJECTS[reason_kind]
+    report["Auto-Submitted"] = "auto-replied"
+    report["Date"] = formatdate(localtime=True)
+    report["Message-Id"] = make_msgid(domain=myhostname)
+    report.preamble = "This is a MIME-encapsulated message."
+
+    rcpts = [env.recipients[i] for i in recipients]
+    body = (_FAILED_BODY if reason_kind == FAILED else _DELAYED_BODY).format(myhostname=myhostname)
+    body += "\n" + "\n".join(f"<{r.address}>: {_split_reply(r.reply, reason_kind)[1]}" for r in rcpts) + "\n"
+    notification = MIMEText(body, "plain", "utf-8" if not body.isascii() else "us-ascii")
+    notification["Content-Description"] = "Notification"
+    report.attach(notification)
+    report.attach(_delivery_status(message, rcpts, myhostname, reason_kind))
+    headers = MIMEText(_original_headers(content), "rfc822-headers")
+    headers["Content-Description"] = "Undelivered Message Headers"
+    report.attach(headers)
+    return _wire_form(report)
+
+
+def _delivery_status(message, rcpts, myhostname: str, reason_kind: str) -> Message:
+    env = message.envelope
+    per_message = Message()
+    per_message["Reporting-MTA"] = f"dns; {myhostname}"
+    per_message["X-Postfix-Queue-ID"] = message.queue_id
+    per_message["X-Postfix-Sender"] = f"rfc822; {env.sender}"
+    per_message["Arrival-Date"] = formatdate(env.arrival_time, localtime=True)
+    blocks = [per_message]
+    for rcpt in rcpts:
+        dsn, reason = _split_reply(rcpt.reply, reason_kind)
+        block = Message()
+        block["Final-Recipient"] = f"rfc822; {rcpt.address}"
+        block["Original-Recipient"] = f"rfc822; {rcpt.original or rcpt.address}"
+        block["Action"] = reason_kind
+        block["Status"] = dsn
+        remote = _REMOTE_RE.match(reason)
+        if remote:
+            block["Remote-MTA"] = f"dns; {remote.group(1)}"
+            block["Diagnostic-Code"] = f"smtp; {remote.group(2)}"
+        else:
+            block["Diagnostic-Code"] = f"X-Postfix; {reason}"
+        blocks.append(block)
+    status = Message()
+    status.set_type("message/delivery-status")
+    del status["MIME-Version"]
+    status["Content-Description"] = "Delivery report"
+    status.set_payload(blocks)
+    return status
+
+
+def _original_headers(content: bytes) -> str:
+    """The header section of a wire-form message, dot-stuffing undone."""
+    end = 0 if content.startswith(b"\r\n") else content.find(b"\r\n\r\n")
+    head = content if end < 0 else content[:end + 2 if end else 0]
+    lines = [line[1:] if line.startswith(b".") else line for line in head.split(b"\r\n")]
+    return b"\n".join(lines).decode("utf-8", "replace").rstrip("\n") + "\n"
+
+
+def _wire_form(report: Message) -> bytes:
+    """CRLF lines, dot-stuffed, ending with CRLF: what the queue stores."""
+    out = BytesIO()
+    # No folding below the SMTP line limit: the email package folds the
+    # long DSN fields (Diagnostic-Code) right after the colon, which some
+    # DSN parsers read as an empty field.
+    BytesGenerator(out, policy=_WIRE_POLICY).flatten(report)
+    lines = out.getvalue().split(b"\r\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)

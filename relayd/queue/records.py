@@ -1,0 +1,230 @@
+"""Journal records: the binary layout of every record type, encode and decode.
+
+Pure functions, no I/O. The layout is documented byte by byte in
+docs/queue-format.md; change both together, and bump FORMAT_VERSION when an
+old reader could misread a new file.
+
+A record on disk is ``[length:u32][crc:u32][type:u8][payload]`` (little
+endian), where ``length`` counts the payload bytes and ``crc`` is zlib's
+CRC-32 over the length field, the type byte and the payload.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+MAGIC = b"RLYQ"
+FORMAT_VERSION = 1
+SEGMENT_HEADER = struct.Struct("<4sHHII")   # magic, version, flags, segment number, crc
+RECORD_HEADER = struct.Struct("<IIB")       # payload length, crc, type
+MAX_PAYLOAD = 1 << 30                       # a larger length field can only be damage
+
+# Record types.
+MESSAGE = 1
+RECIPIENT_DONE = 2
+DEFERRED = 3
+HOLD = 4
+RELEASE = 5
+DELETE = 6
+REQUEUE = 7
+QID_ONLY_TYPES = {HOLD: "HOLD", RELEASE: "RELEASE", DELETE: "DELETE", REQUEUE: "REQUEUE"}
+
+# Queue states a MESSAGE record can carry ("active" is never stored: it becomes incoming).
+STATE_CODES = {"incoming": 0, "deferred": 1, "hold": 2}
+STATE_NAMES = {v: k for k, v in STATE_CODES.items()}
+DONE_CODES = {"delivered": 1, "bounced": 2}
+DONE_NAMES = {v: k for k, v in DONE_CODES.items()}
+
+_MSG_FIXED = struct.Struct("<BBIdH")        # state, storage, attempts, next_attempt, reason length
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_F64 = struct.Struct("<d")
+INLINE, DATA_FILE = 0, 1
+
+
+class UnsupportedVersion(ValueError):
+    """A segment header with our magic but another format version."""
+
+
+class RecordError(ValueError):
+    """A record whose checksum matched but whose payload does not parse."""
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """A message accepted (or a compaction snapshot of one): the full queue state."""
+
+    queue_id: str
+    state: str
+    attempts: int
+    next_attempt: float
+    last_reason: str
+    envelope_json: bytes
+    in_data_file: bool
+    content_start: int      # offset of inline content inside the payload
+    content_size: int
+
+
+@dataclass(frozen=True)
+class DoneRecord:
+    """Recipients delivered or bounced, each with its reply text."""
+
+    queue_id: str
+    status: str
+    replies: tuple[tuple[int, str], ...]
+
+
+@dataclass(frozen=True)
+class DeferredRecord:
+    """A delivery attempt that left recipients to retry at ``next_attempt``."""
+
+    queue_id: str
+    next_attempt: float
+    reasons: tuple[tuple[int, str], ...]
+
+
+@dataclass(frozen=True)
+class QueueOpRecord:
+    """HOLD, RELEASE, DELETE or REQUEUE of one message."""
+
+    queue_id: str
+    kind: int
+
+
+def segment_header(number: int) -> bytes:
+    """The 16-byte header that starts segment ``number``."""
+    head = struct.pack("<4sHHI", MAGIC, FORMAT_VERSION, 0, number)
+    return head + _U32.pack(zlib.crc32(head))
+
+
+def parse_segment_header(data: bytes) -> int:
+    """The segment number from a header; ValueError if it is not one we can read."""
+    if len(data) < SEGMENT_HEADER.size:
+        raise ValueError("short segment header")
+    magic, version, _flags, number, crc = SEGMENT_HEADER.unpack_from(data)
+    if magic != MAGIC or crc != zlib.crc32(data[:SEGMENT_HEADER.size - 4]):
+        raise ValueError("not a relayd journal segment")
+    if version != FORMAT_VERSION:
+        raise UnsupportedVersion(f"journal format version {version} is not supported")
+    return number
+
+
+def frame(kind: int, parts: list[bytes]) -> list[bytes]:
+    """Buffers for one framed record whose payload is the concatenation of ``parts``."""
+    length = sum(len(p) for p in parts)
+    crc = record_crc(length, kind, b"")
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return [RECORD_HEADER.pack(length, crc, kind), *parts]
+
+
+def record_crc(length: int, kind: int, payload) -> int:
+    """The checksum a record with this length, type and payload must carry."""
+    return zlib.crc32(payload, zlib.crc32(bytes([kind]), zlib.crc32(_U32.pack(length))))
+
+
+def _str8(text: str) -> bytes:
+    raw = text.encode("ascii")
+    return bytes([len(raw)]) + raw
+
+
+def _str16(text: str) -> bytes:
+    raw = text.encode("utf-8")[:0xFFFF]
+    return len(raw).to_bytes(2, "little") + raw
+
+
+def encode_message(queue_id: str, state: str, attempts: int, next_attempt: float, last_reason: str,
+                   envelope_json: bytes, content: list[bytes] | None, content_size: int) -> list[bytes]:
+    """A MESSAGE record; ``content`` is the inline content, or None for a data file."""
+    reason = last_reason.encode("utf-8")[:0xFFFF]
+    storage = INLINE if content is not None else DATA_FILE
+    head = (_str8(queue_id) + _MSG_FIXED.pack(STATE_CODES[state], storage, attempts, next_attempt,
+                                              len(reason))
+            + reason + _U32.pack(len(envelope_json)))
+    tail = list(content) if content is not None else [_U64.pack(content_size)]
+    return frame(MESSAGE, [head, envelope_json, *tail])
+
+
+def encode_done(queue_id: str, status: str, replies: dict[int, str]) -> list[bytes]:
+    """A RECIPIENT_DONE record for recipients delivered or bounced."""
+    body = [_str8(queue_id), bytes([DONE_CODES[status]]), _U32.pack(len(replies))]
+    for index, text in sorted(replies.items()):
+        body.append(_U32.pack(index) + _str16(text))
+    return frame(RECIPIENT_DONE, body)
+
+
+def encode_deferred(queue_id: str, next_attempt: float, reasons: dict[int, str]) -> list[bytes]:
+    """A DEFERRED record: one attempt made, ``reasons`` per deferred recipient."""
+    body = [_str8(queue_id), _F64.pack(next_attempt), _U32.pack(len(reasons))]
+    for index, text in sorted(reasons.items()):
+        body.append(_U32.pack(index) + _str16(text))
+    return frame(DEFERRED, body)
+
+
+def encode_queue_op(kind: int, queue_id: str) -> list[bytes]:
+    """A HOLD, RELEASE, DELETE or REQUEUE record."""
+    return frame(kind, [_str8(queue_id)])
+
+
+class _Reader:
+    """Sequential reads over one payload; any overrun is a RecordError."""
+
+    def __init__(self, payload):
+        self.buf, self.pos = payload, 0
+
+    def take(self, n: int):
+        if self.pos + n > len(self.buf):
+            raise RecordError("payload too short")
+        chunk = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def unpack(self, st: struct.Struct):
+        return st.unpack(self.take(st.size))
+
+    def str8(self) -> str:
+        return bytes(self.take(self.take(1)[0])).decode("ascii")
+
+    def str16(self) -> str:
+        return bytes(self.take(int.from_bytes(self.take(2), "little"))).decode("utf-8", "replace")
+
+    def indexed_texts(self) -> tuple[tuple[int, str], ...]:
+        (count,) = self.unpack(_U32)
+        return tuple((self.unpack(_U32)[0], self.str16()) for _ in range(count))
+
+
+def decode(kind: int, payload) -> MessageRecord | DoneRecord | DeferredRecord | QueueOpRecord:
+    """Parse one payload (bytes or memoryview) of record type ``kind``."""
+    r = _Reader(payload)
+    try:
+        queue_id = r.str8()
+        if kind == MESSAGE:
+            return _decode_message(r, queue_id)
+        if kind == RECIPIENT_DONE:
+            status = DONE_NAMES[r.take(1)[0]]
+            return DoneRecord(queue_id, status, r.indexed_texts())
+        if kind == DEFERRED:
+            (next_attempt,) = r.unpack(_F64)
+            return DeferredRecord(queue_id, next_attempt, r.indexed_texts())
+        if kind in QID_ONLY_TYPES:
+            return QueueOpRecord(queue_id, kind)
+    except (KeyError, UnicodeDecodeError) as exc:
+        raise RecordError(f"bad field: {exc}") from None
+    raise RecordError(f"unknown record type {kind}")
+
+
+def _decode_message(r: _Reader, queue_id: str) -> MessageRecord:
+    state, storage, attempts, next_attempt, reason_len = r.unpack(_MSG_FIXED)
+    last_reason = bytes(r.take(reason_len)).decode("utf-8", "replace")
+    (env_len,) = r.unpack(_U32)
+    envelope_json = bytes(r.take(env_len))
+    if storage == DATA_FILE:
+        (size,) = r.unpack(_U64)
+        start = r.pos
+    elif storage == INLINE:
+        start, size = r.pos, len(r.buf) - r.pos
+    else:
+        raise RecordError(f"unknown content storage {storage}")
+    return MessageRecord(queue_id, STATE_NAMES[state], attempts, next_attempt, last_reason,
+                         envelope_json, storage == DATA_FILE, start, size)
