@@ -1,0 +1,193 @@
+"""SMTP client connections for the delivery agent, and their cache.
+
+:class:`SmtpConnection` does the I/O around a sans-I/O
+:class:`~relayd.smtp.client.ClientSession`. Every failure (timeout, lost
+connection, protocol error) surfaces as :class:`Trouble`, worded the way
+Postfix's smtp(8) words it ("lost connection with HOST[IP] while sending
+RCPT TO", "conversation with HOST[IP] timed out while ..."), so the agent
+turns it straight into a deferral.
+
+Timeouts are one ``gevent.Timeout`` per protocol step (a reply, a write),
+as Postfix's smtp_*_timeout parameters bound each step.
+
+:class:`ConnectionCache` keeps idle connections per next hop, like Postfix's
+scache: an idle connection is closed after ``idle_limit`` seconds
+(smtp_connection_cache_time_limit, 2s) and not reused once it is older than
+``reuse_time_limit`` (smtp_connection_reuse_time_limit, 300s).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import gevent
+from gevent import select, socket
+
+from relayd.smtp.client import NEED_DATA, ClientProtocolError, ClientSession
+from relayd.smtp.replies import Reply
+
+__all__ = ["Trouble", "SmtpConnection", "connect", "ConnectionCache"]
+
+
+class Trouble(Exception):
+    """A delivery attempt failed before a reply said so: ``dsn`` and
+    ``reason`` go into the log and the queue; ``relay`` is HOST[IP]:PORT or
+    "none" when no connection was made."""
+
+    def __init__(self, dsn: str, reason: str, relay: str = "none") -> None:
+        super().__init__(reason)
+        self.dsn, self.reason, self.relay = dsn, reason, relay
+
+
+class _StepTimeout(Exception):
+    pass
+
+
+class SmtpConnection:
+    """One open SMTP connection to ``host[ip]:port``."""
+
+    def __init__(self, sock: socket.socket, host: str, ip: str, port: int) -> None:
+        self.sock = sock
+        self.session = ClientSession()
+        self.name = f"{host}[{ip}]"            # Postfix's HOST[IP], for reasons
+        self.relay = f"{self.name}:{port}"      # and HOST[IP]:PORT for relay=
+        self.established = time.monotonic()
+        self.uses = 0                           # transactions started on it
+        self.idle_since = 0.0
+
+    def write(self, data: bytes, timeout: float, doing: str) -> None:
+        """Send all of ``data`` within ``timeout`` seconds."""
+        with _Step(self, timeout, doing):
+            self.sock.sendall(data)
+
+    def read_reply(self, timeout: float, doing: str) -> Reply:
+        """The next reply, read within ``timeout`` seconds."""
+        with _Step(self, timeout, doing):
+            while True:
+                event = self.session.next_event()
+                if event is not NEED_DATA:
+                    return event
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectionResetError("connection closed by peer")
+                self.session.receive_data(data)
+
+    def command(self, line: str, timeout: float, doing: str) -> Reply:
+        """Send one command and read its reply, each step within ``timeout``."""
+        self.write(self.session.send_command(line), timeout, doing)
+        return self.read_reply(timeout, doing)
+
+    def looks_alive(self) -> bool:
+        """False when the server closed an idle connection or sent
+        something unasked (e.g. "421 timeout"): then it must not be reused."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+    def close(self, polite: bool = True) -> None:
+        """Close; when ``polite``, say QUIT first without waiting for the
+        221 (the server acts on QUIT whether we read its reply or not)."""
+        if polite:
+            try:
+                with gevent.Timeout(1, _StepTimeout):
+                    self.sock.sendall(b"QUIT\r\n")
+            except (OSError, _StepTimeout):
+                pass
+        self.sock.close()
+
+
+class _Step:
+    """Bounds one protocol step and translates its failures into Trouble."""
+
+    def __init__(self, conn: SmtpConnection, timeout: float, doing: str) -> None:
+        self.conn, self.doing = conn, doing
+        self.timeout = gevent.Timeout(timeout, _StepTimeout)
+
+    def __enter__(self) -> None:
+        self.timeout.start()
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        self.timeout.close()
+        if exc is None:
+            return False
+        if isinstance(exc, _StepTimeout):
+            raise Trouble("4.4.2", f"conversation with {self.conn.name} timed out while {self.doing}",
+                          self.conn.relay) from None
+        if isinstance(exc, ClientProtocolError):
+            raise Trouble("4.5.0", f"conversation with {self.conn.name} failed: {exc} while {self.doing}",
+                          self.conn.relay) from None
+        if isinstance(exc, OSError):
+            raise Trouble("4.4.2", f"lost connection with {self.conn.name} while {self.doing}",
+                          self.conn.relay) from None
+        return False
+
+
+def connect(host: str, port: int, timeout: float) -> SmtpConnection:
+    """Connect to each address of ``host`` in turn (each within
+    ``timeout``); Trouble with the last address's error if none answers."""
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except OSError:
+        raise Trouble("4.4.3", f"Host or domain name not found. Name service error for "
+                               f"name={host} type=A: Host not found, try again") from None
+    reason = f"connect to {host}: no address"
+    for family, kind, proto, _, sockaddr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            with gevent.Timeout(timeout, _StepTimeout):
+                sock.connect(sockaddr)
+        except _StepTimeout:
+            reason = f"connect to {host}[{sockaddr[0]}]:{port}: Connection timed out"
+        except OSError as exc:
+            reason = f"connect to {host}[{sockaddr[0]}]:{port}: {_strerror(exc)}"
+        else:
+            return SmtpConnection(sock, host, sockaddr[0], port)
+        sock.close()
+    raise Trouble("4.4.1", reason)
+
+
+def _strerror(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+class ConnectionCache:
+    """Idle SMTP connections by next hop, for reuse by the next message."""
+
+    def __init__(self, idle_limit: float = 2.0, reuse_time_limit: float = 300.0) -> None:
+        self.idle_limit, self.reuse_time_limit = idle_limit, reuse_time_limit
+        self._idle: dict[str, list[SmtpConnection]] = {}
+
+    def take(self, nexthop: str) -> SmtpConnection | None:
+        """An idle connection to ``nexthop`` that is still usable, or None."""
+        idle = self._idle.get(nexthop, [])
+        while idle:
+            conn = idle.pop()
+            if conn.looks_alive():
+                return conn
+            conn.close(polite=False)
+        return None
+
+    def release(self, nexthop: str, conn: SmtpConnection) -> None:
+        """Park a connection whose last transaction ended cleanly."""
+        now = time.monotonic()
+        if now - conn.established >= self.reuse_time_limit:
+            conn.close()
+            return
+        conn.idle_since = now
+        self._idle.setdefault(nexthop, []).append(conn)
+        gevent.spawn_later(self.idle_limit, self._expire, nexthop, conn, now)
+
+    def close(self) -> None:
+        """Close every idle connection (at stop)."""
+        idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+    def _expire(self, nexthop: str, conn: SmtpConnection, since: float) -> None:
+        idle = self._idle.get(nexthop, [])
+        if conn in idle and conn.idle_since == since:
+            idle.remove(conn)
+            conn.close()

@@ -1,0 +1,214 @@
+"""The queue manager: Postfix's qmgr(8) on top of the queue store.
+
+One scheduler greenlet takes the messages that are due (new ones, and
+deferred ones whose next attempt has come), moves them to the active queue,
+routes them and hands them to the delivery pool. When an attempt ends it
+records each recipient's fate in the store, returns bounced recipients to
+the sender in one DSN, and schedules the deferred ones.
+
+Scheduling. The scheduler runs when woken (:meth:`QueueManager.wake`, which
+the store's ``on_commit`` calls for each new message) and otherwise every
+``queue_run_delay``, or sooner when the earliest deferred message is due
+sooner.
+
+Backoff, as Postfix's qmgr_active.c does it: a message with deferred
+recipients is retried after as long as it has already been queued, i.e.
+``next_attempt = now + clamp(now - arrival_time, minimal_backoff_time,
+maximal_backoff_time)`` — per-message exponential backoff that spreads
+retries without storing a retry count.
+
+Expiry. When an attempt leaves deferred recipients and the message is older
+than ``maximal_queue_lifetime`` (``bounce_queue_lifetime`` for a bounce,
+sender ""), qmgr logs ``QID: from=<s>, status=expired, returned to sender``
+and those recipients bounce. Bounces for the null sender are not returned.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Callable, Mapping
+
+import gevent
+from gevent.event import Event
+
+from relayd.delivery.pool import DeliveryPool
+from relayd.delivery.route import Destination, parse_nexthop
+from relayd.delivery.smtp import SmtpDeliveryAgent
+from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
+                                    Outcome, RecipientRef, log_outcome)
+from relayd.queue.bounce import FAILED, build_dsn, recipient_reply
+from relayd.queue.envelope import Envelope, Recipient
+
+__all__ = ["QueueManager"]
+
+log = logging.getLogger("relayd.qmgr")
+bounce_log = logging.getLogger("relayd.bounce")
+
+NO_RELAYHOST = "no relayhost configured (MX delivery comes later)"
+
+
+class QueueManager:
+    """Schedules deliveries from ``store`` with the settings in ``config``."""
+
+    def __init__(self, store, config: Mapping, *, clock: Callable[[], float] = time.time,
+                 agent: SmtpDeliveryAgent | None = None) -> None:
+        self.store, self.config, self.clock = store, config, clock
+        self.agent = agent or SmtpDeliveryAgent(config, clock=clock)
+        self.pool = DeliveryPool(config["default_destination_concurrency_limit"],
+                                 config["default_process_limit"])
+        self._wakeup = Event()
+        self._in_flight: set[str] = set()
+        self._scheduler: gevent.Greenlet | None = None
+
+    # --- control -------------------------------------------------------------------
+    def start(self) -> None:
+        """Start scheduling; the store's ``on_commit`` is pointed at
+        :meth:`wake` unless someone else already listens to it."""
+        if getattr(self.store, "on_commit", None) is None:
+            self.store.on_commit = self.wake
+        self._scheduler = gevent.spawn(self._run)
+
+    def stop(self, timeout: float) -> None:
+        """Stop scheduling, let deliveries in progress finish for up to
+        ``timeout`` seconds, then interrupt the rest (they stay in the queue
+        and are retried at the next start) and close cached connections."""
+        if self._scheduler is not None:
+            self._scheduler.kill()
+            self._scheduler = None
+        if not self.pool.join(timeout):
+            self.pool.kill()
+        self.agent.close()
+
+    def wake(self, queue_id: str | None = None) -> None:
+        """Look for due mail now (the store calls this after each commit)."""
+        self._wakeup.set()
+
+    def flush(self) -> None:
+        """Make every deferred message due and deliver now (postqueue -f)."""
+        for message in self.store.messages("deferred"):
+            self.store.requeue(message.queue_id)
+        self.wake()
+
+    # --- scheduling -----------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            self.run_once()
+            self._wakeup.wait(self._sleep_time())
+
+    def run_once(self) -> None:
+        """One scan: activate and dispatch every due message not already in flight."""
+        now = self.clock()
+        for message in self.store.due(now):
+            if message.queue_id not in self._in_flight:
+                self._activate(message, now)
+
+    def _sleep_time(self) -> float:
+        delay = float(self.config["queue_run_delay"])
+        waiting = [m.next_attempt for m in self.store.messages("deferred")
+                   if m.queue_id not in self._in_flight]
+        if waiting:
+            delay = min(delay, max(0.0, min(waiting) - self.clock()))
+        return delay
+
+    def _activate(self, message, now: float) -> None:
+        qid, env = message.queue_id, message.envelope
+        self.store.mark_active(qid)
+        self._in_flight.add(qid)
+        log.info("%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
+                 qid, env.sender, env.size, len(env.recipients))
+        relayhost = self.config["relayhost"]
+        if not relayhost:
+            self.pool.submit("none", lambda: self._defer_here(message, now, NO_RELAYHOST))
+            return
+        try:
+            destination = parse_nexthop(relayhost)
+        except ValueError as exc:
+            self.pool.submit("none", lambda: self._defer_here(message, now, f"bad relayhost: {exc}"))
+            return
+        self.pool.submit(destination.nexthop, lambda: self._deliver(message, destination, now))
+
+    # --- one delivery ----------------------------------------------------------------
+    def _request(self, message, content: bytes, active_time: float) -> DeliveryRequest:
+        env = message.envelope
+        rcpts = [RecipientRef(i, env.recipients[i].address, env.recipients[i].original)
+                 for i in message.pending_recipients()]
+        return DeliveryRequest(message.queue_id, env.sender, rcpts, content, env.arrival_time,
+                               active_time, dict(env.params))
+
+    def _deliver(self, message, destination: Destination, active_time: float) -> None:
+        try:
+            content = self.store.read_content(message.queue_id)
+            request = self._request(message, content, active_time)
+            result = self.agent.deliver(destination, request)
+        except Exception as exc:   # a bug or a queue read error: keep the mail, retry later
+            log.exception("%s: delivery failed", message.queue_id)
+            self._defer_here(message, active_time, f"delivery failed: {exc}", dsn="4.3.0")
+            return
+        self._finish(message, result, content)
+
+    def _defer_here(self, message, active_time: float, reason: str, dsn: str = "4.4.1") -> None:
+        """Defer every pending recipient without a delivery agent (logged by qmgr)."""
+        try:
+            content = self.store.read_content(message.queue_id)
+        except Exception:
+            content = b""
+        request = self._request(message, content, active_time)
+        result = DeliveryResult({r.index: Outcome(DEFERRED, dsn, reason) for r in request.recipients})
+        now = self.clock()
+        for rcpt in request.recipients:
+            log_outcome(log, request, rcpt, result.outcomes[rcpt.index], (now, now, now))
+        self._finish(message, result, content)
+
+    def _finish(self, message, result: DeliveryResult, content: bytes) -> None:
+        """Record the attempt: bounce what failed or expired, schedule the rest."""
+        qid, env = message.queue_id, message.envelope
+        deferred: list[int] = []
+        try:
+            now = self.clock()
+            delivered, bounced = result.indexes(SENT), result.indexes(BOUNCED)
+            deferred = result.indexes(DEFERRED)
+            replies = {i: recipient_reply(o.dsn, o.reason) for i, o in result.outcomes.items()}
+            lifetime = self.config["maximal_queue_lifetime" if env.sender else "bounce_queue_lifetime"]
+            if deferred and now >= env.arrival_time + lifetime:
+                log.info("%s: from=<%s>, status=expired, returned to sender", qid, env.sender)
+                bounced, deferred = sorted(bounced + deferred), []
+            if bounced and env.sender and not self._return_to_sender(message, bounced, replies, content):
+                deferred, bounced = sorted(deferred + bounced), []   # no DSN queued: keep trying
+            next_attempt = now + self._backoff(env.arrival_time, now) if deferred else None
+            self.store.record_results(qid, delivered, bounced, deferred, replies, next_attempt)
+            if not deferred:
+                log.info("%s: removed", qid)
+        finally:
+            self._in_flight.discard(qid)
+            if deferred:
+                self.wake()   # the scheduler may need to shorten its sleep
+
+    def _backoff(self, arrival_time: float, now: float) -> float:
+        low, high = self.config["minimal_backoff_time"], self.config["maximal_backoff_time"]
+        return min(max(now - arrival_time, low), high)
+
+    def _return_to_sender(self, message, bounced: list[int], replies: dict[int, str],
+                          content: bytes) -> bool:
+        """Queue one DSN for ``bounced`` to the sender; False if it could not be queued."""
+        env = message.envelope
+        recipients = [dataclasses.replace(r, reply=replies.get(i, r.reply))
+                      for i, r in enumerate(env.recipients)]
+        failed = dataclasses.replace(message, envelope=dataclasses.replace(env, recipients=recipients))
+        data = build_dsn(failed, bounced, content, myhostname=self.config["myhostname"],
+                         reason_kind=FAILED)
+        new_qid = self.store.new_queue_id()
+        writer = self.store.content_writer(new_qid)
+        try:
+            writer.write(data)
+            dsn_env = Envelope(sender="", recipients=[Recipient(env.sender)], arrival_time=self.clock(),
+                               client_name="localhost", client_addr="127.0.0.1", protocol="local",
+                               size=len(data))
+            self.store.commit(new_qid, dsn_env, writer)
+        except Exception:
+            log.exception("%s: cannot queue the non-delivery notification", message.queue_id)
+            writer.abort()
+            return False
+        bounce_log.info("%s: sender non-delivery notification: %s", message.queue_id, new_qid)
+        return True

@@ -1,0 +1,197 @@
+"""The SMTP delivery agent: Postfix's smtp(8) for one next hop.
+
+Per message: a connection (a cached one for the same next hop, or a new one:
+connect, greeting, EHLO or HELO after a 5xx to EHLO), then ONE transaction
+with all pending recipients. With PIPELINING offered, MAIL FROM, every RCPT
+TO and DATA go out in one write and their replies are read afterwards. The
+queued content is already in wire form; it is sent as is plus ".\\r\\n".
+
+Each recipient ends up SENT, DEFERRED (4xx reply, connection trouble,
+timeout) or BOUNCED (5xx reply, per recipient where the 5xx was per
+recipient), and is logged on ``relayd.smtp`` in Postfix's format.
+A connection whose transaction ended cleanly returns to the cache; after a
+refused transaction it is reset with RSET first.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Mapping
+
+from relayd.delivery.connection import ConnectionCache, SmtpConnection, Trouble, connect
+from relayd.delivery.route import Destination
+from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
+                                    Outcome, RecipientRef, log_outcome)
+from relayd.smtp.replies import Reply
+
+__all__ = ["SmtpDeliveryAgent", "SMTP_DEFAULTS"]
+
+log = logging.getLogger("relayd.smtp")
+
+#: Postfix's defaults (seconds), used for parameters the config lacks.
+SMTP_DEFAULTS = {
+    "smtp_connect_timeout": 30.0, "smtp_helo_timeout": 300.0, "smtp_mail_timeout": 300.0,
+    "smtp_rcpt_timeout": 300.0, "smtp_data_init_timeout": 120.0, "smtp_data_xfer_timeout": 180.0,
+    "smtp_data_done_timeout": 600.0, "smtp_quit_timeout": 300.0, "smtp_rset_timeout": 20.0,
+    "smtp_connection_cache_time_limit": 2.0, "smtp_connection_reuse_time_limit": 300.0,
+}
+
+
+def reply_outcome(reply: Reply, conn: SmtpConnection, command: str) -> Outcome:
+    """A recipient's outcome from a server reply, worded like smtp(8)."""
+    wire = " ".join(reply.lines())
+    dsn = reply.status or f"{reply.code // 100}.0.0"
+    if reply.is_positive:
+        return Outcome(SENT, dsn, wire, conn.relay)
+    status = DEFERRED if reply.is_transient else BOUNCED
+    return Outcome(status, dsn, f"host {conn.name} said: {wire} (in reply to {command} command)",
+                   conn.relay)
+
+
+class SmtpDeliveryAgent:
+    """Delivers queued messages over SMTP, reusing connections per next hop."""
+
+    def __init__(self, config: Mapping, *, clock: Callable[[], float] = time.time,
+                 cache: ConnectionCache | None = None) -> None:
+        self._config, self._clock = config, clock
+        self.cache = cache or ConnectionCache(self._param("smtp_connection_cache_time_limit"),
+                                              self._param("smtp_connection_reuse_time_limit"))
+
+    def _param(self, name: str):
+        try:
+            return self._config[name]
+        except KeyError:
+            return SMTP_DEFAULTS[name]
+
+    def deliver(self, destination: Destination, request: DeliveryRequest) -> DeliveryResult:
+        """One delivery attempt of ``request`` to ``destination``; logs one
+        line per recipient and returns every recipient's outcome."""
+        handoff = self._clock()
+        result, conn, clean = DeliveryResult(), None, False
+        conn_done = handoff
+        try:
+            conn = self._connection(destination)
+            conn_done = self._clock()
+            conn.uses += 1
+            clean = self._transaction(conn, request, result)
+        except Trouble as trouble:
+            for rcpt in request.recipients:
+                result.outcomes.setdefault(rcpt.index, Outcome(DEFERRED, trouble.dsn, trouble.reason,
+                                                               trouble.relay))
+        done = self._clock()
+        for rcpt in request.recipients:
+            log_outcome(log, request, rcpt, result.outcomes[rcpt.index], (handoff, conn_done, done),
+                        conn_use=conn.uses if conn else 1)
+        if conn is not None:
+            if clean:
+                self.cache.release(destination.nexthop, conn)
+            else:
+                conn.close()
+        return result
+
+    def close(self) -> None:
+        """Close every cached connection."""
+        self.cache.close()
+
+    # --- session set-up ---------------------------------------------------------
+    def _connection(self, destination: Destination) -> SmtpConnection:
+        conn = self.cache.take(destination.nexthop)
+        if conn is not None:
+            return conn
+        conn = connect(destination.host, destination.port, self._param("smtp_connect_timeout"))
+        try:
+            self._handshake(conn)
+        except Trouble:
+            conn.close(polite=False)
+            raise
+        return conn
+
+    def _handshake(self, conn: SmtpConnection) -> None:
+        timeout = self._param("smtp_helo_timeout")
+        greeting = conn.read_reply(timeout, "receiving the initial server greeting")
+        if not greeting.is_positive:
+            # Postfix skips a host that will not talk (smtp_skip_5xx_greeting):
+            # with no other host to try, the mail is deferred, never bounced.
+            dsn = "4" + greeting.status[1:] if greeting.status else "4.0.0"
+            raise Trouble(dsn, f"host {conn.name} refused to talk to me: {' '.join(greeting.lines())}",
+                          conn.relay)
+        myhostname = self._config["myhostname"]
+        reply = conn.command(f"EHLO {myhostname}", timeout, "performing the EHLO handshake")
+        command = "EHLO"
+        if reply.is_permanent:
+            command = "HELO"
+            reply = conn.command(f"HELO {myhostname}", timeout, "performing the HELO handshake")
+        if not reply.is_positive:
+            outcome = reply_outcome(reply, conn, command)
+            raise Trouble(outcome.dsn, outcome.reason, conn.relay)
+
+    # --- the mail transaction ------------------------------------------------------
+    def _transaction(self, conn: SmtpConnection, request: DeliveryRequest,
+                     result: DeliveryResult) -> bool:
+        """Run MAIL/RCPT/DATA; fill ``result``; True when the connection is
+        left in a clean state and may be reused."""
+        mail_reply, rcpt_replies, data_reply = self._envelope(conn, request)
+        if not mail_reply.is_positive:
+            for rcpt in request.recipients:
+                result.outcomes[rcpt.index] = reply_outcome(mail_reply, conn, "MAIL FROM")
+        accepted: list[RecipientRef] = []
+        for rcpt, reply in zip(request.recipients, rcpt_replies):
+            if reply.is_positive:
+                accepted.append(rcpt)
+            elif mail_reply.is_positive:
+                result.outcomes[rcpt.index] = reply_outcome(reply, conn, "RCPT TO")
+        if data_reply is not None and data_reply.code == 354 and not (accepted and mail_reply.is_positive):
+            return False    # the server wants content we will not send: drop, never finish it
+        if not accepted or not mail_reply.is_positive:
+            return self._reset(conn)
+        if data_reply.code != 354:
+            for rcpt in accepted:
+                result.outcomes[rcpt.index] = reply_outcome(data_reply, conn, "DATA")
+            return self._reset(conn)
+        conn.write(conn.session.send_data(request.content), self._param("smtp_data_xfer_timeout"),
+                   "sending message body")
+        final = conn.read_reply(self._param("smtp_data_done_timeout"),
+                                "sending end of data -- message may be sent more than once")
+        for rcpt in accepted:
+            result.outcomes[rcpt.index] = reply_outcome(final, conn, "end of DATA")
+        return True
+
+    def _envelope(self, conn: SmtpConnection, request: DeliveryRequest
+                  ) -> tuple[Reply, list[Reply], Reply | None]:
+        """Send MAIL, RCPTs and DATA; their replies (DATA's is None when it
+        was not sent because nothing was accepted without PIPELINING)."""
+        mail = f"MAIL FROM:<{request.sender}>" + self._mail_params(conn, request)
+        rcpts = [f"RCPT TO:<{rcpt.address}>" for rcpt in request.recipients]
+        mail_t, rcpt_t = self._param("smtp_mail_timeout"), self._param("smtp_rcpt_timeout")
+        data_t = self._param("smtp_data_init_timeout")
+        if "PIPELINING" in conn.session.extensions:
+            wire = b"".join(conn.session.send_command(line) for line in (mail, *rcpts, "DATA"))
+            conn.write(wire, mail_t, "sending MAIL FROM")
+            mail_reply = conn.read_reply(mail_t, "sending MAIL FROM")
+            rcpt_replies = [conn.read_reply(rcpt_t, "sending RCPT TO") for _ in rcpts]
+            return mail_reply, rcpt_replies, conn.read_reply(data_t, "sending DATA command")
+        mail_reply = conn.command(mail, mail_t, "sending MAIL FROM")
+        if not mail_reply.is_positive:
+            return mail_reply, [], None
+        rcpt_replies = [conn.command(line, rcpt_t, "sending RCPT TO") for line in rcpts]
+        if not any(reply.is_positive for reply in rcpt_replies):
+            return mail_reply, rcpt_replies, None
+        return mail_reply, rcpt_replies, conn.command("DATA", data_t, "sending DATA command")
+
+    @staticmethod
+    def _mail_params(conn: SmtpConnection, request: DeliveryRequest) -> str:
+        extensions = conn.session.extensions
+        params = {key.upper(): str(value).upper() for key, value in request.params.items()}
+        out = ""
+        if "SIZE" in extensions:
+            out += f" SIZE={len(request.content)}"
+        if params.get("BODY") == "8BITMIME" and "8BITMIME" in extensions:
+            out += " BODY=8BITMIME"
+        return out
+
+    def _reset(self, conn: SmtpConnection) -> bool:
+        """RSET after a refused transaction; True when the server agreed."""
+        try:
+            return conn.command("RSET", self._param("smtp_rset_timeout"), "sending RSET").is_positive
+        except Trouble:
+            return False

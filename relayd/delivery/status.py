@@ -1,0 +1,119 @@
+"""What a delivery attempt is asked to do and what came of it, and how each
+recipient's outcome is logged (Postfix's src/global/log_adhoc.c format)::
+
+    QID: to=<rcpt>, relay=HOST[IP]:PORT, delay=1.2, delays=0.01/0/0.1/0.05,
+         dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as X)
+
+``delays`` are: before the queue manager / in the queue manager / connection
+set-up / transmission, each formatted like Postfix's format_tv() with two
+significant digits and at most ``delay_logging_resolution_limit`` (2) decimals.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+__all__ = ["DeliveryRequest", "RecipientRef", "Outcome", "DeliveryResult",
+           "SENT", "DEFERRED", "BOUNCED", "format_delay", "log_outcome"]
+
+SENT, DEFERRED, BOUNCED = "sent", "deferred", "bounced"
+
+_MILLION = 1_000_000
+
+
+@dataclass(frozen=True)
+class RecipientRef:
+    """One recipient of a delivery request: its index in the queued envelope."""
+    index: int
+    address: str
+    original: str | None = None
+
+
+@dataclass
+class DeliveryRequest:
+    """One message to hand to a transport, with its still-pending recipients.
+
+    ``arrival_time`` is when the queue accepted it, ``active_time`` when the
+    queue manager took it into the active queue (both for the delays).
+    ``content`` is the queued wire form (CRLF, dot-stuffed, no end mark).
+    """
+    queue_id: str
+    sender: str
+    recipients: list[RecipientRef]
+    content: bytes
+    arrival_time: float
+    active_time: float
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The fate of one recipient: ``status`` is SENT, DEFERRED or BOUNCED,
+    ``dsn`` the RFC 3463 code, ``reason`` Postfix's wording for the log and
+    the queue (e.g. "host mx[192.0.2.1] said: 550 5.1.1 ... (in reply to
+    RCPT TO command)"), ``relay`` the "HOST[IP]:PORT" or "none"."""
+    status: str
+    dsn: str
+    reason: str
+    relay: str = "none"
+
+
+@dataclass
+class DeliveryResult:
+    """All outcomes of one delivery attempt, by recipient index."""
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+
+    def indexes(self, status: str) -> list[int]:
+        """The recipient indexes with this status, in order."""
+        return sorted(i for i, o in self.outcomes.items() if o.status == status)
+
+
+def format_delay(seconds: float, max_decimals: int = 2) -> str:
+    """A delay as Postfix's format_tv() prints it: large values rounded to
+    whole seconds, small ones with two significant digits (0.0123 -> "0.01",
+    1.234 -> "1.2", 12.3 -> "12", 0 -> "0")."""
+    micros = max(0, round(seconds * _MILLION))
+    sec, usec = divmod(micros, _MILLION)
+    ures, wid = _MILLION // 10 ** max_decimals, 100
+    if sec > 0:
+        n = 1
+        while sec >= n and n <= wid // 10:
+            n *= 10
+        ures = (_MILLION // wid) * n
+    else:
+        while usec >= wid * ures:
+            ures *= 10
+    if ures > 1:
+        usec += ures // 2
+        if usec >= _MILLION:
+            sec, usec = sec + 1, usec - _MILLION
+    out = str(sec)
+    if usec >= ures:
+        digits, rem, n = [], usec, _MILLION // 10
+        while rem >= ures and n > 0:
+            digits.append(str(rem // n))
+            rem %= n
+            n //= 10
+        out += "." + "".join(digits)
+    return out
+
+
+def log_outcome(logger: logging.Logger, request: DeliveryRequest, recipient: RecipientRef,
+                outcome: Outcome, times: tuple[float, float, float], *,
+                conn_use: int = 1) -> None:
+    """Log one recipient line. ``times`` = (hand-off to the transport,
+    connection set up, done); when there was no connection, pass the hand-off
+    time as "set up" so the set-up delay is 0, as Postfix does."""
+    handoff, conn_done, done = times
+    line = f"{request.queue_id}: to=<{recipient.address}>"
+    if recipient.original and recipient.original.lower() != recipient.address.lower():
+        line += f", orig_to=<{recipient.original}>"
+    line += f", relay={outcome.relay}"
+    if conn_use > 1:
+        line += f", conn_use={conn_use}"
+    delays = (request.active_time - request.arrival_time, handoff - request.active_time,
+              conn_done - handoff, done - conn_done)
+    line += (f", delay={format_delay(done - request.arrival_time)}, delays="
+             + "/".join(format_delay(d) for d in delays))
+    line += f", dsn={outcome.dsn}, status={outcome.status} ({outcome.reason})"
+    logger.info("%s", line)

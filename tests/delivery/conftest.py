@@ -1,0 +1,68 @@
+"""Fixtures for delivery tests: a recording sink, a real queue store, a config."""
+import time
+
+import gevent
+import pytest
+
+from relayd.queue.envelope import Envelope, Recipient
+from relayd.queue.store import QueueStore
+from tests.support.sink import Sink
+
+CONTENT = (b"From: alice@example.com\r\nTo: bob@example.net\r\nSubject: test\r\n"
+           b"Message-ID: <m1@example.com>\r\n\r\nHello Bob,\r\n..a dot-stuffed line\r\nbye\r\n")
+
+
+@pytest.fixture
+def sink():
+    sink = Sink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def config(sink):
+    return {
+        "myhostname": "relay.example.com", "relayhost": f"[127.0.0.1]:{sink.port}",
+        "queue_run_delay": 300.0, "minimal_backoff_time": 300.0, "maximal_backoff_time": 4000.0,
+        "maximal_queue_lifetime": 5 * 86400.0, "bounce_queue_lifetime": 5 * 86400.0,
+        "default_destination_concurrency_limit": 20, "default_process_limit": 100,
+        "smtp_connect_timeout": 5.0, "smtp_helo_timeout": 5.0, "smtp_mail_timeout": 5.0,
+        "smtp_rcpt_timeout": 5.0, "smtp_data_init_timeout": 5.0, "smtp_data_xfer_timeout": 5.0,
+        "smtp_data_done_timeout": 5.0, "smtp_quit_timeout": 5.0,
+        "smtp_connection_reuse_time_limit": 300.0, "smtp_connection_cache_time_limit": 2.0,
+        "double_bounce_sender": "double-bounce", "mail_name": "Postfix",
+    }
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = QueueStore(str(tmp_path / "queue"), fsync=False)
+    store.open()
+    yield store
+    store.close()
+
+
+def queue_message(store, sender, recipients, content=CONTENT, *, params=None, arrival=None):
+    """Commit one message to the store the way the SMTP server would; its queue id."""
+    qid = store.new_queue_id()
+    writer = store.content_writer(qid)
+    writer.write(content)
+    envelope = Envelope(sender, [Recipient(r) for r in recipients],
+                        time.time() if arrival is None else arrival, client_name="client.example",
+                        client_addr="192.0.2.7", helo="client.example", size=len(content),
+                        params=dict(params or {}))
+    store.commit(qid, envelope, writer)
+    return qid
+
+
+def wait_until(predicate, timeout=5.0, what="condition"):
+    """Let greenlets run until ``predicate()`` holds (the sink runs in threads)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        gevent.sleep(0.01)
+
+
+def log_lines(caplog, logger):
+    return [r.getMessage() for r in caplog.records if r.name == logger]

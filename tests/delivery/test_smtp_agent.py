@@ -1,0 +1,130 @@
+"""The SMTP delivery agent against a real SMTP sink over loopback."""
+import logging
+import re
+import socket
+
+import pytest
+
+from relayd.delivery.route import parse_nexthop
+from relayd.delivery.smtp import SmtpDeliveryAgent
+from relayd.delivery.status import BOUNCED, DEFERRED, SENT, DeliveryRequest, RecipientRef
+from tests.delivery.conftest import CONTENT, log_lines
+
+LOG_SENT = re.compile(r"^QID1: to=<bob@example\.net>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, "
+                      r"delay=[\d.]+, delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=2\.0\.0, "
+                      r"status=sent \(250 2\.0\.0 Ok: queued as SINK1\)$")
+
+
+def request(*rcpts, qid="QID1", sender="alice@example.com", params=None, content=CONTENT):
+    refs = [RecipientRef(i, r) for i, r in enumerate(rcpts or ["bob@example.net"])]
+    return DeliveryRequest(qid, sender, refs, content, 1000.0, 1000.5, params or {})
+
+
+@pytest.fixture
+def agent(config):
+    agent = SmtpDeliveryAgent(config, clock=lambda: 1001.0)
+    yield agent
+    agent.close()
+
+
+@pytest.fixture
+def dest(config):
+    return parse_nexthop(config["relayhost"])
+
+
+def test_one_message_arrives_byte_exact_and_is_logged(agent, dest, sink, caplog):
+    caplog.set_level(logging.INFO)
+    result = agent.deliver(dest, request(params={"BODY": "8BITMIME"}))
+    assert result.indexes(SENT) == [0]
+    [txn] = sink.wait_for(1)
+    assert (txn.sender, txn.recipients, txn.helo) == ("alice@example.com", ["bob@example.net"],
+                                                      "relay.example.com")
+    assert txn.params == f"SIZE={len(CONTENT)} BODY=8BITMIME"
+    assert txn.raw == CONTENT + b".\r\n"
+    assert txn.data == CONTENT.replace(b"\r\n..a", b"\r\n.a")
+    [line] = log_lines(caplog, "relayd.smtp")
+    assert LOG_SENT.match(line), line
+    assert ", delay=1, delays=0.5/0.5/0/0," in line
+
+
+def test_pipelining_sends_envelope_in_one_write(agent, dest, sink):
+    agent.deliver(dest, request("a@example.net", "b@example.net"))
+    [txn] = sink.wait_for(1)
+    assert txn.reads[0] == (f"MAIL FROM:<alice@example.com> SIZE={len(CONTENT)}\r\n"
+                            "RCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n").encode()
+
+
+def test_connection_reused_for_ten_messages(agent, dest, sink, caplog):
+    caplog.set_level(logging.INFO)
+    for n in range(10):
+        assert agent.deliver(dest, request(qid=f"Q{n}")).indexes(SENT) == [0]
+    assert len(sink.wait_for(10)) == 10
+    assert sink.sessions == 1
+    assert "conn_use=10" in log_lines(caplog, "relayd.smtp")[-1]
+
+
+def test_per_recipient_failures(agent, dest, sink):
+    sink.reply_for_rcpt = {"gone@example.net": "550 5.1.1 <gone@example.net>: User unknown",
+                           "busy@example.net": "450 4.2.1 Mailbox busy"}
+    result = agent.deliver(dest, request("ok@example.net", "gone@example.net", "busy@example.net"))
+    assert (result.indexes(SENT), result.indexes(BOUNCED), result.indexes(DEFERRED)) == ([0], [1], [2])
+    bounced = result.outcomes[1]
+    assert bounced.dsn == "5.1.1"
+    assert bounced.reason == (f"host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <gone@example.net>: "
+                              "User unknown (in reply to RCPT TO command)")
+    assert result.outcomes[2].dsn == "4.2.1"
+    assert sink.wait_for(1)[0].recipients == ["ok@example.net"]
+
+
+def test_all_recipients_refused_leaves_connection_reusable(agent, dest, sink):
+    sink.reply_for_rcpt = {"gone@example.net": "550 5.1.1 User unknown"}
+    assert agent.deliver(dest, request("gone@example.net")).indexes(BOUNCED) == [0]
+    assert agent.deliver(dest, request("bob@example.net")).indexes(SENT) == [0]
+    assert sink.sessions == 1 and len(sink.messages) == 1
+
+
+def test_data_4xx_defers_every_recipient(agent, dest, sink):
+    sink.data_reply = "451 4.3.0 try later"
+    result = agent.deliver(dest, request("a@example.net", "b@example.net"))
+    assert result.indexes(DEFERRED) == [0, 1]
+    assert result.outcomes[0].reason.endswith("451 4.3.0 try later (in reply to end of DATA command)")
+    assert sink.messages == []
+
+
+def test_connection_refused_is_deferred(agent, dest, sink, caplog):
+    caplog.set_level(logging.INFO)
+    sink.stop()
+    result = agent.deliver(dest, request())
+    outcome = result.outcomes[0]
+    assert (outcome.status, outcome.dsn, outcome.relay) == (DEFERRED, "4.4.1", "none")
+    assert outcome.reason == f"connect to 127.0.0.1[127.0.0.1]:{sink.port}: Connection refused"
+    [line] = log_lines(caplog, "relayd.smtp")
+    assert ", relay=none, " in line and line.endswith(
+        f"dsn=4.4.1, status=deferred (connect to 127.0.0.1[127.0.0.1]:{sink.port}: Connection refused)")
+
+
+def test_silent_server_times_out(config):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        config = dict(config, smtp_helo_timeout=0.2)
+        agent = SmtpDeliveryAgent(config)
+        outcome = agent.deliver(parse_nexthop(f"[127.0.0.1]:{silent.getsockname()[1]}"),
+                                request()).outcomes[0]
+    assert outcome.status == DEFERRED and outcome.dsn == "4.4.2"
+    assert outcome.reason == "conversation with 127.0.0.1[127.0.0.1] timed out while receiving the initial server greeting"
+
+
+def test_server_closing_at_once_is_deferred(agent, dest, sink):
+    sink.refuse = True
+    outcome = agent.deliver(dest, request()).outcomes[0]
+    assert outcome.status == DEFERRED
+    assert outcome.reason == "lost connection with 127.0.0.1[127.0.0.1] while receiving the initial server greeting"
+
+
+def test_stale_cached_connection_is_not_used(agent, dest, sink):
+    agent.deliver(dest, request())
+    sink.stop()            # drops the idle connection
+    sink.start()
+    assert agent.deliver(dest, request()).indexes(SENT) == [0]
+    assert sink.sessions == 2

@@ -1,0 +1,250 @@
+"""A recording SMTP sink: the real, independent peer of integration tests.
+
+Plain ``socket`` + ``threading`` (no gevent, no relayd code), so it runs as a
+separate peer while relayd greenlets or a relayd subprocess talk to it.
+It records every completed transaction and can be told to fail::
+
+    sink = Sink(); sink.start()
+    sink.reply_for_rcpt = {"bad@x": "550 5.1.1 No such user"}
+    sink.data_reply = "451 4.3.0 try later"      # None: accept
+    sink.refuse = True                            # close new connections at once
+    sink.wait_for(1, timeout=5); sink.messages[0].data
+
+The sink advertises PIPELINING, 8BITMIME and SIZE and counts sessions
+(``sessions``) and the most sessions open at once (``max_concurrent``).
+Each received chunk of bytes is kept in ``Transaction.reads`` (one entry per
+``recv``) so a test can see that pipelined commands arrived together.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["Sink", "Transaction"]
+
+_EHLO_KEYWORDS = ("PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES")
+
+
+@dataclass
+class Transaction:
+    """One mail transaction the sink took (DATA ended with a 250)."""
+    sender: str
+    recipients: list[str]
+    params: str
+    helo: str
+    data: bytes = b""        # the content after un-dot-stuffing, CRLF lines
+    raw: bytes = b""         # the DATA bytes exactly as received, end mark included
+    reads: list[bytes] = field(default_factory=list)
+    session: int = 0
+
+
+class Sink:
+    """An SMTP server on ``host:port`` (0: an ephemeral port) that records."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.host, self.port = host, port
+        self.messages: list[Transaction] = []
+        self.rejected: list[Transaction] = []   # transactions whose DATA was refused
+        self.reply_for_rcpt: dict[str, str] = {}
+        self.mail_reply: str | None = None
+        self.data_reply: str | None = None
+        self.refuse = False
+        self.sessions = 0
+        self.max_concurrent = 0
+        self._open = 0
+        self._cond = threading.Condition()
+        self._listener: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
+
+    def start(self) -> "Sink":
+        """Bind (SO_REUSEADDR, so a restart keeps its port) and serve."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self.host, self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept_loop, args=(listener,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and drop every open connection."""
+        if self._listener is not None:
+            _shutdown(self._listener)  # shutdown wakes the thread blocked in accept()
+            self._listener = None
+        with self._cond:
+            conns, self._conns = list(self._conns), set()
+        for conn in conns:
+            _shutdown(conn)
+
+    def wait_for(self, n: int, timeout: float = 5.0) -> list[Transaction]:
+        """Block until at least ``n`` messages were recorded; AssertionError if not."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.messages) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"sink got {len(self.messages)} messages, wanted {n}")
+                self._cond.wait(left)
+            return list(self.messages)
+
+    # --- serving ---------------------------------------------------------------
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            if self.refuse:
+                _shutdown(conn)
+                continue
+            # Replies to pipelined commands are separate writes here; without
+            # NODELAY, Nagle + delayed ACK would stall each by ~40 ms.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._cond:
+                self.sessions += 1
+                self._open += 1
+                self.max_concurrent = max(self.max_concurrent, self._open)
+                self._conns.add(conn)
+                number = self.sessions
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        try:
+            _Conversation(self, conn, number).run()
+        except OSError:
+            pass
+        finally:
+            with self._cond:
+                self._open -= 1
+                self._conns.discard(conn)
+            _shutdown(conn)
+
+    def _record(self, transaction: Transaction, accepted: bool) -> None:
+        with self._cond:
+            (self.messages if accepted else self.rejected).append(transaction)
+            self._cond.notify_all()
+
+
+class _Conversation:
+    """The server side of one SMTP session."""
+
+    def __init__(self, sink: Sink, conn: socket.socket, number: int) -> None:
+        self.sink, self.conn, self.number = sink, conn, number
+        self.buffer = b""
+        self.reads: list[bytes] = []
+        self.helo = ""
+        self.txn: Transaction | None = None
+
+    def run(self) -> None:
+        self.send("220 sink.test ESMTP")
+        while True:
+            line = self.read_line()
+            if line is None:
+                return
+            verb, _, arg = line.decode("utf-8", "replace").partition(" ")
+            handler = getattr(self, "do_" + verb.upper(), None)
+            if handler is None:
+                self.send("502 5.5.2 Error: command not recognized")
+            elif handler(arg) is False:
+                return
+
+    def do_EHLO(self, arg: str) -> None:
+        self.helo, self.txn = arg, None
+        lines = ["sink.test", *_EHLO_KEYWORDS]
+        self.send("\r\n".join(f"250-{x}" for x in lines[:-1]) + f"\r\n250 {lines[-1]}")
+
+    def do_HELO(self, arg: str) -> None:
+        self.helo, self.txn = arg, None
+        self.send("250 sink.test")
+
+    def do_MAIL(self, arg: str) -> None:
+        if self.sink.mail_reply:
+            return self.send(self.sink.mail_reply)
+        self.reads = self.reads[-1:]  # this transaction's reads start with MAIL's
+        address, _, params = arg[len("FROM:"):].partition(" ")
+        self.txn = Transaction(address.strip("<>"), [], params, self.helo, session=self.number)
+        self.send("250 2.1.0 Ok")
+
+    def do_RCPT(self, arg: str) -> None:
+        if self.txn is None:
+            return self.send("503 5.5.1 Error: need MAIL command")
+        address = arg[len("TO:"):].split(" ")[0].strip("<>")
+        reply = self.sink.reply_for_rcpt.get(address)
+        if reply:
+            return self.send(reply)
+        self.txn.recipients.append(address)
+        self.send("250 2.1.5 Ok")
+
+    def do_DATA(self, arg: str) -> bool | None:
+        if self.txn is None or not self.txn.recipients:
+            return self.send("554 5.5.1 Error: no valid recipients")
+        self.send("354 End data with <CR><LF>.<CR><LF>")
+        raw = self.read_data()
+        if raw is None:
+            return False
+        txn, self.txn = self.txn, None
+        txn.raw, txn.reads = raw, list(self.reads)
+        txn.data = b"".join(line[1:] if line.startswith(b".") else line
+                            for line in raw[:-3].splitlines(keepends=True))
+        accepted = self.sink.data_reply is None
+        self.sink._record(txn, accepted)
+        self.send("250 2.0.0 Ok: queued as SINK%d" % len(self.sink.messages)
+                  if accepted else self.sink.data_reply)
+        return None
+
+    def do_RSET(self, arg: str) -> None:
+        self.txn = None
+        self.send("250 2.0.0 Ok")
+
+    def do_NOOP(self, arg: str) -> None:
+        self.send("250 2.0.0 Ok")
+
+    def do_QUIT(self, arg: str) -> bool:
+        self.send("221 2.0.0 Bye")
+        return False
+
+    # --- bytes -----------------------------------------------------------------
+    def send(self, text: str) -> None:
+        self.conn.sendall(text.encode() + b"\r\n")
+
+    def fill(self) -> bool:
+        chunk = self.conn.recv(65536)
+        if not chunk:
+            return False
+        self.reads.append(chunk)
+        self.buffer += chunk
+        return True
+
+    def read_line(self) -> bytes | None:
+        while b"\r\n" not in self.buffer:
+            if not self.fill():
+                return None
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def read_data(self) -> bytes | None:
+        start = 0
+        while True:
+            if self.buffer.startswith(b".\r\n"):
+                end = 3
+                break
+            end = self.buffer.find(b"\r\n.\r\n", start)
+            if end >= 0:
+                end += 5
+                break
+            start = max(0, len(self.buffer) - 4)
+            if not self.fill():
+                return None
+        raw, self.buffer = self.buffer[:end], self.buffer[end:]
+        return raw
+
+
+def _shutdown(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    conn.close()
