@@ -1,0 +1,155 @@
+"""Relay control: the checks that keep relayd from being an open relay.
+
+``permit_mynetworks``, ``permit_sasl_authenticated``,
+``reject_unauth_destination``, ``defer_unauth_destination``,
+``permit_auth_destination`` and the generic ``permit`` / ``reject`` /
+``defer``, as postconf(5) defines them. A destination is "authorised" when
+the recipient, resolved as the next hop would route it
+(:func:`relayd.addresses.route`), ends in $mydestination or
+$relay_domains and carries no sender-specified routing.
+"""
+from __future__ import annotations
+
+from relayd.addresses import normalize_domain, route
+from relayd.config import ConfigError
+from relayd.networks import NetworkList
+from relayd.pipeline.context import CheckContext
+from relayd.pipeline.dispatcher import split_list
+from relayd.pipeline.verdicts import DUNNO, OK, Defer, Reject
+from relayd.smtp.replies import (R450_ACCESS_DENIED, R454_RELAY_DEFERRED,
+                                 R554_ACCESS_DENIED, R554_RELAY_DENIED)
+
+# What Postfix names in "<name>: Class rejected: ..." for each stage.
+_STAGE_CLASS = {
+    "client": "Client host",
+    "helo": "Helo command",
+    "sender": "Sender address",
+    "relay": "Recipient address",
+    "recipient": "Recipient address",
+    "data": "Data command",
+    "end_of_data": "End-of-data",
+}
+
+
+class Destinations:
+    """The domains this relay accepts mail for, from one configuration."""
+
+    _cache: dict[int, tuple[object, "Destinations"]] = {}
+
+    def __init__(self, config):
+        self.local = {normalize_domain(d) for d in _domain_list(config, "mydestination")}
+        relay = [normalize_domain(d) for d in _domain_list(config, "relay_domains")]
+        self.relay = {d for d in relay if not d.startswith(".")}
+        # ".example.com" matches subdomains only; a plain "example.com" matches its
+        # subdomains too when parent_domain_matches_subdomains names relay_domains.
+        self.relay_parents = {d[1:] for d in relay if d.startswith(".")}
+        if "relay_domains" in _words(config["parent_domain_matches_subdomains"]):
+            self.relay_parents |= self.relay
+        self.myorigin = normalize_domain(config["myorigin"])
+        self.mynetworks = NetworkList(config["mynetworks"])
+
+    @classmethod
+    def of(cls, config) -> "Destinations":
+        """The (cached) destinations of ``config``."""
+        hit = cls._cache.get(id(config))
+        if hit is None or hit[0] is not config:
+            hit = (config, cls(config))
+            cls._cache[id(config)] = hit
+        return hit[1]
+
+    def is_local(self, domain: str) -> bool:
+        return domain in self.local
+
+    def is_relay(self, domain: str) -> bool:
+        if domain in self.relay:
+            return True
+        parent = domain
+        while "." in parent:
+            parent = parent.split(".", 1)[1]
+            if parent in self.relay_parents:
+                return True
+        return False
+
+    def authorised(self, recipient: str) -> bool:
+        """May any client send to ``recipient``? (permit_auth_destination)"""
+        r = route(recipient, self.is_local)
+        if r.routed:
+            return False
+        domain = r.domain or self.myorigin
+        if domain.startswith("["):
+            return domain in self.local
+        return self.is_local(domain) or self.is_relay(domain)
+
+
+def _words(value) -> list[str]:
+    return split_list(value) if isinstance(value, str) else list(value)
+
+
+def _domain_list(config, name: str) -> list[str]:
+    words = _words(config[name])
+    for word in words:
+        if ":" in word or word.startswith("/"):
+            raise ConfigError(f"lookup tables in {name} come with the policy issue: {word}",
+                              parameter=name)
+    return words
+
+
+def _who(ctx: CheckContext) -> str:
+    if ctx.stage == "client":
+        return f"{ctx.session.client_name}[{ctx.session.client_addr}]"
+    if ctx.stage == "helo":
+        return ctx.session.helo_name
+    if ctx.stage == "sender":
+        return ctx.sender or ""
+    return ctx.recipient or ""
+
+
+def permit(ctx: CheckContext):
+    """permit: accept."""
+    return OK
+
+
+def reject(ctx: CheckContext):
+    """reject: 554 5.7.1 <name>: Class rejected: Access denied."""
+    return Reject(R554_ACCESS_DENIED.format(_who(ctx), _STAGE_CLASS[ctx.stage]))
+
+
+def defer(ctx: CheckContext):
+    """defer: 450 4.7.1 <name>: Class rejected: Access denied."""
+    return Defer(R450_ACCESS_DENIED.format(_who(ctx), _STAGE_CLASS[ctx.stage]))
+
+
+def permit_mynetworks(ctx: CheckContext):
+    """permit_mynetworks: the client address matches $mynetworks."""
+    return OK if ctx.session.client_addr in Destinations.of(ctx.config).mynetworks else DUNNO
+
+
+def permit_sasl_authenticated(ctx: CheckContext):
+    """permit_sasl_authenticated: the client logged in with SMTP AUTH."""
+    return OK if ctx.session.sasl_username else DUNNO
+
+
+def permit_auth_destination(ctx: CheckContext):
+    """permit_auth_destination: the recipient is ours or a relay domain's."""
+    return OK if Destinations.of(ctx.config).authorised(ctx.recipient or "") else DUNNO
+
+
+def reject_unauth_destination(ctx: CheckContext):
+    """reject_unauth_destination: 554 5.7.1 <rcpt>: Relay access denied."""
+    if ctx.recipient is None or Destinations.of(ctx.config).authorised(ctx.recipient):
+        return DUNNO
+    return Reject(R554_RELAY_DENIED.format(ctx.recipient))
+
+
+def defer_unauth_destination(ctx: CheckContext):
+    """defer_unauth_destination: as reject_unauth_destination, but 454 4.7.1."""
+    if ctx.recipient is None or Destinations.of(ctx.config).authorised(ctx.recipient):
+        return DUNNO
+    return Defer(R454_RELAY_DEFERRED.format(ctx.recipient))
+
+
+def register(registry) -> None:
+    """Entry point of the built-in relay-control plugin."""
+    for func in (permit, reject, defer, permit_mynetworks, permit_sasl_authenticated,
+                 permit_auth_destination, reject_unauth_destination, defer_unauth_destination):
+        registry.add(func.__name__, func)

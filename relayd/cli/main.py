@@ -1,0 +1,110 @@
+"""The ``relayd`` command.
+
+    relayd [-c DIR] [-o name=value ...] [--listen HOST:PORT ...]   run in the foreground
+    relayd [-c DIR] config check | show [-n|-d] [NAME ...]          like postconf
+    relayd [-c DIR] flush                                           like postqueue -f
+
+Running in the foreground is what systemd and ``postfix start-fg`` expect;
+log lines go to stderr or $maillog_file. A bad configuration exits with
+status 78 (EX_CONFIG) and a message naming file, line and parameter.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+EX_OK = 0
+EX_UNAVAILABLE = 69
+EX_CONFIG = 78
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="relayd", description="SMTP edge relay, configured like Postfix")
+    p.add_argument("-c", dest="config_directory", metavar="DIR",
+                   help="configuration directory holding main.cf and master.cf")
+    p.add_argument("-o", dest="overrides", metavar="NAME=VALUE", action="append", default=[],
+                   help="override a main.cf parameter")
+    p.add_argument("--listen", metavar="HOST:PORT", action="append",
+                   help="listen here instead of master.cf's smtpd services")
+    p.add_argument("command", nargs="?", default="start-fg",
+                   help="start-fg (default), config, flush")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+def _overrides(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"relayd: fatal: -o {item}: expected name=value")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _listen(items: list[str] | None):
+    if items is None:
+        return None
+    out = []
+    for item in items:
+        host, _, port = item.rpartition(":")
+        out.append((host.strip("[]") or "127.0.0.1", int(port)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from relayd.config import ConfigError, load_config
+    if args.command == "config":
+        from relayd.cli import config_cmd
+        return config_cmd.run(args.args, config_directory=args.config_directory)
+    try:
+        config = load_config(args.config_directory, **_overrides(args.overrides))
+        if args.command == "flush":
+            return _flush(config)
+        if args.command not in ("start-fg", "start"):
+            print(f"relayd: fatal: unknown command: {args.command}", file=sys.stderr)
+            return 64
+        return _run(config, _listen(args.listen))
+    except ConfigError as exc:
+        print(f"relayd: fatal: {exc}", file=sys.stderr)
+        return EX_CONFIG
+
+
+def _flush(config) -> int:
+    from relayd.control import request
+    try:
+        answer = request(config["queue_directory"], "flush")
+    except OSError:
+        print("relayd: fatal: Cannot flush mail queue - mail system is down", file=sys.stderr)
+        return EX_UNAVAILABLE
+    return EX_OK if answer == "ok" else 1
+
+
+def _run(config, listen) -> int:
+    import gevent
+
+    from relayd import maillog
+    from relayd.relay import Relay
+
+    relay = Relay(config, listen=listen)
+    maillog.configure(config["myhostname"], config["maillog_file"])
+    stopping = []
+
+    def stop():
+        if not stopping:
+            stopping.append(gevent.spawn(relay.stop, 10.0))
+
+    gevent.signal_handler(signal.SIGTERM, stop)
+    gevent.signal_handler(signal.SIGINT, stop)
+    try:
+        relay.serve_forever()
+    except OSError as exc:
+        maillog.MASTER.critical("cannot start: %s", exc)
+        return EX_UNAVAILABLE
+    return EX_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Listeners: one gevent StreamServer per master.cf ``smtpd`` inet service.
+
+:class:`SmtpdService` holds everything a session needs from its service's
+configuration (main.cf with the service's ``-o`` overrides applied), read
+once, so the per-command hot path touches plain attributes only.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+
+import gevent
+from gevent import socket as gsocket
+from gevent.server import StreamServer
+
+from relayd.edge.session import SmtpdSession
+from relayd.smtp.replies import R421_TOO_MANY_CONNECTIONS
+
+log = logging.getLogger("relayd.smtpd")
+
+
+class SmtpdService:
+    """The settings and shared parts of one smtpd service."""
+
+    def __init__(self, config, *, store, restrictions, sweeper, name: str = "smtp"):
+        self.name = name
+        self.config = config
+        self.store = store
+        self.restrictions = restrictions
+        self.sweeper = sweeper
+        self.myhostname = config["myhostname"]
+        self.mail_name = config["mail_name"]
+        self.banner = config["smtpd_banner"]
+        self.timeout = float(config["smtpd_timeout"])
+        self.recipient_limit = config["smtpd_recipient_limit"]
+        self.hard_error_limit = config["smtpd_hard_error_limit"]
+        self.soft_error_limit = config["smtpd_soft_error_limit"]
+        self.error_sleep_time = float(config["smtpd_error_sleep_time"])
+        self.hopcount_limit = config["hopcount_limit"]
+        self.vrfy_enabled = not config["disable_vrfy_command"]
+        self.session_limit = config["smtpd_session_limit"]
+        self.core_options = dict(
+            hostname=self.myhostname,
+            message_size_limit=config["message_size_limit"],
+            line_length_limit=config["line_length_limit"],
+            bare_newline=str(config["smtpd_forbid_bare_newline"]).lower(),
+            helo_required=config["smtpd_helo_required"],
+            vrfy_enabled=self.vrfy_enabled,
+        )
+        self.sessions: set[SmtpdSession] = set()
+
+    def handle(self, sock, address) -> None:
+        """Serve one accepted connection (runs in its own greenlet)."""
+        if len(self.sessions) >= self.session_limit:
+            log.warning("too many connections: refusing %s", address[0])
+            try:
+                sock.sendall(R421_TOO_MANY_CONNECTIONS.format(self.myhostname).to_bytes())
+            except OSError:
+                pass
+            sock.close()
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        session = SmtpdSession(self, sock, address)
+        self.sessions.add(session)
+        try:
+            session.run()
+        finally:
+            self.sessions.discard(session)
+
+
+class Listener:
+    """A bound listening socket serving one :class:`SmtpdService`."""
+
+    def __init__(self, address: tuple[str, int], service: SmtpdService, *, backlog: int = 1024,
+                 sock=None):
+        self.service = service
+        if sock is None:
+            family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+            sock = gsocket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+        self.server = StreamServer(sock, service.handle)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.server.address[:2]
+
+    def start(self) -> None:
+        self.server.start()
+
+    def close(self) -> None:
+        """Stop accepting; sessions in progress go on."""
+        self.server.close()
+
+    def drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for sessions to end, then cut the rest."""
+        sessions = self.service.sessions
+        with gevent.Timeout(timeout, False):
+            while sessions:
+                gevent.sleep(0.05)
+        for session in list(sessions):
+            session.greenlet.kill(block=False)

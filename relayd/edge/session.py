@@ -1,0 +1,318 @@
+"""The session driver: one greenlet per SMTP connection.
+
+It owns the socket and nothing else: the protocol core decides what bytes
+mean, the restriction lists decide policy, the queue store makes messages
+durable. Replies to pipelined commands are collected and written in one
+``sendall`` when the core runs out of input (RFC 2920). The idle/drip limit
+is a deadline moved forward only when a whole command or data line arrives,
+enforced by the :class:`~relayd.edge.deadlines.DeadlineSweeper`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import gevent
+
+from relayd.cleanup import HeaderScan, received_header
+from relayd.edge.deadlines import SessionTimeout
+from relayd.pipeline.context import SessionView
+from relayd.queue.envelope import Envelope, Recipient
+from relayd.queue.store import QueueWriteError
+from relayd.smtp import events as ev
+from relayd.smtp.replies import (R221_BYE, R250_HELO, R250_OK, R250_QUEUED, R250_RECIPIENT_OK,
+                                 R250_SENDER_OK, R252_VRFY, R354_START_DATA, R421_TIMEOUT,
+                                 R421_TOO_MANY_ERRORS, R451_QUEUE_WRITE_ERROR,
+                                 R452_TOO_MANY_RECIPIENTS, R500_UNRECOGNIZED, R502_NOT_IMPLEMENTED,
+                                 R502_VRFY_DISABLED,
+                                 R214_HELP, R554_TOO_MANY_HOPS, Reply)
+from relayd.smtp.server import ProtocolError, ServerSession
+
+log = logging.getLogger("relayd.smtpd")
+cleanup_log = logging.getLogger("relayd.cleanup")
+
+INFINITY = float("inf")
+RECV_SIZE = 65536
+
+
+class Transaction:
+    """What one MAIL ... DATA transaction has gathered so far."""
+
+    __slots__ = ("sender", "params", "recipients", "queue_id", "writer", "headers")
+
+    def __init__(self, sender: str, params: dict):
+        self.sender = sender
+        self.params = params
+        self.recipients: list[str] = []
+        self.queue_id = ""
+        self.writer = None
+        self.headers: HeaderScan | None = None
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+
+
+class SmtpdSession:
+    """Serves one client connection; :meth:`run` returns when it is closed."""
+
+    def __init__(self, service, sock, address):
+        self.service = service
+        self.sock = sock
+        self.client_addr = address[0]
+        if self.client_addr.startswith("::ffff:") and "." in self.client_addr:
+            self.client_addr = self.client_addr[7:]
+        self.client_port = address[1]
+        self.client_name = "unknown"
+        self.peer = f"{self.client_name}[{self.client_addr}]"
+        self.core = ServerSession(**service.core_options)
+        self.helo = ""
+        self.protocol = "SMTP"
+        self.tx: Transaction | None = None
+        self.errors = 0
+        self.counts: dict[str, list[int]] = {}
+        self.last_command = "CONNECT"
+        self.deadline = INFINITY
+        self.greenlet = gevent.getcurrent()
+        self.notes: dict = {}
+        self._view: SessionView | None = None
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        service = self.service
+        log.info("connect from %s", self.peer)
+        service.sweeper.watch(self)
+        try:
+            self._serve()
+        except SessionTimeout:
+            log.info("timeout after %s from %s", self.last_command, self.peer)
+            self._say_last(R421_TIMEOUT.format(service.myhostname))
+        except ProtocolError as exc:
+            log.info("%s after %s from %s", exc.reply.text, self.last_command, self.peer)
+            self._say_last(exc.reply)
+        except OSError:
+            log.info("lost connection after %s from %s", self.last_command, self.peer)
+        finally:
+            service.sweeper.unwatch(self)
+            if self.tx is not None:
+                self.tx.abort()
+            self.sock.close()
+            log.info("disconnect from %s%s", self.peer, self._command_stats())
+
+    def _serve(self) -> None:
+        core = self.core
+        sock = self.sock
+        timeout = self.service.timeout
+        sweeper = self.service.sweeper
+        handlers = self.HANDLERS
+        out: list[bytes] = [core.greeting(self.service.banner)]
+        self.deadline = sweeper.now() + timeout
+        while True:
+            event = core.next_event()
+            if event is ev.NEED_DATA:
+                if out:
+                    sock.sendall(b"".join(out))
+                    out.clear()
+                data = sock.recv(RECV_SIZE)
+                core.receive_data(data)
+                continue
+            self.deadline = sweeper.now() + timeout
+            if type(event) is ev.DataChunk:
+                self._data_chunk(event)
+                continue
+            reply = handlers[type(event)](self, event)
+            if reply is None:
+                if out:
+                    sock.sendall(b"".join(out))
+                return
+            out.append(core.send(reply))
+            if reply.code == 221 or (reply.code == 421):
+                sock.sendall(b"".join(out))
+                return
+
+    def _say_last(self, reply: Reply) -> None:
+        try:
+            self.sock.sendall(reply.to_bytes())
+        except OSError:
+            pass
+
+    def _count(self, name: str, ok: bool) -> None:
+        c = self.counts.get(name)
+        if c is None:
+            c = self.counts[name] = [0, 0]
+        c[0] += ok
+        c[1] += 1
+        self.last_command = name.upper()
+
+    def _command_stats(self) -> str:
+        parts = []
+        total_ok = total = 0
+        for name, (ok, n) in self.counts.items():
+            parts.append(f"{name}={ok}" if ok == n else f"{name}={ok}/{n}")
+            total_ok += ok
+            total += n
+        if not total:
+            return ""
+        parts.append(f"commands={total_ok}" if total_ok == total else f"commands={total_ok}/{total}")
+        return " " + " ".join(parts)
+
+    def _failed(self, name: str, reply: Reply) -> Reply:
+        """Count an error reply; past the hard limit the client is disconnected.
+
+        Past the soft limit each error reply is delayed (smtpd_error_sleep_time)."""
+        self._count(name, False)
+        self.errors += 1
+        service = self.service
+        if self.errors >= service.hard_error_limit:
+            log.info("too many errors after %s from %s", self.last_command, self.peer)
+            return R421_TOO_MANY_ERRORS.format(service.myhostname)
+        if self.errors >= service.soft_error_limit and service.error_sleep_time:
+            gevent.sleep(service.error_sleep_time)
+        return reply
+
+    def view(self) -> SessionView:
+        if self._view is None:
+            self._view = SessionView(self.client_addr, self.client_name, self.client_port,
+                                     self.helo, self.protocol)
+        return self._view
+
+    # -- commands ----------------------------------------------------------------------
+
+    def on_helo(self, event: ev.Helo) -> Reply:
+        self._reset()
+        self.helo = event.name
+        self.protocol = "ESMTP" if event.extended else "SMTP"
+        self._view = None
+        self._count("ehlo" if event.extended else "helo", True)
+        if event.extended:
+            return self.core.ehlo_reply()
+        return R250_HELO.format(self.service.myhostname)
+
+    def on_mail(self, event: ev.Mail) -> Reply:
+        self.tx = Transaction(event.sender, event.params)
+        self._count("mail", True)
+        return R250_SENDER_OK
+
+    def on_rcpt(self, event: ev.Rcpt) -> Reply:
+        tx = self.tx
+        service = self.service
+        if len(tx.recipients) >= service.recipient_limit:
+            return self._failed("rcpt", R452_TOO_MANY_RECIPIENTS)
+        reply = service.restrictions.check_recipient(self.view(), tx.sender, event.recipient,
+                                                     self.notes)
+        if reply is not None:
+            log.info("%s: reject: RCPT from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
+                     tx.queue_id or "NOQUEUE", self.peer, reply, tx.sender, event.recipient,
+                     self.protocol, self.helo)
+            return self._failed("rcpt", reply)
+        if not tx.queue_id:
+            tx.queue_id = service.store.new_queue_id()
+            log.info("%s: client=%s", tx.queue_id, self.peer)
+        tx.recipients.append(event.recipient)
+        self._count("rcpt", True)
+        return R250_RECIPIENT_OK
+
+    def on_data(self, event: ev.Data) -> Reply:
+        tx = self.tx
+        service = self.service
+        tx.writer = service.store.content_writer(tx.queue_id)
+        tx.headers = HeaderScan()
+        tx.writer.write(received_header(
+            helo=self.helo, client_name=self.client_name, client_addr=self.client_addr,
+            myhostname=service.myhostname, mail_name=service.mail_name, protocol=self.protocol,
+            queue_id=tx.queue_id, recipients=tx.recipients, now=time.time()))
+        return R354_START_DATA
+
+    def _data_chunk(self, event: ev.DataChunk) -> None:
+        tx = self.tx
+        if not tx.headers.done:
+            tx.headers.feed(event.data)
+        tx.writer.write(event.data)
+
+    def on_data_end(self, event: ev.DataEnd) -> Reply:
+        tx = self.tx
+        self.tx = None
+        if event.error is not None:
+            tx.abort()
+            return self._failed("data", event.error)
+        if tx.headers.hop_count >= self.service.hopcount_limit:
+            tx.abort()
+            log.info("%s: reject: END-OF-MESSAGE from %s: %s; from=<%s> proto=%s helo=<%s>",
+                     tx.queue_id, self.peer, R554_TOO_MANY_HOPS, tx.sender, self.protocol,
+                     self.helo)
+            return self._failed("data", R554_TOO_MANY_HOPS)
+        return self._commit(tx, event.size)
+
+    def _commit(self, tx: Transaction, size: int) -> Reply:
+        envelope = Envelope(
+            sender=tx.sender, recipients=[Recipient(r) for r in tx.recipients],
+            arrival_time=time.time(), client_name=self.client_name,
+            client_addr=self.client_addr, helo=self.helo, protocol=self.protocol, size=size,
+            params={k: v for k, v in tx.params.items() if v is not None})
+        message_id = tx.headers.message_id
+        self.deadline = INFINITY  # never interrupt a commit: the message may already be durable
+        try:
+            self.service.store.commit(tx.queue_id, envelope, tx.writer)
+        except QueueWriteError as exc:
+            log.warning("%s: queue file write error: %s", tx.queue_id, exc)
+            tx.abort()
+            return self._failed("data", R451_QUEUE_WRITE_ERROR)
+        finally:
+            self.deadline = self.service.sweeper.now() + self.service.timeout
+        if message_id:
+            cleanup_log.info("%s: message-id=%s", tx.queue_id, message_id)
+        self._count("data", True)
+        return R250_QUEUED.format(tx.queue_id)
+
+    def on_rset(self, event) -> Reply:
+        self._reset()
+        self._count("rset", True)
+        return R250_OK
+
+    def on_noop(self, event) -> Reply:
+        self._count("noop", True)
+        return R250_OK
+
+    def on_quit(self, event) -> Reply:
+        self._count("quit", True)
+        return R221_BYE
+
+    def on_vrfy(self, event: ev.Vrfy) -> Reply:
+        if not self.service.vrfy_enabled:
+            return self._failed("vrfy", R502_VRFY_DISABLED)
+        # Never reveal whether a user exists (that is what RCPT is for).
+        self._count("vrfy", True)
+        return R252_VRFY.format(event.argument)
+
+    def on_expn(self, event) -> Reply:
+        # Postfix has no EXPN: it never expands a list for a stranger.
+        return self._failed("unknown", R500_UNRECOGNIZED)
+
+    def on_unsupported(self, event) -> Reply:
+        return self._failed("unknown", R502_NOT_IMPLEMENTED)
+
+    def on_help(self, event) -> Reply:
+        self._count("help", True)
+        return R214_HELP
+
+    def on_bad_command(self, event: ev.BadCommand) -> Reply:
+        return self._failed(getattr(event, "command", "") or "unknown", event.reply)
+
+    def on_closed(self, event) -> None:
+        log.info("lost connection after %s from %s", self.last_command, self.peer)
+        return None
+
+    def _reset(self) -> None:
+        if self.tx is not None:
+            self.tx.abort()
+            self.tx = None
+
+    HANDLERS = {
+        ev.Helo: on_helo, ev.Mail: on_mail, ev.Rcpt: on_rcpt, ev.Data: on_data,
+        ev.DataEnd: on_data_end, ev.Rset: on_rset, ev.Noop: on_noop, ev.Quit: on_quit,
+        ev.Vrfy: on_vrfy, ev.Expn: on_expn, ev.Help: on_help,
+        ev.StartTLS: on_unsupported, ev.Auth: on_unsupported,
+        ev.BadCommand: on_bad_command, ev.ConnectionClosed: on_closed,
+    }

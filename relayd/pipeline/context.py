@@ -1,0 +1,44 @@
+"""The one value a check receives.
+
+A check gets a single frozen :class:`CheckContext`, so a field added later
+never breaks a plugin written today. ``notes`` is the one mutable part: a
+per-session dict plugins may use to remember things between stages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """What is known about the SMTP client, read-only."""
+
+    client_addr: str
+    client_name: str = "unknown"
+    client_port: int = 0
+    helo_name: str = ""
+    protocol: str = "SMTP"
+    tls_active: bool = False
+    sasl_username: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """Everything a check may look at.
+
+    ``stage`` names the restriction list being evaluated (``client``,
+    ``helo``, ``sender``, ``relay``, ``recipient``, ``data``,
+    ``end_of_data``); ``sender`` / ``recipient`` are the envelope addresses
+    known at that point ("" is the null sender, ``None`` means not yet
+    given); ``args`` are the arguments written after the check's name in
+    main.cf; ``config`` is the effective :class:`relayd.config.Config`.
+    """
+
+    stage: str
+    session: SessionView
+    config: Any
+    sender: str | None = None
+    recipient: str | None = None
+    args: tuple[str, ...] = ()
+    notes: dict = field(default_factory=dict)

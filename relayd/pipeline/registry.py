@@ -1,0 +1,93 @@
+"""Where restriction names come from: plugins registered by entry points.
+
+Every element a restriction list may name is a check registered under that
+name by a plugin of the ``relayd.plugins`` entry-point group. An entry
+point is a ``register(registry)`` function; relayd's own checks register
+exactly the same way (see setup.py). An installed plugin that no list names
+stays inert.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Callable
+
+from relayd.config import ConfigError
+
+log = logging.getLogger("relayd.master")
+
+ENTRY_POINT_GROUP = "relayd.plugins"
+
+# The built-in plugins, also declared as entry points in setup.py; listed here
+# so that relayd runs from a source tree that was never pip-installed.
+BUILTIN_PLUGINS = ("relayd.checks.relay:register",)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """A registered check: ``func(context) -> Verdict``.
+
+    ``nargs`` is how many words after its name in main.cf belong to it;
+    ``timeout`` (seconds) is set for checks that wait on something outside
+    the process (DNS, a database); pure checks run inline without one.
+    """
+
+    name: str
+    func: Callable
+    nargs: int = 0
+    timeout: float | None = None
+    plugin: str = ""
+
+
+class CheckRegistry:
+    """The names a restriction list may use, and the checks behind them."""
+
+    def __init__(self) -> None:
+        self._checks: dict[str, CheckSpec] = {}
+        self._current_plugin = ""
+
+    def add(self, name: str, func: Callable, *, nargs: int = 0,
+            timeout: float | None = None) -> None:
+        """Register ``func`` as the check called ``name`` in restriction lists."""
+        name = name.lower()
+        if name in self._checks and self._checks[name].plugin != self._current_plugin:
+            raise ConfigError(f"restriction {name} is registered twice: by "
+                              f"{self._checks[name].plugin} and by {self._current_plugin}")
+        self._checks[name] = CheckSpec(name, func, nargs, timeout, self._current_plugin)
+
+    def get(self, name: str) -> CheckSpec | None:
+        return self._checks.get(name.lower())
+
+    def names(self) -> list[str]:
+        return sorted(self._checks)
+
+    def load_plugin(self, label: str, register: Callable[["CheckRegistry"], None]) -> None:
+        """Run one plugin's ``register`` function, attributing its checks to ``label``."""
+        self._current_plugin = label
+        try:
+            register(self)
+        finally:
+            self._current_plugin = ""
+
+    @classmethod
+    def from_entry_points(cls) -> "CheckRegistry":
+        """A registry holding every installed plugin's checks.
+
+        A plugin that fails to import stops startup with an error naming it.
+        """
+        registry = cls()
+        seen = set()
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            seen.add(ep.value)
+            try:
+                register = ep.load()
+            except Exception as exc:
+                raise ConfigError(f"plugin {ep.name} ({ep.value}) failed to load: {exc!r}") from exc
+            registry.load_plugin(ep.value, register)
+        for target in BUILTIN_PLUGINS:
+            if target not in seen:
+                module, _, attr = target.partition(":")
+                registry.load_plugin(target, getattr(importlib.import_module(module), attr))
+        return registry

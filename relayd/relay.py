@@ -1,0 +1,154 @@
+"""The whole relay as greenlets: listeners, queue store, queue manager.
+
+:class:`Relay` is the embedding API (re-exported as ``relayd.Relay``) and the
+``relayd`` command is a thin layer over it. It has no process-wide side
+effects: no logging set-up, no signal handlers, no monkey-patching.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from gevent.event import Event
+
+from relayd.config import load_config
+from relayd.control import ControlServer
+from relayd.delivery.qmgr import QueueManager
+from relayd.edge.deadlines import DeadlineSweeper
+from relayd.edge.listener import Listener, SmtpdService
+from relayd.pipeline.registry import CheckRegistry
+from relayd.pipeline.restrictions import Restrictions
+from relayd.queue.store import QueueStore
+
+log = logging.getLogger("relayd.master")
+
+
+class Relay:
+    """An SMTP relay running inside the calling gevent program.
+
+    Build it from a :class:`relayd.config.Config`, or from what
+    :func:`relayd.config.load_config` takes: ``config_directory`` (reads
+    main.cf and master.cf there), ``main_cf`` / ``master_cf`` (their text)
+    and main.cf parameters as keywords (``relayhost="[127.0.0.1]:2526"``).
+    ``listen`` replaces master.cf's smtpd services with the given
+    ``(host, port)`` addresses (port 0 picks a free one; see
+    :attr:`addresses`).
+    """
+
+    def __init__(self, config=None, *, config_directory: str | None = None,
+                 main_cf: str | None = None, master_cf: str | None = None,
+                 listen: list[tuple[str, int]] | None = None, **params):
+        if config is None:
+            config = load_config(config_directory, main_cf=main_cf, master_cf=master_cf,
+                                 **params)
+        elif params:
+            config = config.with_overrides({k: _text(v) for k, v in params.items()})
+        self.config = config
+        self._listen = listen
+        self.registry = CheckRegistry.from_entry_points()
+        self.queue_directory = config["queue_directory"]
+        self.store = QueueStore(self.queue_directory, fsync=config["relayd_queue_fsync"])
+        self.qmgr = QueueManager(self.store, config)
+        self.sweeper: DeadlineSweeper | None = None
+        self.listeners: list[Listener] = []
+        self.control: ControlServer | None = None
+        self._stopped = Event()
+        # Compile every service's restrictions now: a bad list must stop startup.
+        self._services = [(address, svc_config, Restrictions(svc_config, self.registry), name)
+                          for address, svc_config, name in self._service_addresses()]
+
+    def _service_addresses(self):
+        if self._listen is not None:
+            return [(tuple(a), self.config, "smtp") for a in self._listen]
+        out = []
+        for service, svc_config in self.config.smtpd_listeners():
+            host, port = service.listen
+            hosts = [host] if host else _interfaces(svc_config["inet_interfaces"])
+            out.extend(((h, port), svc_config, service.name) for h in hosts)
+        return out
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The (host, port) each listener is bound to."""
+        return [listener.address for listener in self.listeners]
+
+    def start(self) -> None:
+        """Open the queue, start delivery, bind and start the listeners."""
+        os.makedirs(self.queue_directory, exist_ok=True)
+        self.store.open()
+        self.store.on_commit = self.qmgr.wake
+        self.qmgr.start()
+        self.sweeper = DeadlineSweeper()
+        for address, svc_config, restrictions, name in self._services:
+            service = SmtpdService(svc_config, store=self.store, restrictions=restrictions,
+                                   sweeper=self.sweeper, name=name)
+            listener = Listener(address, service)
+            listener.start()
+            self.listeners.append(listener)
+            log.info("daemon started -- version %s, listening on %s:%d",
+                     _version(), *listener.address)
+        self.control = ControlServer(self.queue_directory, {"flush": self._flush})
+        self.control.start()
+
+    def _flush(self, args) -> str:
+        self.qmgr.flush()
+        return "ok"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, let sessions finish for up to ``timeout`` seconds,
+        then stop delivery and close the queue. Nothing acknowledged is lost."""
+        for listener in self.listeners:
+            listener.close()
+        for listener in self.listeners:
+            listener.drain(timeout)
+        if self.control is not None:
+            self.control.close()
+        self.qmgr.stop(timeout)
+        if self.sweeper is not None:
+            self.sweeper.stop()
+        self.store.close()
+        self.listeners = []
+        self._stopped.set()
+
+    def serve_forever(self) -> None:
+        """Start, then block the calling greenlet until :meth:`stop` is called."""
+        self.start()
+        self._stopped.wait()
+
+    def __enter__(self) -> "Relay":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _interfaces(value) -> list[str]:
+    words = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    hosts = []
+    for word in words:
+        if word == "all":
+            hosts += ["0.0.0.0", "::"]
+        elif word == "loopback-only":
+            hosts += ["127.0.0.1", "::1"]
+        elif word == "localhost":
+            hosts += ["127.0.0.1"]
+        else:
+            hosts.append(word.strip("[]"))
+    return hosts
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def _version() -> str:
+    from relayd import __version__
+    return __version__
+
+
+__all__ = ["Relay"]
