@@ -1,0 +1,33 @@
+"""Fixtures shared by the integration tests: a recording sink and relayd processes."""
+import pytest
+
+from tests.support.relayd_proc import RelaydProcess
+from tests.support.sink import Sink
+
+
+@pytest.fixture
+def sink():
+    s = Sink().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def relayd_factory(tmp_path, sink):
+    """``relayd_factory(extra_main_cf="", master_cf=None)`` starts a relayd whose
+    smart host is the ``sink``; every one started is stopped at the end."""
+    started = []
+
+    def make(extra_main_cf: str = "", master_cf: str | None = None, name: str = "relayd"):
+        proc = RelaydProcess(tmp_path / name, sink.port, extra_main_cf, master_cf)
+        started.append(proc)
+        return proc.start()
+
+    yield make
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def relayd(relayd_factory):
+    return relayd_factory()
