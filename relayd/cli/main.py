@@ -89,7 +89,7 @@ def _run(config, listen) -> int:
     from relayd.relay import Relay
 
     relay = Relay(config, listen=listen)
-    maillog.configure(config["myhostname"], config["maillog_file"])
+    handler = maillog.configure(config["myhostname"], config["maillog_file"])
     stopping = []
 
     def stop():
@@ -103,6 +103,8 @@ def _run(config, listen) -> int:
     except OSError as exc:
         maillog.MASTER.critical("cannot start: %s", exc)
         return EX_UNAVAILABLE
+    finally:
+        handler.flush()
     return EX_OK
 
 

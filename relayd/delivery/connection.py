@@ -18,13 +18,15 @@ scache: an idle connection is closed after ``idle_limit`` seconds
 from __future__ import annotations
 
 import os
+import select
 import time
 
 import gevent
-from gevent import select, socket
+from gevent import socket
 
 from relayd.smtp.client import NEED_DATA, ClientProtocolError, ClientSession
 from relayd.smtp.replies import Reply
+from relayd.sockets import send_all
 
 __all__ = ["Trouble", "SmtpConnection", "connect", "ConnectionCache"]
 
@@ -58,7 +60,7 @@ class SmtpConnection:
     def write(self, data: bytes, timeout: float, doing: str) -> None:
         """Send all of ``data`` within ``timeout`` seconds."""
         with _Step(self, timeout, doing):
-            self.sock.sendall(data)
+            send_all(self.sock, data)
 
     def read_reply(self, timeout: float, doing: str) -> Reply:
         """The next reply, read within ``timeout`` seconds."""
@@ -81,7 +83,9 @@ class SmtpConnection:
         """False when the server closed an idle connection or sent
         something unasked (e.g. "421 timeout"): then it must not be reused."""
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            # The standard library's select, not gevent's: with a zero timeout it never
+            # blocks, and it costs one system call instead of a trip through the hub.
+            readable, _, _ = select.select([self.sock.fileno()], [], [], 0)
         except (OSError, ValueError):
             return False
         return not readable

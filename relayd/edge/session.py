@@ -19,6 +19,7 @@ from relayd.edge.deadlines import SessionTimeout
 from relayd.pipeline.context import SessionView
 from relayd.queue.envelope import Envelope, Recipient
 from relayd.queue.store import QueueWriteError
+from relayd.sockets import send_all
 from relayd.smtp import events as ev
 from relayd.smtp.replies import (R221_BYE, R250_HELO, R250_OK, R250_QUEUED, R250_RECIPIENT_OK,
                                  R250_SENDER_OK, R252_VRFY, R354_START_DATA, R421_TIMEOUT,
@@ -113,7 +114,7 @@ class SmtpdSession:
             event = core.next_event()
             if event is ev.NEED_DATA:
                 if out:
-                    sock.sendall(b"".join(out))
+                    send_all(sock, b"".join(out))
                     out.clear()
                 data = sock.recv(RECV_SIZE)
                 core.receive_data(data)
@@ -125,11 +126,11 @@ class SmtpdSession:
             reply = handlers[type(event)](self, event)
             if reply is None:
                 if out:
-                    sock.sendall(b"".join(out))
+                    send_all(sock, b"".join(out))
                 return
             out.append(core.send(reply))
             if reply.code == 221 or (reply.code == 421):
-                sock.sendall(b"".join(out))
+                send_all(sock, b"".join(out))
                 return
 
     def _say_last(self, reply: Reply) -> None:

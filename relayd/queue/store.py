@@ -45,7 +45,7 @@ class QueueStore:
 
     def __init__(self, directory: str, *, fsync: bool = True, segment_size: int = 64 << 20,
                  inline_limit: int = 256 << 10, compact_after: float = 300.0,
-                 retry_delay: float = 1.0):
+                 retry_delay: float = 1.0, content_cache_size: int = 32 << 20):
         self.directory = directory
         self.fsync = fsync
         self.segment_size = segment_size
@@ -63,6 +63,11 @@ class QueueStore:
         self._garbage_files: list[str] = []
         self._gc_lock = Semaphore()
         self._committer: GroupCommitter | None = None
+        # Content of just-committed small messages, kept until their first delivery
+        # attempt reads it: saves reading back from the journal on the hot path.
+        self._recent: dict[str, bytes] = {}
+        self._recent_bytes = 0
+        self.content_cache_size = content_cache_size
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -132,6 +137,9 @@ class QueueStore:
         except QueueWriteError:
             content.abort()
             raise
+        if chunks is not None and self._recent_bytes + size <= self.content_cache_size:
+            self._recent[queue_id] = b"".join(chunks)
+            self._recent_bytes += size
         if self.on_commit is not None:
             try:
                 self.on_commit(queue_id)
@@ -155,6 +163,9 @@ class QueueStore:
 
     def read_content(self, queue_id: str) -> bytes:
         """The message content exactly as committed (KeyError if not queued)."""
+        cached = self._uncache(queue_id)
+        if cached is not None and queue_id in self._state.messages:
+            return cached
         for _ in range(2):   # a compaction may move the content between lookup and read
             where = self._state.locations.get(queue_id)
             if where is None or queue_id not in self._state.messages:
@@ -167,6 +178,12 @@ class QueueStore:
             except FileNotFoundError:
                 continue
         raise KeyError(queue_id)
+
+    def _uncache(self, queue_id: str) -> bytes | None:
+        data = self._recent.pop(queue_id, None)
+        if data is not None:
+            self._recent_bytes -= len(data)
+        return data
 
     # -- delivery results and queue operations -----------------------------------------------
 
@@ -228,6 +245,8 @@ class QueueStore:
 
     def _finished(self, queue_id: str):
         """on_durable for a message that left the queue: release its segment and data file."""
+        self._uncache(queue_id)
+
         def durable(_segment: int, _offset: int) -> None:
             where = self._state.forget_home(queue_id)
             if where is not None and where.content_offset < 0:
