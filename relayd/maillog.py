@@ -45,6 +45,11 @@ class MaillogFormatter(logging.Formatter):
         self.with_timestamp = with_timestamp
         self._second = -1
         self._prefix = ""
+        self.pid = os.getpid()
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self.pid = os.getpid()
 
     def format(self, record: logging.LogRecord) -> str:
         program = "relayd/" + record.name.split(".")[1] if record.name.startswith("relayd.") \
@@ -52,7 +57,7 @@ class MaillogFormatter(logging.Formatter):
         text = _SEVERITY_PREFIX.get(record.levelno, "") + record.getMessage()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        line = f"{program}[{record.process or os.getpid()}]: {text}"
+        line = f"{program}[{record.process or self.pid}]: {text}"
         if self.with_timestamp:
             second = int(record.created)
             if second != self._second:  # strftime once a second, not once a line
@@ -111,7 +116,7 @@ def configure(hostname: str, maillog_file: str = "", level: int = logging.INFO) 
 
     Used by the ``relayd`` command only, which owns its process: it also turns
     off the per-record work of :mod:`logging` that mail logs never show
-    (caller lookup, thread names). An embedding program configures the
+    (caller lookup, thread names, process id). An embedding program configures the
     ``relayd`` logger itself.
     """
     if maillog_file and maillog_file not in ("/dev/stderr", "-"):
@@ -121,6 +126,7 @@ def configure(hostname: str, maillog_file: str = "", level: int = logging.INFO) 
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
+    logging.logProcesses = False  # getpid() is a system call per record; the formatter knows it
     handler = BatchingHandler(fd)
     handler.setFormatter(MaillogFormatter(hostname))
     root = logging.getLogger("relayd")
