@@ -62,6 +62,33 @@ class ControlServer:
             sock.sendall(answer.encode() + b"\n")
 
 
+def request_all(queue_directory: str, command: str, timeout: float = 30.0) -> list[str]:
+    """Send ``command`` to every running worker (each has its own queue
+    directory: the base one and ``worker-N`` below it); their answers.
+
+    Raises OSError when no worker answers: relayd is not running.
+    """
+    directories = [queue_directory] + sorted(
+        os.path.join(queue_directory, name) for name in _listdir(queue_directory)
+        if name.startswith("worker-"))
+    answers = []
+    for directory in directories:
+        try:
+            answers.append(request(directory, command, timeout))
+        except OSError:
+            continue
+    if not answers:
+        raise ConnectionRefusedError(f"no relayd control socket answers in {queue_directory}")
+    return answers
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def request(queue_directory: str, command: str, timeout: float = 30.0) -> str:
     """Send one command to the running relayd; raises OSError when it is not running."""
     with stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM) as sock:

@@ -76,9 +76,10 @@ class BatchingHandler(logging.Handler):
     together at its end. Lines from other threads are written at once.
     """
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, *, batching: bool = True):
         super().__init__()
         self.fd = fd
+        self.batching = batching
         self._pending: list[str] = []
         self._loop = gevent.get_hub().loop
         self._loop_thread = threading.get_ident()
@@ -89,7 +90,7 @@ class BatchingHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        if threading.get_ident() != self._loop_thread:
+        if not self.batching or threading.get_ident() != self._loop_thread:
             self._write(line + "\n")
             return
         if not self._pending:
@@ -111,13 +112,15 @@ class BatchingHandler(logging.Handler):
         super().close()
 
 
-def configure(hostname: str, maillog_file: str = "", level: int = logging.INFO) -> logging.Handler:
+def configure(hostname: str, maillog_file: str = "", level: int = logging.INFO, *,
+              batching: bool = True) -> logging.Handler:
     """Send relayd's log lines to ``maillog_file`` (or stderr when empty).
 
     Used by the ``relayd`` command only, which owns its process: it also turns
     off the per-record work of :mod:`logging` that mail logs never show
     (caller lookup, thread names, process id). An embedding program configures the
-    ``relayd`` logger itself.
+    ``relayd`` logger itself. ``batching=False`` writes each line at once,
+    for a process that runs no gevent loop (the daemon's master).
     """
     if maillog_file and maillog_file not in ("/dev/stderr", "-"):
         fd = os.open(maillog_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
@@ -127,7 +130,7 @@ def configure(hostname: str, maillog_file: str = "", level: int = logging.INFO) 
     logging.logThreads = False
     logging.logMultiprocessing = False
     logging.logProcesses = False  # getpid() is a system call per record; the formatter knows it
-    handler = BatchingHandler(fd)
+    handler = BatchingHandler(fd, batching=batching)
     handler.setFormatter(MaillogFormatter(hostname))
     root = logging.getLogger("relayd")
     root.addHandler(handler)

@@ -178,6 +178,9 @@ _RELAYD = [
           "relayd extension: flush queue writes to disk; 'no' is for tests only."),
     Param("relayd_queue_segment_size", "size", "67108864",
           "relayd extension: size at which a queue journal segment is closed, in bytes."),
+    Param("relayd_worker_processes", "str", "auto",
+          "relayd extension: worker processes, each a whole relay on the shared listeners "
+          "with its own queue journal; 'auto' means one per CPU core."),
 ]
 
 PARAMS: dict[str, Param] = {

@@ -7,17 +7,21 @@ effects: no logging set-up, no signal handlers, no monkey-patching.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
 
 from gevent.event import Event
 
 from relayd.config import load_config
 from relayd.control import ControlServer
 from relayd.delivery.qmgr import QueueManager
+from relayd.edge.counter import SessionCounter
 from relayd.edge.deadlines import DeadlineSweeper
 from relayd.edge.listener import Listener, SmtpdService
 from relayd.pipeline.registry import CheckRegistry
 from relayd.pipeline.restrictions import Restrictions
+from relayd.queue.qid import QueueIdGenerator
 from relayd.queue.store import QueueStore
 
 log = logging.getLogger("relayd.master")
@@ -33,11 +37,19 @@ class Relay:
     ``listen`` replaces master.cf's smtpd services with the given
     ``(host, port)`` addresses (port 0 picks a free one; see
     :attr:`addresses`).
+
+    ``worker`` / ``workers``, ``sockets`` and ``session_counter`` are for the
+    ``relayd`` daemon, which runs one Relay per worker process on listening
+    sockets it bound before forking: worker N keeps its queue in ``$queue_directory/worker-N``
+    (worker 0 in ``$queue_directory`` itself) and also delivers what is left
+    in the queues of workers that no longer exist.
     """
 
     def __init__(self, config=None, *, config_directory: str | None = None,
                  main_cf: str | None = None, master_cf: str | None = None,
-                 listen: list[tuple[str, int]] | None = None, **params):
+                 listen: list[tuple[str, int]] | None = None, worker: int = 0,
+                 workers: int = 1, sockets: dict | None = None,
+                 session_counter: SessionCounter | None = None, **params):
         if config is None:
             config = load_config(config_directory, main_cf=main_cf, master_cf=master_cf,
                                  **params)
@@ -45,19 +57,30 @@ class Relay:
             config = config.with_overrides({k: _text(v) for k, v in params.items()})
         self.config = config
         self._listen = listen
+        self._sockets = sockets or {}
+        self.session_counter = session_counter or SessionCounter()
         self.registry = CheckRegistry.from_entry_points()
-        self.queue_directory = config["queue_directory"]
-        self.store = QueueStore(self.queue_directory, fsync=config["relayd_queue_fsync"])
-        self.qmgr = QueueManager(self.store, config)
+        self.queue_directory = worker_queue_directory(config["queue_directory"], worker)
+        queue_ids = QueueIdGenerator(stripe=worker)
+        fsync = config["relayd_queue_fsync"]
+        self.stores = [QueueStore(directory, fsync=fsync, queue_ids=queue_ids)
+                       for directory in [self.queue_directory]
+                       + adopted_queue_directories(config["queue_directory"], worker, workers)]
+        self.store = self.stores[0]
+        qmgr_config = _share_delivery_limits(config, workers)
+        self.qmgrs = [QueueManager(store, qmgr_config) for store in self.stores]
+        self.qmgr = self.qmgrs[0]
         self.sweeper: DeadlineSweeper | None = None
         self.listeners: list[Listener] = []
         self.control: ControlServer | None = None
         self._stopped = Event()
+        self._started = False
         # Compile every service's restrictions now: a bad list must stop startup.
         self._services = [(address, svc_config, Restrictions(svc_config, self.registry), name)
-                          for address, svc_config, name in self._service_addresses()]
+                          for address, svc_config, name in self.service_addresses()]
 
-    def _service_addresses(self):
+    def service_addresses(self) -> list[tuple[tuple[str, int], object, str]]:
+        """(address, service configuration, service name) of every listener."""
         if self._listen is not None:
             return [(tuple(a), self.config, "smtp") for a in self._listen]
         out = []
@@ -73,16 +96,21 @@ class Relay:
         return [listener.address for listener in self.listeners]
 
     def start(self) -> None:
-        """Open the queue, start delivery, bind and start the listeners."""
-        os.makedirs(self.queue_directory, exist_ok=True)
-        self.store.open()
-        self.store.on_commit = self.qmgr.wake
-        self.qmgr.start()
+        """Open the queues, start delivery, bind and start the listeners."""
+        if self._started:
+            return
+        self._started = True
+        for store, qmgr in zip(self.stores, self.qmgrs):
+            os.makedirs(store.directory, exist_ok=True)
+            store.open()
+            store.on_commit = qmgr.wake
+            qmgr.start()
         self.sweeper = DeadlineSweeper()
         for address, svc_config, restrictions, name in self._services:
             service = SmtpdService(svc_config, store=self.store, restrictions=restrictions,
-                                   sweeper=self.sweeper, name=name)
-            listener = Listener(address, service)
+                                   sweeper=self.sweeper, name=name,
+                                   counter=self.session_counter)
+            listener = Listener(address, service, sock=self._sockets.get(address))
             listener.start()
             self.listeners.append(listener)
             log.info("daemon started -- version %s, listening on %s:%d",
@@ -91,27 +119,30 @@ class Relay:
         self.control.start()
 
     def _flush(self, args) -> str:
-        self.qmgr.flush()
+        for qmgr in self.qmgrs:
+            qmgr.flush()
         return "ok"
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let sessions finish for up to ``timeout`` seconds,
-        then stop delivery and close the queue. Nothing acknowledged is lost."""
+        then stop delivery and close the queues. Nothing acknowledged is lost."""
         for listener in self.listeners:
             listener.close()
         for listener in self.listeners:
             listener.drain(timeout)
         if self.control is not None:
             self.control.close()
-        self.qmgr.stop(timeout)
+        for qmgr in self.qmgrs:
+            qmgr.stop(timeout)
         if self.sweeper is not None:
             self.sweeper.stop()
-        self.store.close()
+        for store in self.stores:
+            store.close()
         self.listeners = []
         self._stopped.set()
 
     def serve_forever(self) -> None:
-        """Start, then block the calling greenlet until :meth:`stop` is called."""
+        """Start (unless started), then block the calling greenlet until :meth:`stop`."""
         self.start()
         self._stopped.wait()
 
@@ -121,6 +152,38 @@ class Relay:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+WORKER_DIRECTORY = re.compile(r"worker-(\d+)$")
+
+
+def worker_queue_directory(base: str, worker: int) -> str:
+    """Where worker ``worker`` keeps its queue."""
+    return base if worker == 0 else os.path.join(base, f"worker-{worker}")
+
+
+def adopted_queue_directories(base: str, worker: int, workers: int) -> list[str]:
+    """Queues of workers beyond ``workers`` (left by a larger worker count) that
+    ``worker`` delivers: each orphan goes to exactly one live worker."""
+    try:
+        names = os.listdir(base)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in sorted(names):
+        m = WORKER_DIRECTORY.match(name)
+        if m and int(m.group(1)) >= workers and int(m.group(1)) % workers == worker:
+            out.append(os.path.join(base, name))
+    return out
+
+
+def _share_delivery_limits(config, workers: int):
+    """Each of ``workers`` delivery pools gets its share of the per-destination limit."""
+    if workers <= 1:
+        return config
+    limit = config["default_destination_concurrency_limit"]
+    return config.with_overrides(
+        {"default_destination_concurrency_limit": str(max(1, math.ceil(limit / workers)))})
 
 
 def _interfaces(value) -> list[str]:

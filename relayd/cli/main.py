@@ -11,7 +11,6 @@ status 78 (EX_CONFIG) and a message naming file, line and parameter.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 EX_OK = 0
@@ -73,39 +72,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _flush(config) -> int:
-    from relayd.control import request
+    from relayd.control import request_all
     try:
-        answer = request(config["queue_directory"], "flush")
+        answers = request_all(config["queue_directory"], "flush")
     except OSError:
         print("relayd: fatal: Cannot flush mail queue - mail system is down", file=sys.stderr)
         return EX_UNAVAILABLE
-    return EX_OK if answer == "ok" else 1
+    return EX_OK if all(a == "ok" for a in answers) else 1
 
 
 def _run(config, listen) -> int:
-    import gevent
-
-    from relayd import maillog
-    from relayd.relay import Relay
-
-    relay = Relay(config, listen=listen)
-    handler = maillog.configure(config["myhostname"], config["maillog_file"])
-    stopping = []
-
-    def stop():
-        if not stopping:
-            stopping.append(gevent.spawn(relay.stop, 10.0))
-
-    gevent.signal_handler(signal.SIGTERM, stop)
-    gevent.signal_handler(signal.SIGINT, stop)
+    from relayd import daemon
     try:
-        relay.serve_forever()
+        return daemon.run(config, listen)
     except OSError as exc:
-        maillog.MASTER.critical("cannot start: %s", exc)
+        print(f"relayd: fatal: cannot start: {exc}", file=sys.stderr)
         return EX_UNAVAILABLE
-    finally:
-        handler.flush()
-    return EX_OK
 
 
 if __name__ == "__main__":

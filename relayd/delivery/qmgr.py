@@ -106,10 +106,9 @@ class QueueManager:
 
     def _sleep_time(self) -> float:
         delay = float(self.config["queue_run_delay"])
-        waiting = [m.next_attempt for m in self.store.messages("deferred")
-                   if m.queue_id not in self._in_flight]
-        if waiting:
-            delay = min(delay, max(0.0, min(waiting) - self.clock()))
+        earliest = self.store.next_due()
+        if earliest is not None:
+            delay = min(delay, max(0.0, earliest - self.clock()))
         return delay
 
     def _activate(self, message, now: float) -> None:

@@ -13,6 +13,7 @@ import gevent
 from gevent import socket as gsocket
 from gevent.server import StreamServer
 
+from relayd.edge.counter import SessionCounter
 from relayd.edge.session import SmtpdSession
 from relayd.smtp.replies import R421_TOO_MANY_CONNECTIONS
 
@@ -22,7 +23,8 @@ log = logging.getLogger("relayd.smtpd")
 class SmtpdService:
     """The settings and shared parts of one smtpd service."""
 
-    def __init__(self, config, *, store, restrictions, sweeper, name: str = "smtp"):
+    def __init__(self, config, *, store, restrictions, sweeper, name: str = "smtp",
+                 counter: SessionCounter | None = None):
         self.name = name
         self.config = config
         self.store = store
@@ -48,10 +50,11 @@ class SmtpdService:
             vrfy_enabled=self.vrfy_enabled,
         )
         self.sessions: set[SmtpdSession] = set()
+        self.counter = counter or SessionCounter()
 
     def handle(self, sock, address) -> None:
         """Serve one accepted connection (runs in its own greenlet)."""
-        if len(self.sessions) >= self.session_limit:
+        if self.counter.total() >= self.session_limit:
             log.warning("too many connections: refusing %s", address[0])
             try:
                 sock.sendall(R421_TOO_MANY_CONNECTIONS.format(self.myhostname).to_bytes())
@@ -62,9 +65,11 @@ class SmtpdService:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         session = SmtpdSession(self, sock, address)
         self.sessions.add(session)
+        self.counter.add(1)
         try:
             session.run()
         finally:
+            self.counter.add(-1)
             self.sessions.discard(session)
 
 

@@ -12,6 +12,7 @@ home and every older segment is gone (see docs/queue-format.md).
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 from relayd.queue import records
@@ -53,6 +54,46 @@ class QueueState:
     messages: dict[str, QueuedMessage] = field(default_factory=dict)
     locations: dict[str, Location] = field(default_factory=dict)
     segment_live: dict[int, dict[str, int]] = field(default_factory=dict)  # segment -> {qid: size}
+    # The scheduling index, so that finding due mail never scans the whole queue:
+    # messages that became incoming, in order, and deferred ones by next attempt.
+    # Entries go stale when a message changes state; take_due() skips those.
+    ready: dict[str, None] = field(default_factory=dict)
+    waiting: list[tuple[float, str]] = field(default_factory=list)
+
+    def schedule(self, msg: QueuedMessage) -> None:
+        """Index ``msg`` for take_due() according to its state."""
+        if msg.state == INCOMING:
+            self.ready[msg.queue_id] = None
+        elif msg.state == DEFERRED_Q:
+            heapq.heappush(self.waiting, (msg.next_attempt, msg.queue_id))
+
+    def take_due(self, now: float) -> list[QueuedMessage]:
+        """Incoming messages in arrival order, then deferred ones whose next
+        attempt has come; each is handed out once (the caller activates it)."""
+        due = []
+        ready, self.ready = self.ready, {}
+        for qid in ready:
+            msg = self.messages.get(qid)
+            if msg is not None and msg.state == INCOMING:
+                due.append(msg)
+        waiting = self.waiting
+        while waiting and waiting[0][0] <= now:
+            when, qid = heapq.heappop(waiting)
+            msg = self.messages.get(qid)
+            if msg is not None and msg.state == DEFERRED_Q and msg.next_attempt == when:
+                due.append(msg)
+        return due
+
+    def next_due(self) -> float | None:
+        """When the earliest deferred message is due (None: nothing waits)."""
+        waiting = self.waiting
+        while waiting:
+            when, qid = waiting[0]
+            msg = self.messages.get(qid)
+            if msg is not None and msg.state == DEFERRED_Q and msg.next_attempt == when:
+                return when
+            heapq.heappop(waiting)
+        return None
 
     # -- records -> views -------------------------------------------------------------------
 
@@ -60,6 +101,7 @@ class QueueState:
         """A MESSAGE record: a new message, or a snapshot that replaces the old copy."""
         self.messages[msg.queue_id] = msg
         self.move_home(msg.queue_id, where)
+        self.schedule(msg)
 
     def apply_done(self, rec: records.DoneRecord) -> bool:
         """RECIPIENT_DONE; True when this finished the message (it left the views)."""
@@ -91,6 +133,7 @@ class QueueState:
             msg.last_reason = rec.reasons[0][1]
         if msg.state != HOLD:
             msg.state = DEFERRED_Q
+            self.schedule(msg)
         return True
 
     def apply_op(self, kind: int, queue_id: str) -> bool:
@@ -109,6 +152,7 @@ class QueueState:
             msg.state, msg.next_attempt = INCOMING, 0.0
         else:
             return False
+        self.schedule(msg)
         return True
 
     # -- segment bookkeeping ----------------------------------------------------------------

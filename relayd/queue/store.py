@@ -45,7 +45,8 @@ class QueueStore:
 
     def __init__(self, directory: str, *, fsync: bool = True, segment_size: int = 64 << 20,
                  inline_limit: int = 256 << 10, compact_after: float = 300.0,
-                 retry_delay: float = 1.0, content_cache_size: int = 32 << 20):
+                 retry_delay: float = 1.0, content_cache_size: int = 32 << 20,
+                 queue_ids: QueueIdGenerator | None = None):
         self.directory = directory
         self.fsync = fsync
         self.segment_size = segment_size
@@ -56,7 +57,8 @@ class QueueStore:
         self._journal_dir = os.path.join(directory, "journal")
         self._data_dir = os.path.join(directory, "data")
         self._state = QueueState()
-        self._qids = QueueIdGenerator()
+        # One generator per process, shared by every store it opens, keeps ids unique.
+        self._qids = queue_ids or QueueIdGenerator()
         self._writer = journal.SegmentWriter(self._journal_dir, fsync=fsync)
         self._segments: dict[int, float] = {}   # segment -> monotonic time it was sealed (0: current)
         self._compacting: set[int] = set()
@@ -157,9 +159,16 @@ class QueueStore:
         return self._state.views(state)
 
     def due(self, now: float) -> list[QueuedMessage]:
-        """Incoming and deferred messages whose time has come, oldest first."""
-        return [m for m in self._state.views()
-                if m.state in (INCOMING, DEFERRED_Q) and m.next_attempt <= now]
+        """Incoming messages, then deferred ones whose time has come, oldest first.
+
+        Each due message is handed out once: the caller activates it
+        (mark_active). Cost follows the number of due messages, not the queue size.
+        """
+        return self._state.take_due(now)
+
+    def next_due(self) -> float | None:
+        """The time the earliest deferred message becomes due, or None."""
+        return self._state.next_due()
 
     def read_content(self, queue_id: str) -> bytes:
         """The message content exactly as committed (KeyError if not queued)."""

@@ -53,8 +53,9 @@ class RelaydProcess:
 
     def start(self, timeout: float = 20.0) -> "RelaydProcess":
         log = open(self.log_path, "ab")
+        # A session of its own, so kill9() can kill the master and its workers at once.
         self.proc = subprocess.Popen([sys.executable, "-m", "relayd", "-c", str(self.directory)],
-                                     stdout=log, stderr=subprocess.STDOUT)
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -80,8 +81,16 @@ class RelaydProcess:
             return self.proc.wait()
 
     def kill9(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
+        """Crash: SIGKILL to every relayd process (master and workers) at once."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
     def command(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "relayd", "-c", str(self.directory), *args],

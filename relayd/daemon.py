@@ -1,0 +1,165 @@
+"""The relayd daemon: a master process and its worker processes.
+
+The master binds every listener once, then forks ``relayd_worker_processes``
+workers. Each worker is a whole :class:`~relayd.relay.Relay` (sessions, its
+own queue journal, its own delivery) serving the shared listening sockets,
+so relayd uses every core while each message stays in the process that
+accepted it. The master restarts a worker that dies, passes SIGTERM/SIGINT
+on for a graceful stop, and a worker dies with its master (PR_SET_PDEATHSIG)
+so that a killed master never leaves workers holding the ports.
+
+With one worker no process is forked: the relay runs in the ``relayd``
+process itself.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import time
+
+import gevent
+
+from relayd import maillog
+from relayd.edge.counter import SessionCounter
+from relayd.relay import Relay
+
+log = logging.getLogger("relayd.master")
+
+STOP_TIMEOUT = 10.0
+RESTART_DELAY = 1.0
+_PR_SET_PDEATHSIG = 1
+
+
+def worker_count(config) -> int:
+    """relayd_worker_processes, with ``auto`` meaning one per CPU core."""
+    value = str(config["relayd_worker_processes"]).strip().lower()
+    if value in ("", "auto"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, int(value))
+
+
+def run(config, listen=None) -> int:
+    """Run relayd in the foreground until SIGTERM or SIGINT; the exit status."""
+    workers = worker_count(config)
+    if workers == 1:
+        handler = maillog.configure(config["myhostname"], config["maillog_file"])
+        try:
+            _serve(Relay(config, listen=listen))
+        finally:
+            handler.flush()
+        return 0
+    return Master(config, listen, workers).run()
+
+
+def _serve(relay: Relay) -> None:
+    """Serve until SIGTERM/SIGINT, then stop gracefully."""
+    stopping = []
+
+    def stop():
+        if not stopping:
+            stopping.append(gevent.spawn(relay.stop, STOP_TIMEOUT))
+
+    gevent.signal_handler(signal.SIGTERM, stop)
+    gevent.signal_handler(signal.SIGINT, stop)
+    relay.serve_forever()
+
+
+class Master:
+    """Binds the listeners, forks the workers, and keeps them running."""
+
+    def __init__(self, config, listen, workers: int):
+        self.config = config
+        self.listen = listen
+        self.workers = workers
+        # Built here so that a bad restriction list stops startup in the master.
+        self.addresses = [a for a, _, _ in Relay(config, listen=listen).service_addresses()]
+        self.sockets: dict = {}
+        self.children: dict[int, int] = {}   # pid -> worker number
+        self.stopping = False
+
+    def run(self) -> int:
+        self.handler = maillog.configure(self.config["myhostname"], self.config["maillog_file"],
+                                         batching=False)
+        self.sockets = {address: _bind(address) for address in self.addresses}
+        self.counter = SessionCounter(self.workers)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        log.info("starting %d worker processes", self.workers)
+        for worker in range(self.workers):
+            self._spawn(worker)
+        while self.children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            worker = self.children.pop(pid, None)
+            if worker is None or self.stopping:
+                continue
+            log.warning("process relayd/worker pid %d exit status %d", pid,
+                        os.waitstatus_to_exitcode(status))
+            time.sleep(RESTART_DELAY)
+            if not self.stopping:
+                self._spawn(worker)
+        return 0
+
+    def _on_stop(self, signum, frame) -> None:
+        self.stopping = True
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def _spawn(self, worker: int) -> None:
+        pid = os.fork()
+        if pid:
+            self.children[pid] = worker
+            return
+        status = 0
+        try:
+            self._worker_main(worker)
+        except BaseException:
+            log.exception("worker %d failed", worker)
+            status = 1
+        finally:
+            os._exit(status)
+
+    def _worker_main(self, worker: int) -> None:
+        _die_with_parent()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        gevent.reinit()
+        logging.getLogger("relayd").removeHandler(self.handler)
+        handler = maillog.configure(self.config["myhostname"], self.config["maillog_file"])
+        self.counter.use_slot(worker)
+        try:
+            _serve(Relay(self.config, listen=self.listen, worker=worker, workers=self.workers,
+                         sockets=self.sockets, session_counter=self.counter))
+        finally:
+            handler.flush()
+
+
+def _bind(address: tuple[str, int]) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind(address)
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the master dies, however it dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the master died before prctl took effect
+        os._exit(1)
