@@ -9,6 +9,7 @@ prepended header must never start with a dot, and never does.
 from __future__ import annotations
 
 import re
+import time
 from email.utils import formatdate
 
 # Characters allowed into a Received: header from a client-supplied name;
@@ -29,6 +30,17 @@ def sanitize(name: str) -> str:
     return _UNSAFE.sub("?", name[:_MAX_NAME]) or "?"
 
 
+_date_cache: list = [-1, ""]
+
+
+def rfc2822_date(now: float) -> str:
+    """``formatdate(now, localtime=True)``, computed once a second."""
+    second = int(now)
+    if _date_cache[0] != second:
+        _date_cache[:] = [second, formatdate(second, localtime=True)]
+    return _date_cache[1]
+
+
 def received_header(*, helo: str, client_name: str, client_addr: str, myhostname: str,
                     mail_name: str, protocol: str, queue_id: str, recipients: list[str],
                     now: float | None = None) -> bytes:
@@ -37,7 +49,7 @@ def received_header(*, helo: str, client_name: str, client_addr: str, myhostname
     lines = [f"Received: from {sanitize(helo or client_name)} "
              f"({sanitize(client_name)} [{addr}])",
              f"\tby {myhostname} ({mail_name}) with {protocol} id {queue_id}"]
-    date = formatdate(now, localtime=True)
+    date = rfc2822_date(time.time() if now is None else now)
     if len(recipients) == 1:
         lines.append(f"\tfor <{sanitize(recipients[0])}>; {date}")
     else:
