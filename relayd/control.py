@@ -24,7 +24,7 @@ def socket_path(queue_directory: str) -> str:
 
 
 class ControlServer:
-    """Answers control requests with ``handlers[command](args) -> str``."""
+    """Answers control requests with ``handlers[command](command, args) -> str``."""
 
     def __init__(self, queue_directory: str, handlers: dict):
         self.path = socket_path(queue_directory)
@@ -55,7 +55,7 @@ class ControlServer:
                 sock.sendall(b"error unknown command\n")
                 return
             try:
-                answer = self.handlers[line[0]](line[1:])
+                answer = self.handlers[line[0]](line[0], line[1:])
             except Exception as exc:
                 log.exception("control command %s failed", line[0])
                 answer = f"error {exc}"

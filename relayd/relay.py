@@ -6,6 +6,7 @@ effects: no logging set-up, no signal handlers, no monkey-patching.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -115,13 +116,30 @@ class Relay:
             self.listeners.append(listener)
             log.info("daemon started -- version %s, listening on %s:%d",
                      _version(), *listener.address)
-        self.control = ControlServer(self.queue_directory, {"flush": self._flush})
+        self.control = ControlServer(self.queue_directory, {
+            "flush": self._flush, "list": self._list, "hold": self._queue_op,
+            "release": self._queue_op, "delete": self._queue_op, "requeue": self._queue_op})
         self.control.start()
 
-    def _flush(self, args) -> str:
+    def _flush(self, command: str, args) -> str:
         for qmgr in self.qmgrs:
             qmgr.flush()
         return "ok"
+
+    def _list(self, command: str, args) -> str:
+        """Every queued message of this worker, as one line of JSON (for mailq)."""
+        return json.dumps([_listing(m) for store in self.stores for m in store.messages()])
+
+    def _queue_op(self, command: str, queue_ids) -> str:
+        """hold/release/delete/requeue by queue id (ALL: every message); how many changed."""
+        changed = 0
+        for store in self.stores:
+            ids = [m.queue_id for m in store.messages()] if queue_ids == ["ALL"] else queue_ids
+            changed += sum(getattr(store, command)(qid) for qid in ids)
+        if command in ("release", "requeue") and changed:
+            for qmgr in self.qmgrs:
+                qmgr.wake()
+        return str(changed)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let sessions finish for up to ``timeout`` seconds,
@@ -152,6 +170,18 @@ class Relay:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# Queued reply texts start with their enhanced status code, which mailq does not show.
+_DSN_PREFIX = re.compile(r"^[245]\.\d{1,3}\.\d{1,3} ")
+
+
+def _listing(message) -> dict:
+    env = message.envelope
+    return {"queue_id": message.queue_id, "state": message.state, "size": env.size,
+            "arrival_time": env.arrival_time, "sender": env.sender,
+            "reason": _DSN_PREFIX.sub("", message.last_reason),
+            "recipients": [r.address for r in env.recipients if r.status in ("pending", "deferred")]}
 
 
 WORKER_DIRECTORY = re.compile(r"worker-(\d+)$")

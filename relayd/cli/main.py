@@ -3,6 +3,8 @@
     relayd [-c DIR] [-o name=value ...] [--listen HOST:PORT ...]   run in the foreground
     relayd [-c DIR] config check | show [-n|-d] [NAME ...]          like postconf
     relayd [-c DIR] flush                                           like postqueue -f
+    relayd [-c DIR] mailq                                           like mailq
+    relayd [-c DIR] queue hold|release|delete|requeue QUEUEID...|ALL like postsuper
 
 Running in the foreground is what systemd and ``postfix start-fg`` expect;
 log lines go to stderr or $maillog_file. A bad configuration exits with
@@ -27,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", metavar="HOST:PORT", action="append",
                    help="listen here instead of master.cf's smtpd services")
     p.add_argument("command", nargs="?", default="start-fg",
-                   help="start-fg (default), config, flush")
+                   help="start-fg (default), config, flush, mailq, queue")
     p.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
@@ -62,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config_directory, **_overrides(args.overrides))
         if args.command == "flush":
             return _flush(config)
+        if args.command in ("mailq", "queue"):
+            from relayd.cli import queue_cmd
+            if args.command == "mailq":
+                return queue_cmd.mailq(config["queue_directory"])
+            return queue_cmd.queue_operation(config["queue_directory"], args.args)
         if args.command not in ("start-fg", "start"):
             print(f"relayd: fatal: unknown command: {args.command}", file=sys.stderr)
             return 64

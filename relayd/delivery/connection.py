@@ -147,6 +147,8 @@ def connect(host: str, port: int, timeout: float) -> SmtpConnection:
         except OSError as exc:
             reason = f"connect to {host}[{sockaddr[0]}]:{port}: {_strerror(exc)}"
         else:
+            if family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return SmtpConnection(sock, host, sockaddr[0], port)
         sock.close()
     raise Trouble("4.4.1", reason)

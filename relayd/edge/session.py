@@ -39,7 +39,7 @@ RECV_SIZE = 65536
 class Transaction:
     """What one MAIL ... DATA transaction has gathered so far."""
 
-    __slots__ = ("sender", "params", "recipients", "queue_id", "writer", "headers")
+    __slots__ = ("sender", "params", "recipients", "queue_id", "writer", "headers", "added")
 
     def __init__(self, sender: str, params: dict):
         self.sender = sender
@@ -48,6 +48,7 @@ class Transaction:
         self.queue_id = ""
         self.writer = None
         self.headers: HeaderScan | None = None
+        self.added = 0  # bytes relayd put in front of the client's message
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -220,10 +221,12 @@ class SmtpdSession:
         service = self.service
         tx.writer = service.store.content_writer(tx.queue_id)
         tx.headers = HeaderScan()
-        tx.writer.write(received_header(
+        received = received_header(
             helo=self.helo, client_name=self.client_name, client_addr=self.client_addr,
             myhostname=service.myhostname, mail_name=service.mail_name, protocol=self.protocol,
-            queue_id=tx.queue_id, recipients=tx.recipients, now=time.time()))
+            queue_id=tx.queue_id, recipients=tx.recipients, now=time.time())
+        tx.added = len(received)
+        tx.writer.write(received)
         return R354_START_DATA
 
     def _data_chunk(self, event: ev.DataChunk) -> None:
@@ -244,7 +247,7 @@ class SmtpdSession:
                      tx.queue_id, self.peer, R554_TOO_MANY_HOPS, tx.sender, self.protocol,
                      self.helo)
             return self._failed("data", R554_TOO_MANY_HOPS)
-        return self._commit(tx, event.size)
+        return self._commit(tx, tx.added + event.size)
 
     def _commit(self, tx: Transaction, size: int) -> Reply:
         envelope = Envelope(

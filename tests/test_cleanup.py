@@ -1,0 +1,32 @@
+"""What relayd adds to a message before it is queued."""
+from relayd.cleanup import HeaderScan, received_header, sanitize
+
+
+def test_received_header_as_postfix_writes_it():
+    header = received_header(helo="client.example", client_name="unknown", client_addr="192.0.2.1",
+                             myhostname="relay.example", mail_name="relayd", protocol="ESMTP",
+                             queue_id="ABC123", recipients=["bob@example.net"], now=0)
+    lines = header.split(b"\r\n")
+    assert lines[0] == b"Received: from client.example (unknown [192.0.2.1])"
+    assert lines[1] == b"\tby relay.example (relayd) with ESMTP id ABC123"
+    assert lines[2].startswith(b"\tfor <bob@example.net>; Thu, 01 Jan 1970 ")
+    assert lines[3] == b""
+
+
+def test_client_supplied_names_cannot_inject_headers_or_break_the_comment():
+    assert sanitize("evil)\r\nX-Injected: yes") == "evil???X-Injected:?yes"
+    name = sanitize("a(b)c\x0b\xe9 d")
+    assert all(c not in name for c in "()\r\n\x0b \xe9")
+    header = received_header(helo="x)\nInjected: 1", client_name="unknown", client_addr="::1",
+                             myhostname="r", mail_name="relayd", protocol="SMTP", queue_id="Q",
+                             recipients=["a@b", "c@d"], now=0)
+    assert header.count(b"\r\n") == 3 and b"\nInjected" not in header
+    assert b"[IPv6:::1]" in header
+
+
+def test_header_scan_counts_hops_and_finds_the_message_id_across_chunks():
+    scan = HeaderScan()
+    data = b"Received: a\r\nreceived: b\r\nMessage-ID: <m@x>\r\n\r\nReceived: in body\r\n"
+    for i in range(0, len(data), 7):
+        scan.feed(data[i:i + 7])
+    assert scan.done and scan.hop_count == 2 and scan.message_id == "<m@x>"
