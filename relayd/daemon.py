@@ -17,13 +17,13 @@ import ctypes
 import logging
 import os
 import signal
-import socket
 import time
 
 import gevent
 
 from relayd import maillog
 from relayd.edge.counter import SessionCounter
+from relayd.edge.listener import bind_all
 from relayd.relay import Relay
 
 log = logging.getLogger("relayd.master")
@@ -83,7 +83,7 @@ class Master:
     def run(self) -> int:
         self.handler = maillog.configure(self.config["myhostname"], self.config["maillog_file"],
                                          batching=False)
-        self.sockets = {address: _bind(address) for address in self.addresses}
+        self.sockets = bind_all(self.addresses)
         self.counter = SessionCounter(self.workers)
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
@@ -140,18 +140,6 @@ class Master:
                          sockets=self.sockets, session_counter=self.counter))
         finally:
             handler.flush()
-
-
-def _bind(address: tuple[str, int]) -> socket.socket:
-    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    sock.bind(address)
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
 
 
 def _die_with_parent() -> None:

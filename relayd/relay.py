@@ -19,7 +19,7 @@ from relayd.control import ControlServer
 from relayd.delivery.qmgr import QueueManager
 from relayd.edge.counter import SessionCounter
 from relayd.edge.deadlines import DeadlineSweeper
-from relayd.edge.listener import Listener, SmtpdService
+from relayd.edge.listener import Listener, SmtpdService, bind_all
 from relayd.pipeline.registry import CheckRegistry
 from relayd.pipeline.restrictions import Restrictions
 from relayd.queue.qid import QueueIdGenerator
@@ -107,11 +107,14 @@ class Relay:
             store.on_commit = qmgr.wake
             qmgr.start()
         self.sweeper = DeadlineSweeper()
+        sockets = self._sockets or bind_all([address for address, *_ in self._services])
         for address, svc_config, restrictions, name in self._services:
+            if address not in sockets:
+                continue
             service = SmtpdService(svc_config, store=self.store, restrictions=restrictions,
                                    sweeper=self.sweeper, name=name,
                                    counter=self.session_counter)
-            listener = Listener(address, service, sock=self._sockets.get(address))
+            listener = Listener(sockets[address], service)
             listener.start()
             self.listeners.append(listener)
             log.info("daemon started -- version %s, listening on %s:%d",

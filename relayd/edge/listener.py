@@ -6,11 +6,11 @@ once, so the per-command hot path touches plain attributes only.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 
 import gevent
-from gevent import socket as gsocket
 from gevent.server import StreamServer
 
 from relayd.edge.counter import SessionCounter
@@ -73,20 +73,39 @@ class SmtpdService:
             self.sessions.discard(session)
 
 
+def bind(address: tuple[str, int], backlog: int = 1024) -> socket.socket:
+    """A non-blocking listening socket on ``address`` (IPv6 sockets are v6-only)."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind(address)
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def bind_all(addresses) -> dict:
+    """Listening sockets by address. An IPv6 address this host cannot use
+    (no IPv6 configured) is skipped with a warning, as Postfix does with
+    inet_protocols = all on a host without IPv6; any other failure raises."""
+    sockets = {}
+    for address in addresses:
+        try:
+            sockets[address] = bind(address)
+        except OSError as exc:
+            if ":" not in address[0] or exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                raise
+            log.warning("cannot listen on [%s]:%d: %s", address[0], address[1], exc.strerror)
+    return sockets
+
+
 class Listener:
     """A bound listening socket serving one :class:`SmtpdService`."""
 
-    def __init__(self, address: tuple[str, int], service: SmtpdService, *, backlog: int = 1024,
-                 sock=None):
+    def __init__(self, sock, service: SmtpdService):
         self.service = service
-        if sock is None:
-            family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-            sock = gsocket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(backlog)
         self.server = StreamServer(sock, service.handle)
 
     @property

@@ -1,4 +1,5 @@
-"""Fixtures for delivery tests: a recording sink, a real queue store, a config."""
+"""Fixtures for delivery tests: a real queue store and a config (the recording
+``sink`` fixture comes from tests/conftest.py)."""
 import time
 
 import gevent
@@ -6,17 +7,9 @@ import pytest
 
 from relayd.queue.envelope import Envelope, Recipient
 from relayd.queue.store import QueueStore
-from tests.support.sink import Sink
 
 CONTENT = (b"From: alice@example.com\r\nTo: bob@example.net\r\nSubject: test\r\n"
            b"Message-ID: <m1@example.com>\r\n\r\nHello Bob,\r\n..a dot-stuffed line\r\nbye\r\n")
-
-
-@pytest.fixture
-def sink():
-    sink = Sink().start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture
