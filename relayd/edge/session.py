@@ -79,6 +79,7 @@ class SmtpdSession:
         self.greenlet = gevent.getcurrent()
         self.notes: dict = {}
         self._view: SessionView | None = None
+        self._out: list[bytes] = []  # replies not yet written (answers to pipelined commands)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -109,14 +110,14 @@ class SmtpdSession:
         timeout = self.service.timeout
         sweeper = self.service.sweeper
         handlers = self.HANDLERS
-        out: list[bytes] = [core.greeting(self.service.banner)]
+        out = self._out
+        out.append(core.greeting(self.service.banner))
         self.deadline = sweeper.now() + timeout
         while True:
             event = core.next_event()
             if event is ev.NEED_DATA:
                 if out:
-                    send_all(sock, b"".join(out))
-                    out.clear()
+                    self._flush()
                 data = sock.recv(RECV_SIZE)
                 core.receive_data(data)
                 continue
@@ -126,17 +127,23 @@ class SmtpdSession:
                 continue
             reply = handlers[type(event)](self, event)
             if reply is None:
-                if out:
-                    send_all(sock, b"".join(out))
+                self._flush()
                 return
             out.append(core.send(reply))
-            if reply.code == 221 or (reply.code == 421):
-                send_all(sock, b"".join(out))
+            if reply.code in (221, 421):
+                self._flush()
                 return
 
+    def _flush(self) -> None:
+        data = b"".join(self._out)
+        self._out.clear()
+        if data:
+            send_all(self.sock, data)
+
     def _say_last(self, reply: Reply) -> None:
+        """Write the replies still owed to pipelined commands, then ``reply``."""
         try:
-            self.sock.sendall(reply.to_bytes())
+            self.sock.sendall(b"".join(self._out) + reply.to_bytes())
         except OSError:
             pass
 

@@ -175,3 +175,9 @@ def test_bad_config_value_stops_startup_with_status_78(tmp_path, sink):
         proc.start()
     assert proc.proc.returncode == 78
     assert "main.cf, line" in proc.log()
+
+
+def test_http_request_is_refused_after_answering_what_was_pipelined_before(relayd):
+    out = dialogue(relayd.port, b"NOOP\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(R.R250_OK.to_bytes())
+    assert out[len(R.R250_OK.to_bytes()):] == R.R221_BREAK_RULES.to_bytes()
