@@ -211,12 +211,14 @@ def adopted_queue_directories(base: str, worker: int, workers: int) -> list[str]
 
 
 def _share_delivery_limits(config, workers: int):
-    """Each of ``workers`` delivery pools gets its share of the per-destination limit."""
-    if workers <= 1:
-        return config
-    limit = config["default_destination_concurrency_limit"]
-    return config.with_overrides(
-        {"default_destination_concurrency_limit": str(max(1, math.ceil(limit / workers)))})
+    """The delivery limits one worker's pool gets: master.cf's smtp maxproc (else
+    default_process_limit) in all, and the per-destination limit, each divided
+    among ``workers`` pools."""
+    destination = config["default_destination_concurrency_limit"]
+    return config.with_overrides({
+        "default_process_limit": str(max(1, math.ceil(config.delivery_concurrency() / workers))),
+        "default_destination_concurrency_limit": str(max(1, math.ceil(destination / workers))),
+    })
 
 
 def _interfaces(value) -> list[str]:

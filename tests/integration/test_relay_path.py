@@ -181,3 +181,27 @@ def test_http_request_is_refused_after_answering_what_was_pipelined_before(relay
     out = dialogue(relayd.port, b"NOOP\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert out.startswith(R.R250_OK.to_bytes())
     assert out[len(R.R250_OK.to_bytes()):] == R.R221_BREAK_RULES.to_bytes()
+
+
+def test_second_listener_with_its_own_master_cf_overrides(relayd_factory, sink):
+    from tests.support.relayd_proc import free_port
+    second = free_port()
+    relayd = relayd_factory(master_cf=None)  # only to learn a free first port
+    relayd.stop()
+    master_cf = (f"127.0.0.1:{relayd.port} inet n - n - - smtpd\n"
+                 f"127.0.0.1:{second} inet n - n - - smtpd\n"
+                 f"  -o smtpd_recipient_limit=1\n"
+                 f"  -o {{ smtpd_banner = second.example ESMTP submission }}\n")
+    (relayd.directory / "master.cf").write_text(master_cf)
+    relayd.start()
+    first_out = dialogue(relayd.port, b"EHLO c\r\nMAIL FROM:<a@example.org>\r\n"
+                                      b"RCPT TO:<x@relay.example>\r\nRCPT TO:<y@relay.example>\r\nQUIT\r\n",
+                         read_greeting=False)
+    second_out = dialogue(second, b"EHLO c\r\nMAIL FROM:<a@example.org>\r\n"
+                                  b"RCPT TO:<x@relay.example>\r\nRCPT TO:<y@relay.example>\r\nQUIT\r\n",
+                          read_greeting=False)
+    assert first_out.startswith(b"220 relayd.test ESMTP relayd\r\n")
+    assert second_out.startswith(b"220 second.example ESMTP submission\r\n")
+    assert first_out.count(b"250 2.1.5 Ok") == 2
+    assert second_out.count(b"250 2.1.5 Ok") == 1
+    assert R.R452_TOO_MANY_RECIPIENTS.to_bytes() in second_out
