@@ -23,6 +23,9 @@ setup(
             "builtin_relay = relayd.checks.relay:register",
         ],
         # Lookup-table types by their "type:" prefix (filled by the policy issue).
-        "relayd.tables": [],
+        "relayd.tables": [
+            "static = relayd.tables.static:StaticTable",
+            "inline = relayd.tables.inline:InlineTable",
+        ],
     },
 )

@@ -19,12 +19,9 @@ from relayd.pipeline.context import CheckContext
 from relayd.pipeline.registry import CheckRegistry, CheckSpec
 from relayd.pipeline.verdicts import DUNNO, Defer, Verdict
 from relayd.smtp.replies import R451_CONFIG_ERROR, R451_TEMPORARY_FAILURE
+from relayd.tables.base import TemporaryLookupError
 
 log = logging.getLogger("relayd.smtpd")
-
-
-class TemporaryLookupError(Exception):
-    """A lookup table or other backend could not answer now (4xx, never 5xx)."""
 
 
 @dataclass(frozen=True, slots=True)
