@@ -1,0 +1,38 @@
+"""Log lines look like Postfix's, so pflogsumm and friends read them."""
+import logging
+import os
+import re
+
+import gevent
+
+from relayd.maillog import BatchingHandler, MaillogFormatter
+
+
+def record(name, level, msg, *args):
+    return logging.LogRecord(name, level, __file__, 1, msg, args, None)
+
+
+def test_lines_have_postfix_syslog_shape():
+    fmt = MaillogFormatter("mail.example")
+    line = fmt.format(record("relayd.smtpd", logging.INFO, "%s: client=%s", "ABC", "x[1.2.3.4]"))
+    assert re.fullmatch(r"\w{3} [ \d]\d \d\d:\d\d:\d\d mail\.example relayd/smtpd\[\d+\]: "
+                        r"ABC: client=x\[1\.2\.3\.4\]", line)
+    warning = fmt.format(record("relayd.qmgr", logging.WARNING, "disk full"))
+    assert warning.endswith(f"relayd/qmgr[{os.getpid()}]: warning: disk full")
+    fatal = MaillogFormatter("m", with_timestamp=False).format(
+        record("relayd.master", logging.CRITICAL, "bad config"))
+    assert fatal == f"relayd/master[{os.getpid()}]: fatal: bad config"
+
+
+def test_lines_of_one_loop_turn_are_written_together(tmp_path):
+    path = tmp_path / "maillog"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    handler = BatchingHandler(fd)
+    handler.setFormatter(MaillogFormatter("m", with_timestamp=False))
+    for n in range(3):
+        handler.emit(record("relayd.smtpd", logging.INFO, "line %d", n))
+    assert path.read_bytes() == b""          # held until the loop turn ends
+    gevent.sleep(0)
+    lines = path.read_text().splitlines()
+    assert [l.split(": ", 1)[1] for l in lines] == ["line 0", "line 1", "line 2"]
+    os.close(fd)
