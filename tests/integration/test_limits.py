@@ -162,3 +162,18 @@ def test_smtp_smuggling_never_reaches_the_smart_host(relayd_factory, sink, mode)
         assert b"\x00" not in raw
         lines = raw.split(b"\r\n")
         assert lines.index(b".") == len(lines) - 2, raw  # the only lone dot is the end
+
+
+def test_soft_error_limit_slows_down_a_client_that_keeps_erring(relayd_factory):
+    relayd = relayd_factory("smtpd_soft_error_limit = 2\nsmtpd_error_sleep_time = 1s\n"
+                            "smtpd_hard_error_limit = 10\n")
+    with socket.create_connection(("127.0.0.1", relayd.port), timeout=10) as s:
+        s.recv(1024)
+        delays = []
+        for _ in range(3):
+            started = time.monotonic()
+            s.sendall(b"FOO\r\n")
+            assert s.recv(1024).startswith(b"500 5.5.2")
+            delays.append(time.monotonic() - started)
+    # Below the soft limit errors are answered at once; from it on, after the sleep.
+    assert delays[2] >= 0.9 and delays[2] - delays[0] >= 0.5
