@@ -17,15 +17,29 @@ setup(
     entry_points={
         "console_scripts": [
             "relayd = relayd.cli.main:main",
+            "relayd-postmap = relayd.cli.postmap:main",
+            "relayd-postalias = relayd.cli.postalias:postalias_main",
+            "relayd-newaliases = relayd.cli.postalias:newaliases_main",
         ],
         # Restriction-list elements; the built-ins register exactly as a third party would.
         "relayd.plugins": [
             "builtin_relay = relayd.checks.relay:register",
+            "builtin_access = relayd.checks.access:register",
+            "builtin_syntax = relayd.checks.syntax:register",
+            "builtin_modifiers = relayd.checks.modifiers:register",
+            "builtin_reserved = relayd.checks.reserved:register",
+            "builtin_recipients = relayd.checks.recipients:register",
         ],
         # Lookup-table types by their "type:" prefix (filled by the policy issue).
         "relayd.tables": [
             "static = relayd.tables.static:StaticTable",
             "inline = relayd.tables.inline:InlineTable",
+            "texthash = relayd.tables.texthash:TextHashTable",
+            "hash = relayd.tables.hashdb:HashTable",
+            "regexp = relayd.tables.regexp:RegexpTable",
+            "pcre = relayd.tables.pcre:PcreTable",
+            "cidr = relayd.tables.cidr:CidrTable",
+            "unix = relayd.tables.unix:UnixTable",
         ],
     },
 )

@@ -5,6 +5,7 @@
     relayd [-c DIR] flush                                           like postqueue -f
     relayd [-c DIR] mailq                                           like mailq
     relayd [-c DIR] queue hold|release|delete|requeue QUEUEID...|ALL like postsuper
+    relayd [-c DIR] postmap|postalias|newaliases ...                 like Postfix's
 
 Running in the foreground is what systemd and ``postfix start-fg`` expect;
 log lines go to stderr or $maillog_file. A bad configuration exits with
@@ -29,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", metavar="HOST:PORT", action="append",
                    help="listen here instead of master.cf's smtpd services")
     p.add_argument("command", nargs="?", default="start-fg",
-                   help="start-fg (default), config, flush, mailq, queue")
+                   help="start-fg (default), config, flush, mailq, queue, postmap, postalias, "
+                        "newaliases")
     p.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
@@ -60,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         from relayd.cli import config_cmd
         return config_cmd.run(args.args, config_directory=args.config_directory)
+    if args.command in ("postmap", "postalias", "newaliases"):
+        from relayd.cli import postalias, postmap
+        run = {"postmap": postmap.main, "postalias": postalias.postalias_main,
+               "newaliases": postalias.newaliases_main}[args.command]
+        return run((["-c", args.config_directory] if args.config_directory else []) + args.args)
     try:
         config = load_config(args.config_directory, **_overrides(args.overrides))
         if args.command == "flush":

@@ -25,6 +25,12 @@ ENTRY_POINT_GROUP = "relayd.tables"
 BUILTIN_TYPES = {
     "static": "relayd.tables.static:StaticTable",
     "inline": "relayd.tables.inline:InlineTable",
+    "texthash": "relayd.tables.texthash:TextHashTable",
+    "hash": "relayd.tables.hashdb:HashTable",
+    "regexp": "relayd.tables.regexp:RegexpTable",
+    "pcre": "relayd.tables.pcre:PcreTable",
+    "cidr": "relayd.tables.cidr:CidrTable",
+    "unix": "relayd.tables.unix:UnixTable",
 }
 
 
@@ -56,7 +62,16 @@ class Table:
         raise ConfigError(f"{self.spec}: this table type cannot be listed")
 
     def build(self) -> None:
-        raise ConfigError(f"{self.spec}: this table type has nothing to build")
+        """Recompile this table from its source (``postmap type:name``)."""
+        type(self).compile(self.spec, self.name, self.config)
+
+    @classmethod
+    def compile(cls, spec: str, name: str, config=None) -> int:
+        """Build the compiled form of ``name`` from its source, without
+        opening the table first (its compiled form may not exist yet);
+        returns the number of entries written. Types with nothing to build
+        (the text and pattern types read their source directly) refuse."""
+        raise ConfigError(f"{spec}: this table type has nothing to build")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec}>"
@@ -86,6 +101,51 @@ def table_class(kind: str) -> type[Table]:
 
 
 def open_table(spec: str, config=None) -> Table:
-    """Open the table ``spec`` ("type:name"); ConfigError when it cannot be."""
+    """Open the table ``spec`` ("type:name"); ConfigError when it cannot be.
+
+    With a *config*, ``$name`` forms in spec (``hash:$config_directory/access``)
+    are expanded against it first.
+    """
+    spec = _expanded(spec, config)
     kind, name = split_spec(spec)
     return table_class(kind)(spec, name, config)
+
+
+def compile_table(spec: str, config=None) -> int:
+    """``postmap type:name``: build the table's compiled form from its source."""
+    spec = _expanded(spec, config)
+    kind, name = split_spec(spec)
+    return table_class(kind).compile(spec, name, config)
+
+
+def _expanded(spec: str, config) -> str:
+    return config.expand(spec) if config is not None and "$" in spec else spec
+
+
+class TableUnavailable(ConfigError):
+    """The table cannot be opened now (its file or database is missing), as
+    opposed to a table that is wrong (a bad line), which stops startup."""
+
+
+class UnavailableTable(Table):
+    """Stands in for a table that could not be opened (Postfix's dict_surrogate):
+    every lookup is a temporary failure naming the cause, so mail that needs
+    the table gets 4xx and nothing else is affected."""
+
+    def __init__(self, spec: str, reason: str):
+        super().__init__(spec, spec.partition(":")[2])
+        self.reason = reason
+
+    def lookup(self, key: str) -> str | None:
+        raise TemporaryLookupError(f"{self.spec} is unavailable: {self.reason}")
+
+
+def open_table_or_surrogate(spec: str, config=None, *, log=None) -> Table:
+    """:func:`open_table`, but a table that is only unavailable (missing file)
+    becomes an :class:`UnavailableTable` with a warning instead of an error."""
+    try:
+        return open_table(spec, config)
+    except TableUnavailable as exc:
+        if log is not None:
+            log.warning("%s is unavailable: %s", spec, exc.message)
+        return UnavailableTable(spec, exc.message)

@@ -1,0 +1,56 @@
+"""``relayd-postalias`` and ``relayd-newaliases``: postalias(1), newaliases(1).
+
+    relayd-postalias [-c DIR] [hash:]FILE ...     build FILE.db from an aliases(5) file
+    relayd-postalias [-c DIR] -q KEY|- FILE ...   query, as postmap -q ("key:<TAB>value")
+    relayd-postalias [-c DIR] -s FILE             print every "key:<TAB>value"
+    relayd-newaliases [-c DIR]                    build every table in $alias_database
+
+Exit statuses as relayd-postmap's.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from relayd.cli.postmap import EX_CONFIG, EX_USAGE, run, warnings_to_stderr, with_type
+
+
+def colon_separated(key: str, value: str) -> str:
+    return f"{key}:\t{value}"
+
+
+def _compile(spec: str, config) -> int:
+    from relayd.tables.aliases import compile_aliases
+    if config is not None and "$" in spec:
+        spec = config.expand(spec)
+    return compile_aliases(spec)
+
+
+def postalias_main(argv: list[str] | None = None) -> int:
+    """``relayd-postalias`` / ``relayd postalias``: returns the exit status."""
+    return run(sys.argv[1:] if argv is None else argv, "relayd-postalias", _compile,
+               colon_separated)
+
+
+def newaliases_main(argv: list[str] | None = None) -> int:
+    """``relayd-newaliases`` / ``relayd newaliases``: build $alias_database."""
+    from relayd.config import ConfigError, load_config
+    p = argparse.ArgumentParser(prog="relayd-newaliases", description="build $alias_database")
+    p.add_argument("-c", dest="config_directory", metavar="DIR")
+    try:
+        args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:
+        return EX_USAGE if exc.code else 0
+    with warnings_to_stderr("relayd-newaliases"):
+        try:
+            config = load_config(args.config_directory)
+            for spec in config["alias_database"]:
+                _compile(with_type(spec), config)
+        except ConfigError as exc:
+            print(f"relayd-newaliases: fatal: {exc}", file=sys.stderr)
+            return EX_CONFIG
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(postalias_main())

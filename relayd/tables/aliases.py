@@ -1,0 +1,78 @@
+"""aliases(5) source files, compiled by postalias(1) / newaliases(1).
+
+    name: value, value, ...        (continued on lines that start with blanks)
+    "name with blanks": value
+
+Names are folded to lower case; ``:include:/file``, ``|command`` and
+``/file`` values are kept as text. Values are re-joined with ", " as
+Postfix's postalias writes them. The compiled form is the same FILE.db as
+``hash:`` (relayd.tables.hashdb), so ``alias_maps = hash:/etc/aliases`` reads it.
+Unlike Postfix, relayd does not add the Sendmail/NIS ``@`` and ``YP_*``
+entries.
+"""
+from __future__ import annotations
+
+import logging
+
+from relayd.config import ConfigError
+from relayd.tables.base import split_spec
+from relayd.tables.hashdb import write_db
+from relayd.tables.textfile import logical_lines, read_source
+
+log = logging.getLogger("relayd.tables")
+
+
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    """*text* cut at *separator* wherever it is not inside "double quotes"."""
+    parts, current, quoted, escaped = [], [], False, False
+    for c in text:
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif c == '"':
+            quoted = not quoted
+        elif c == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(c)
+    parts.append("".join(current))
+    return parts
+
+
+def parse_alias_line(line: str) -> tuple[str, str]:
+    """``'Root: a,b'`` -> ``("root", "a, b")``; ValueError without name:value."""
+    fields = _split_outside_quotes(line, ":")
+    name = fields[0].strip()
+    value = ":".join(fields[1:]).strip()
+    if len(fields) < 2 or not name or not value:
+        raise ValueError("need name:value pair")
+    if len(name) > 1 and name[0] == name[-1] == '"':
+        name = name[1:-1]
+    return name.lower(), ", ".join(v.strip() for v in _split_outside_quotes(value, ","))
+
+
+def alias_entries(text: str, path: str) -> dict[str, str]:
+    """The entries of an aliases(5) file; duplicates are logged, the first kept."""
+    entries: dict[str, str] = {}
+    for number, line in logical_lines(text, path):
+        try:
+            name, value = parse_alias_line(line)
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=path, line=number) from None
+        if name in entries:
+            log.warning('%s, line %d: duplicate entry: "%s"', path, number, name)
+            continue
+        entries[name] = value
+    return entries
+
+
+def compile_aliases(spec: str) -> int:
+    """``postalias [hash:]FILE``: FILE -> FILE.db; returns the number of entries."""
+    kind, path = split_spec(spec) if ":" in spec else ("hash", spec)
+    if kind != "hash":
+        raise ConfigError(f"{spec}: postalias builds hash: tables only")
+    entries = alias_entries(read_source(path), path)
+    write_db(path, entries)
+    return len(entries)

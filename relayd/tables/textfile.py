@@ -1,0 +1,70 @@
+"""Postfix's table source text: logical lines and ``key whitespace value``.
+
+A logical line is a line that does not start with whitespace plus every
+following line that does (the newline is dropped, the leading whitespace
+kept, as Postfix's readllines() does). Empty, all-blank and ``#`` lines are
+skipped, also between a line and its continuation. Each logical line is
+reported with the number of its first physical line, which is what error
+messages name.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+from relayd.config import ConfigError
+from relayd.tables.base import TableUnavailable
+
+log = logging.getLogger("relayd.tables")
+
+
+def read_source(path: str) -> str:
+    """The text of table source *path*; ConfigError naming it when unreadable."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            return f.read()
+    except OSError as exc:
+        raise TableUnavailable(f"open {path}: {exc.strerror}") from None
+
+
+def logical_lines(text: str, path: str) -> Iterator[tuple[int, str]]:
+    """(first line number, logical line without trailing blanks) for each rule.
+
+    Continuation text with nothing before it is an error (Postfix warns and
+    skips it; relayd never skips a rule).
+    """
+    start, parts = 0, []
+    for number, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if line[0] in " \t":
+            if not parts:
+                raise ConfigError(f"logical line must not start with whitespace: {stripped[:30]!r}",
+                                  file=path, line=number)
+            parts.append(line)
+            continue
+        if parts:
+            yield start, "".join(parts).rstrip()
+        start, parts = number, [line]
+    if parts:
+        yield start, "".join(parts).rstrip()
+
+
+def key_value_entries(text: str, path: str) -> dict[str, str]:
+    """The ``key whitespace value`` entries of an access(5)-style source.
+
+    Keys are folded to lower case. A line without a value is a ConfigError; a duplicate key is logged and
+    the first one kept, as Postfix's postmap does.
+    """
+    entries: dict[str, str] = {}
+    for number, line in logical_lines(text, path):
+        fields = line.split(None, 1)
+        if len(fields) < 2:
+            raise ConfigError("expected format: key whitespace value", file=path, line=number)
+        key = fields[0].lower()
+        if key in entries:
+            log.warning('%s, line %d: duplicate entry: "%s"', path, number, key)
+            continue
+        entries[key] = fields[1]
+    return entries

@@ -1,0 +1,32 @@
+"""``unix:passwd.byname``: the system's user accounts (getpwnam(3)).
+
+The key is a user name, the value the passwd(5) line, as Postfix's unix:
+table returns it (``local_recipient_maps = unix:passwd.byname $alias_maps``).
+Postfix's other unix: map, group.byname, has no use in a relay and is refused.
+"""
+from __future__ import annotations
+
+import pwd
+
+from relayd.config import ConfigError
+from relayd.tables.base import Table
+
+
+class UnixTable(Table):
+    """The passwd database; keys are folded to lower case, as Postfix's maps fold them."""
+
+    def __init__(self, spec: str, name: str, config=None):
+        super().__init__(spec, name, config)
+        if name != "passwd.byname":
+            raise ConfigError(f"{spec}: unknown unix: map (only unix:passwd.byname exists)")
+
+    def lookup(self, key: str) -> str | None:
+        try:
+            pw = pwd.getpwnam(key.lower())
+        except KeyError:
+            return None
+        return ":".join((pw.pw_name, pw.pw_passwd, str(pw.pw_uid), str(pw.pw_gid),
+                         pw.pw_gecos, pw.pw_dir, pw.pw_shell))
+
+    def iterate(self):
+        return iter([(pw.pw_name, self.lookup(pw.pw_name)) for pw in pwd.getpwall()])
