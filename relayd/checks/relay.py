@@ -37,6 +37,7 @@ class Destinations:
     _cache: dict[int, tuple[object, "Destinations"]] = {}
 
     def __init__(self, config):
+        self.config = config
         self.local = {normalize_domain(d) for d in _domain_list(config, "mydestination")}
         relay = [normalize_domain(d) for d in _domain_list(config, "relay_domains")]
         self.relay = {d for d in relay if not d.startswith(".")}
@@ -71,14 +72,17 @@ class Destinations:
         return False
 
     def authorised(self, recipient: str) -> bool:
-        """May any client send to ``recipient``? (permit_auth_destination)"""
+        """May any client send to ``recipient``? (permit_auth_destination)
+
+        Yes when it resolves, without sender-specified routing, to a local
+        domain (mydestination or this host's address literals), a virtual
+        alias domain or a relay domain: trivial-rewrite's address classes.
+        """
+        from relayd.rewrite.domains import DEFAULT, AddressClasses
         r = route(recipient, self.is_local)
         if r.routed:
             return False
-        domain = r.domain or self.myorigin
-        if domain.startswith("["):
-            return domain in self.local
-        return self.is_local(domain) or self.is_relay(domain)
+        return AddressClasses.of(self.config).classify(r.domain or self.myorigin) != DEFAULT
 
 
 def _words(value) -> list[str]:

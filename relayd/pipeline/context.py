@@ -12,7 +12,13 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class SessionView:
-    """What is known about the SMTP client, read-only."""
+    """What is known about the SMTP client, read-only.
+
+    ``pipelined_early`` is set by the session driver once the client sent
+    a command before the reply to its previous one was due without being
+    allowed to pipeline (before the greeting, or after HELO instead of EHLO):
+    Postfix's SMTPD_FLAG_ILL_PIPELINING, which reject_unauth_pipelining tests.
+    """
 
     client_addr: str
     client_name: str = "unknown"
@@ -21,6 +27,7 @@ class SessionView:
     protocol: str = "SMTP"
     tls_active: bool = False
     sasl_username: str = ""
+    pipelined_early: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,74 +1,272 @@
 """Runs one restriction list: the plugin pipeline of one SMTP stage.
 
-Postfix's evaluation rules: elements run in the order main.cf gives; the
-first decisive verdict ends the list; reaching the end means "no objection"
-(:data:`DUNNO`, which the caller treats as permit). A check that raises or
-passes its timeout yields a temporary failure (451 4.3.0), and a lookup
-table that cannot answer yields 451 4.3.5 — never an accept, never a 5xx.
+Postfix's evaluation rules (smtpd_check.c generic_checks, smtpd_check_reject):
+
+* elements run in the order main.cf gives; the first decisive verdict ends
+  the list; reaching the end means "no objection" (:data:`DUNNO`, which the
+  caller treats as permit);
+* ``warn_if_reject`` makes the next element (a whole restriction class if
+  it is one) log "reject_warning" instead of rejecting;
+* DEFER_IF_REJECT turns a later 5xx of the same list into its 4xx reply;
+  DEFER_IF_PERMIT is remembered and applied by the caller when the request
+  is finally permitted; once both are raised the list stops;
+* an access-table value or a restriction-class name evaluates more
+  restrictions in place, at most 100 levels deep;
+* after DISCARD nothing more is evaluated for the transaction;
+* ``soft_bounce = yes`` turns every 5xx into 4xx, and the first digit of
+  the enhanced status code always follows the reply code.
+
+A check that raises or passes its timeout yields a temporary failure
+(451 4.3.0), and a lookup table that cannot answer 451 4.3.5 — never an
+accept, never a 5xx, and never turned into a mere warning.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 import gevent
 
 from relayd.config import ConfigError
+from relayd.params import split_list as split_postfix_list
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.registry import CheckRegistry, CheckSpec
-from relayd.pipeline.verdicts import DUNNO, Defer, Verdict
-from relayd.smtp.replies import R451_CONFIG_ERROR, R451_TEMPORARY_FAILURE
+from relayd.pipeline.verdicts import (DUNNO, Bcc, Defer, DeferIfPermit, DeferIfReject, Discard,
+                                      Filter, Hold, Info, Prepend, Redirect, Reject,
+                                      RestrictionList, Verdict, Warn, WarnIfReject)
+from relayd.smtp.replies import R451_CONFIG_ERROR, R451_TEMPORARY_FAILURE, Reply
 from relayd.tables.base import TemporaryLookupError
 
 log = logging.getLogger("relayd.smtpd")
 
+#: Postfix's limit on nested restriction classes / access-table results.
+MAX_RECURSION = 100
+
+# The access check a bare "type:table" element stands for, per stage (def_acl).
+IMPLICIT_ACCESS = {"client": "check_client_access", "helo": "check_helo_access",
+                   "sender": "check_sender_access", "relay": "check_recipient_access",
+                   "recipient": "check_recipient_access"}
+
+# Actions that need a mail transaction (can_delegate_action / not_in_client_helo).
+_TRANSACTION_ACTIONS = (Hold, Discard, Filter, Redirect, Bcc, Prepend)
+
 
 @dataclass(frozen=True, slots=True)
 class Element:
-    """One compiled element of a restriction list: a check and its arguments."""
+    """One compiled element of a restriction list: a check and its arguments,
+    or (``spec`` None) the restriction class called ``name``."""
 
-    spec: CheckSpec
+    spec: CheckSpec | None
     args: tuple[str, ...] = ()
+    name: str = ""
 
 
-def split_list(text: str) -> list[str]:
-    """Postfix list syntax: elements separated by commas and/or whitespace."""
-    return text.replace(",", " ").split()
+def split_list(text) -> list[str]:
+    """Postfix list syntax: commas and/or whitespace; ``{...}`` stays one item."""
+    return split_postfix_list(text) if isinstance(text, str) else list(text)
 
 
-def compile_restrictions(parameter: str, text: str, registry: CheckRegistry) -> tuple[Element, ...]:
+def compile_restrictions(parameter: str, text, registry: CheckRegistry, *, config=None,
+                         classes=(), stage: str | None = None) -> tuple[Element, ...]:
     """Turn a restriction list as written in main.cf into elements.
 
-    An unknown name stops startup with an error naming the parameter.
+    ``classes`` are the smtpd_restriction_classes names; a bare ``type:table``
+    stands for the stage's access check (check_sender_access in the sender
+    list...). With ``config`` each check's ``setup`` runs (tables are opened
+    now). An unknown or reserved name stops startup naming the parameter.
     """
     words = split_list(text)
     elements = []
     i = 0
     while i < len(words):
-        spec = registry.get(words[i])
+        word = words[i]
+        spec = registry.get(word)
+        if spec is None and word.lower() in classes:
+            elements.append(Element(None, (), word.lower()))
+            i += 1
+            continue
+        if spec is None and ":" in word and stage in IMPLICIT_ACCESS:
+            spec = registry.get(IMPLICIT_ACCESS[stage])
+            i -= 1  # the word itself is the argument
         if spec is None:
-            raise ConfigError(f"unknown restriction: {words[i]}", parameter=parameter)
+            reason = registry.reserved(word)
+            raise ConfigError(f"{word}: {reason}" if reason else f"unknown restriction: {word}",
+                              parameter=parameter)
         args = tuple(words[i + 1:i + 1 + spec.nargs])
         if len(args) < spec.nargs:
             raise ConfigError(f"restriction {spec.name} needs {spec.nargs} argument(s)",
                               parameter=parameter)
-        elements.append(Element(spec, args))
+        if spec.setup is not None and config is not None:
+            _setup(spec, args, config, parameter)
+        elements.append(Element(spec, args, spec.name))
         i += 1 + spec.nargs
     return tuple(elements)
 
 
-def evaluate(elements: tuple[Element, ...], context: CheckContext) -> Verdict:
-    """Run ``elements`` against ``context``; the first decisive verdict wins."""
-    for element in elements:
+def _setup(spec: CheckSpec, args: tuple[str, ...], config, parameter: str) -> None:
+    try:
+        spec.setup(args, config)
+    except ConfigError as exc:
+        if exc.parameter or exc.file:
+            raise
+        raise ConfigError(f"{spec.name}: {exc.message}", parameter=parameter) from None
+
+
+class Run:
+    """The state of evaluating one stage: Postfix's SMTPD_STATE fields that
+    live for one smtpd_check_* call (warn_if_reject, defer_if_reject,
+    recursion) plus what outlives it (defer_if_permit, discard, the message
+    actions, the names of the checks that ran), which the caller keeps.
+
+    ``report(kind, text)`` logs a "hold"/"warn"/"reject_warning"... event;
+    ``compile_value(words, stage)`` compiles an access-table value;
+    ``classes`` maps restriction-class names to their elements.
+    """
+
+    def __init__(self, *, classes: dict | None = None, compile_value: Callable | None = None,
+                 report: Callable[[str, str], None] | None = None,
+                 defer_if_permit: Reply | None = None, discard: bool = False,
+                 in_transaction: bool = True, after_data: bool = False,
+                 soft_bounce: bool = False):
+        self.classes = classes or {}
+        self.compile_value = compile_value
+        self.report = report or (lambda kind, text: log.info("%s: %s", kind, text))
+        self.defer_if_permit = defer_if_permit
+        self.defer_if_reject: Reply | None = None
+        self.discard = discard
+        self.in_transaction = in_transaction
+        self.after_data = after_data
+        self.soft_bounce = soft_bounce
+        self.actions: list[Verdict] = []
+        self.ran: set[str] = set()
+        self._warn_level = 0
+        self._depth = 0
+
+    def evaluate(self, elements: tuple[Element, ...], context: CheckContext) -> Verdict:
+        """Run ``elements``: the decisive verdict (Permit, Reject, Defer, Discard) or DUNNO."""
+        self._depth += 1
+        depth = self._depth
+        try:
+            if depth > MAX_RECURSION:
+                log.warning("restrictions nested more than %d levels deep", MAX_RECURSION)
+                return Defer(R451_CONFIG_ERROR)
+            for element in elements:
+                if self.discard:
+                    break
+                verdict = self._element(element, context)
+                if self._warn_level >= depth and not isinstance(verdict, WarnIfReject):
+                    self._warn_level = 0
+                if verdict.decisive:
+                    return verdict
+                if self.defer_if_permit is not None and self.defer_if_reject is not None:
+                    break
+            return DUNNO
+        finally:
+            self._depth -= 1
+            if self._warn_level > self._depth:
+                self._warn_level = 0
+
+    def _element(self, element: Element, context: CheckContext) -> Verdict:
+        if element.spec is None:
+            return self.evaluate(self.classes[element.name], context)
+        self.ran.add(element.spec.name)
         ctx = dataclasses.replace(context, args=element.args) if element.args else context
-        verdict = _run_one(element.spec, ctx)
-        if verdict.decisive:
+        verdict, failed = _run_one(element.spec, ctx)
+        if failed:
+            return self._final(verdict.reply)
+        return self._apply(verdict, ctx)
+
+    def _apply(self, verdict: Verdict, ctx: CheckContext) -> Verdict:
+        """What ``verdict`` does to this run; the verdict the list sees."""
+        if isinstance(verdict, (Reject, Defer)):
+            return self._reject(verdict.reply)
+        if isinstance(verdict, WarnIfReject):
+            self._warn_level = self._warn_level or self._depth
             return verdict
-    return DUNNO
+        if isinstance(verdict, DeferIfPermit):
+            if self._warn_level:
+                return self._reject(verdict.reply)
+            self.defer_if_permit = self.defer_if_permit or verdict.reply
+            return DUNNO
+        if isinstance(verdict, DeferIfReject):
+            self.defer_if_reject = self.defer_if_reject or verdict.reply
+            return DUNNO
+        if isinstance(verdict, (Warn, Info)):
+            self.report("warn" if isinstance(verdict, Warn) else "info", verdict.text)
+            return DUNNO
+        if isinstance(verdict, _TRANSACTION_ACTIONS):
+            return self._message_action(verdict, ctx)
+        if isinstance(verdict, RestrictionList):
+            return self._nested(verdict, ctx)
+        return verdict
+
+    def permit_deferred(self) -> Verdict | None:
+        """The DEFER_IF_PERMIT refusal to give now that the request would be
+        permitted, or None when nothing deferred it."""
+        return None if self.defer_if_permit is None else self._final(self.defer_if_permit)
+
+    def _reject(self, reply: Reply) -> Verdict:
+        """smtpd_check_reject: warn only, or defer instead, or reject."""
+        if self._warn_level:
+            self.report("reject_warning", str(_fixed(reply, self.soft_bounce)))
+            return DUNNO
+        if self.defer_if_reject is not None and reply.code >= 500:
+            reply, self.defer_if_reject = self.defer_if_reject, None
+        return self._final(reply)
+
+    def _final(self, reply: Reply) -> Verdict:
+        reply = _fixed(reply, self.soft_bounce)
+        return Reject(reply) if reply.code >= 500 else Defer(reply)
+
+    def _message_action(self, verdict: Verdict, ctx: CheckContext) -> Verdict:
+        kind = type(verdict).__name__.upper()
+        if not self.in_transaction:
+            log.warning("%s: with smtpd_delay_reject=no, action %s is always skipped in "
+                        "client or helo restrictions", ctx.stage, kind)
+            return DUNNO
+        if isinstance(verdict, Prepend):
+            if self.after_data:
+                log.warning("action PREPEND must be used before smtpd_end_of_data_restrictions")
+                return DUNNO
+        else:
+            self.report(kind.lower(), verdict.text)
+        self.actions.append(verdict)
+        if isinstance(verdict, Discard):
+            self.discard = True
+            return verdict
+        return DUNNO
+
+    def _nested(self, verdict: RestrictionList, ctx: CheckContext) -> Verdict:
+        try:
+            elements = self.compile_value(verdict.restrictions, verdict.stage)
+        except (ConfigError, TypeError) as exc:
+            log.warning("access table result %r: %s", " ".join(verdict.restrictions), exc)
+            return self._final(R451_CONFIG_ERROR)
+        return self.evaluate(elements, dataclasses.replace(ctx, stage=verdict.stage))
 
 
-def _run_one(spec: CheckSpec, ctx: CheckContext) -> Verdict:
+def _fixed(reply: Reply, soft_bounce: bool) -> Reply:
+    """soft_bounce, then the DSN's class digit made to match the reply code."""
+    code = reply.code
+    if soft_bounce and code >= 500:
+        code -= 100
+    status = reply.status
+    if status and status[0] != str(code)[0]:
+        status = str(code)[0] + status[1:]
+    if (code, status) == (reply.code, reply.status):
+        return reply
+    return Reply(code, status, reply.text)
+
+
+def evaluate(elements: tuple[Element, ...], context: CheckContext, run: Run | None = None) -> Verdict:
+    """Run ``elements`` against ``context``; the first decisive verdict wins."""
+    return (run or Run()).evaluate(elements, context)
+
+
+def _run_one(spec: CheckSpec, ctx: CheckContext) -> tuple[Verdict, bool]:
+    """The check's verdict, and whether it failed (then the verdict is a 451 Defer)."""
     try:
         if spec.timeout is None:
             verdict = spec.func(ctx)
@@ -77,14 +275,14 @@ def _run_one(spec: CheckSpec, ctx: CheckContext) -> Verdict:
                 verdict = spec.func(ctx)
     except TemporaryLookupError as exc:
         log.warning("%s: %s lookup error: %s", spec.name, ctx.stage, exc)
-        return Defer(R451_CONFIG_ERROR)
+        return Defer(R451_CONFIG_ERROR), True
     except gevent.Timeout:
         log.warning("%s: timeout after %ss in %s restrictions", spec.name, spec.timeout, ctx.stage)
-        return Defer(R451_TEMPORARY_FAILURE)
+        return Defer(R451_TEMPORARY_FAILURE), True
     except Exception:
         log.exception("%s: check failed in %s restrictions", spec.name, ctx.stage)
-        return Defer(R451_TEMPORARY_FAILURE)
+        return Defer(R451_TEMPORARY_FAILURE), True
     if not isinstance(verdict, Verdict):
         log.error("%s: returned %r, not a verdict", spec.name, verdict)
-        return Defer(R451_TEMPORARY_FAILURE)
-    return verdict
+        return Defer(R451_TEMPORARY_FAILURE), True
+    return verdict, False

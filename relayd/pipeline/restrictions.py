@@ -1,5 +1,13 @@
 """The restriction lists of main.cf, compiled once per configuration.
 
+``Restrictions(config, registry)`` compiles smtpd_client/helo/sender/relay/
+recipient/data/end_of_data_restrictions and the smtpd_restriction_classes
+(each class is a parameter holding a list), opens the tables they name and
+refuses a configuration Postfix would refuse: an unknown or reserved name,
+or relay and recipient lists with no relay guard. :meth:`Restrictions.session`
+gives the per-session object the driver talks to
+(:class:`relayd.pipeline.policy.SessionPolicy`).
+
 With ``smtpd_delay_reject = yes`` (Postfix's default) the client, HELO and
 sender lists are evaluated at RCPT time, before the relay and recipient
 lists, so that a rejection can name the recipient and the client gets its
@@ -8,20 +16,27 @@ answer in one place. A permit ends only the list it came from.
 from __future__ import annotations
 
 from relayd.config import ConfigError
-from relayd.pipeline.context import CheckContext, SessionView
-from relayd.pipeline.dispatcher import compile_restrictions, evaluate, split_list
+from relayd.pipeline.context import SessionView
+from relayd.pipeline.dispatcher import compile_restrictions, split_list
+from relayd.pipeline.policy import SessionPolicy
 from relayd.pipeline.registry import CheckRegistry
-from relayd.pipeline.verdicts import Defer, Reject
 from relayd.smtp.replies import Reply
 
-# The stages, in the order Postfix evaluates them at RCPT time.
+# The stages, in the order Postfix evaluates them at RCPT time, then the message stages.
 STAGE_PARAMETERS = (
     ("client", "smtpd_client_restrictions"),
     ("helo", "smtpd_helo_restrictions"),
     ("sender", "smtpd_sender_restrictions"),
     ("relay", "smtpd_relay_restrictions"),
     ("recipient", "smtpd_recipient_restrictions"),
+    ("data", "smtpd_data_restrictions"),
+    ("end_of_data", "smtpd_end_of_data_restrictions"),
 )
+
+# smtpd_reject_unlisted_* run these checks (when a plugin provides them) unless a
+# list already did.
+_IMPLICIT = (("smtpd_reject_unlisted_recipient", "reject_unlisted_recipient"),
+             ("smtpd_reject_unlisted_sender", "reject_unlisted_sender"))
 
 # Postfix refuses to start unless one of these guards relaying (smtpd_check.c).
 _RELAY_GUARDS = {"reject_unauth_destination", "defer_unauth_destination", "reject", "defer",
@@ -33,11 +48,13 @@ class Restrictions:
 
     def __init__(self, config, registry: CheckRegistry | None = None):
         self.config = config
-        registry = registry or CheckRegistry.from_entry_points()
-        self.lists = {}
-        for stage, parameter in STAGE_PARAMETERS:
-            self.lists[stage] = compile_restrictions(parameter, _text(config[parameter]), registry)
-        guarded = {e.spec.name for e in self.lists["relay"] + self.lists["recipient"]}
+        self.registry = registry or CheckRegistry.from_entry_points()
+        class_names = [c.lower() for c in split_list(config["smtpd_restriction_classes"])]
+        self.classes = {name: self._compile(name, _class_text(config, name), class_names)
+                        for name in class_names}
+        self.lists = {stage: self._compile(parameter, config[parameter], class_names, stage)
+                      for stage, parameter in STAGE_PARAMETERS}
+        guarded = {e.name for e in self.lists["relay"] + self.lists["recipient"]}
         if not guarded & _RELAY_GUARDS:
             raise ConfigError(
                 "in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify "
@@ -45,38 +62,59 @@ class Restrictions:
                 "defer_unauth_destination, reject, defer, defer_if_permit or check_relay_domains",
                 parameter="smtpd_relay_restrictions")
         self.delay_reject = config["smtpd_delay_reject"]
+        self.soft_bounce = _yes(config, "soft_bounce")
+        self.implicit = {name: self._compile(parameter, [name], class_names)
+                         for parameter, name in _IMPLICIT
+                         if _yes(config, parameter) and self.registry.get(name) is not None}
+        self._class_names = class_names
+        self._values: dict[tuple, tuple] = {}
         # Warm the per-configuration caches the built-in checks use, so that a bad
         # domain or network list stops startup instead of failing the first RCPT.
         from relayd.checks.relay import Destinations
         Destinations.of(config)
 
-    def check_stage(self, stage: str, session: SessionView, sender: str | None = None,
-                    recipient: str | None = None, notes: dict | None = None) -> Reply | None:
-        """Evaluate one list; the reply to send when it rejects or defers, else None."""
-        elements = self.lists.get(stage)
-        if not elements:
-            return None
-        ctx = CheckContext(stage, session, self.config, sender, recipient, (),
-                           notes if notes is not None else {})
-        verdict = evaluate(elements, ctx)
-        if isinstance(verdict, (Reject, Defer)):
-            return verdict.reply
-        return None
+    def _compile(self, parameter: str, text, class_names, stage: str | None = None):
+        return compile_restrictions(parameter, text, self.registry, config=self.config,
+                                    classes=class_names, stage=stage)
+
+    def compile_value(self, words: tuple[str, ...], stage: str):
+        """Compile restrictions found as an access-table value (cached); ConfigError
+        for an unknown name, which the caller turns into a 451 server error."""
+        key = (words, stage)
+        elements = self._values.get(key)
+        if elements is None:
+            if len(self._values) > 1000:
+                self._values.clear()
+            elements = self._values[key] = compile_restrictions(
+                "access table result", words, self.registry, classes=self._class_names)
+        return elements
+
+    def session(self, view: SessionView, notes: dict | None = None) -> SessionPolicy:
+        """The policy object of one SMTP session; the driver calls its on_* methods."""
+        return SessionPolicy(self, view, notes)
 
     def check_recipient(self, session: SessionView, sender: str, recipient: str,
                         notes: dict | None = None) -> Reply | None:
-        """Everything that decides a RCPT: the delayed lists, then relay and recipient."""
-        stages = ("client", "helo", "sender", "relay", "recipient") if self.delay_reject \
-            else ("relay", "recipient")
-        for stage in stages:
-            reply = self.check_stage(stage, session, sender, recipient, notes)
-            if reply is not None:
-                return reply
-        return None
+        """One RCPT judged on its own, without logging: the call the session driver
+        made before it kept a :class:`SessionPolicy` per session."""
+        policy = self.session(session, notes)
+        policy.log_rejects = False
+        policy.sender = sender
+        return policy.on_rcpt(recipient)
 
 
-def _text(value) -> str:
-    return value if isinstance(value, str) else " ".join(value)
+def _class_text(config, name: str):
+    try:
+        return config[name]
+    except KeyError:
+        raise ConfigError(f"restriction class {name} is not defined: specify "
+                          f"\"{name} = restrictions...\"",
+                          parameter="smtpd_restriction_classes") from None
+
+
+def _yes(config, name: str) -> bool:
+    value = config[name]
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("yes", "true")
 
 
 __all__ = ["Restrictions", "STAGE_PARAMETERS", "split_list"]

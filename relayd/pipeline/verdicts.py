@@ -1,10 +1,23 @@
 """Verdicts: what a check says about the mail at hand.
 
 The vocabulary is Postfix's access(5): a check returns one of these values
-and the dispatcher, never the check, turns it into an SMTP reply and applies
-Postfix's evaluation rules. The remaining access(5) actions (HOLD, DISCARD,
-WARN, PREPEND, REDIRECT, DEFER_IF_PERMIT, ...) join this module with the
-policy issue; a check that needs them today cannot be written yet.
+and the dispatcher, never the check, applies Postfix's evaluation rules to
+it (smtpd_check.c generic_checks):
+
+* decisive verdicts end the restriction list: :class:`Permit` (OK),
+  :class:`Reject` / :class:`Defer` (a final 5xx / 4xx reply) and
+  :class:`Discard` (accept and drop the whole message);
+* the others let the list go on: :class:`Dunno`, the deferred decisions
+  :class:`DeferIfPermit` / :class:`DeferIfReject`, the log-only
+  :class:`Warn` / :class:`Info`, the message actions :class:`Hold`,
+  :class:`Prepend`, :class:`Redirect`, :class:`Filter`, :class:`Bcc`
+  (collected for the queue), the modifier :class:`WarnIfReject` and
+  :class:`RestrictionList` (evaluate more restrictions in place, as an
+  access-table result or a restriction class does).
+
+Texts in message actions are the log text Postfix writes for them
+(``<name>: Class triggers HOLD action``), so a plugin decides what its
+log line says.
 """
 from __future__ import annotations
 
@@ -46,5 +59,114 @@ class Defer(Verdict):
     reply: Reply
 
 
+@dataclass(frozen=True, slots=True)
+class DeferIfPermit(Verdict):
+    """DEFER_IF_PERMIT: if the request is finally permitted, defer it with
+    ``reply`` instead (the first such reason of a stage is kept)."""
+
+    reply: Reply
+    decisive = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeferIfReject(Verdict):
+    """DEFER_IF_REJECT: if a later restriction of this list rejects (5xx),
+    send ``reply`` instead of the rejection."""
+
+    reply: Reply
+    decisive = False
+
+
+@dataclass(frozen=True, slots=True)
+class WarnIfReject(Verdict):
+    """warn_if_reject: the next restriction only logs the rejection it would make."""
+
+    decisive = False
+
+
+@dataclass(frozen=True, slots=True)
+class Warn(Verdict):
+    """WARN: log ``text`` as a warning and go on."""
+
+    text: str
+    decisive = False
+
+
+@dataclass(frozen=True, slots=True)
+class Info(Verdict):
+    """INFO: log ``text`` and go on."""
+
+    text: str
+    decisive = False
+
+
+@dataclass(frozen=True, slots=True)
+class Hold(Verdict):
+    """HOLD: put the whole message in the hold queue; ``text`` is logged."""
+
+    text: str
+    decisive = False
+
+
+@dataclass(frozen=True, slots=True)
+class Discard(Verdict):
+    """DISCARD: claim success, then drop the whole message; ``text`` is logged.
+    No further restriction of the transaction is evaluated."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prepend(Verdict):
+    """PREPEND: add ``header`` ("Name: value") at the top of the message."""
+
+    header: str
+    decisive = False
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect(Verdict):
+    """REDIRECT: deliver the message to ``address`` only (the last one wins)."""
+
+    address: str
+    text: str = ""
+    decisive = False
+
+
+@dataclass(frozen=True, slots=True)
+class Filter(Verdict):
+    """FILTER: route the message through ``destination`` ("transport:nexthop";
+    the last one wins)."""
+
+    destination: str
+    text: str = ""
+    decisive = False
+
+
+@dataclass(frozen=True, slots=True)
+class Bcc(Verdict):
+    """BCC: send a copy of the message to ``address``."""
+
+    address: str
+    text: str = ""
+    decisive = False
+
+
+@dataclass(frozen=True, slots=True)
+class RestrictionList(Verdict):
+    """Evaluate ``restrictions`` (names as written in main.cf) right here,
+    as Postfix does with an access-table value that is not an action.
+    ``stage`` names whose name and class the nested restrictions report
+    (``recipient`` for a check_recipient_access result)."""
+
+    restrictions: tuple[str, ...]
+    stage: str
+    decisive = False
+
+
+#: The message actions a transaction collects for the queue.
+MESSAGE_ACTIONS = (Hold, Discard, Prepend, Redirect, Filter, Bcc)
+
 OK = Permit()
 DUNNO = Dunno()
+WARN_IF_REJECT = WarnIfReject()

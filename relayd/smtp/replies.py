@@ -125,3 +125,25 @@ R503_ALREADY_AUTHENTICATED = Reply(503, "5.5.1", "Error: already authenticated")
 R503_MAIL_IN_PROGRESS = Reply(503, "5.5.1", "Error: MAIL transaction in progress")
 R550_BARE_NEWLINE = Reply(550, "5.5.2", "{} Error: bare <LF> received")
 R554_TLS_ACTIVE = Reply(554, "5.5.1", "Error: TLS already active")
+
+# --- cleanup content checks (relayd/content/), worded as cleanup_message.c + cleanup_strerror.c
+R550_CONTENT_REJECTED = Reply(550, "5.7.1", "message content rejected")
+R451_CONTENT_DEFERRED = Reply(451, "4.7.1", "service unavailable")
+
+# --- recipient validation (relayd/checks/recipients.py), worded as smtpd_check.c ---
+R550_USER_UNKNOWN = Reply(550, "5.1.1", "<{}>: {} rejected: User unknown{}")
+R550_USER_MOVED = Reply(550, "5.1.6", "<{}>: {} rejected: User has moved to {}")
+
+# --- restrictions (relayd/pipeline, relayd/checks), worded as Postfix smtpd_check.c ---
+# Codes of the first two follow main.cf (access_map_reject_code, access_map_defer_code).
+R554_ACCESS_REJECTED = Reply(554, "5.7.1", "<{}>: {} rejected: {}")
+R450_ACCESS_DEFERRED = Reply(450, "4.7.1", "<{}>: {} rejected: {}")
+R450_DEFER_IF_PERMIT = Reply(450, "4.7.0", "<{}>: {} rejected: defer_if_permit requested")
+R450_DEFER_IF_REJECT = Reply(450, "4.7.0", "<{}>: {} rejected: defer_if_reject requested")
+R504_NON_FQDN_HOSTNAME = Reply(504, "5.5.2", "<{}>: {} rejected: need fully-qualified hostname")
+R504_NON_FQDN_ADDRESS = Reply(504, "5.5.2", "<{}>: {} rejected: need fully-qualified address")
+R501_INVALID_HOSTNAME = Reply(501, "5.5.2", "<{}>: {} rejected: Invalid name")
+R501_INVALID_HOSTADDR = Reply(501, "5.5.2", "<{}>: {} rejected: invalid ip address")
+R503_UNAUTH_PIPELINING = Reply(503, "5.5.0",
+                               "<{}>: {} rejected: Improper use of SMTP command pipelining")
+R503_ACCESS_DENIED = Reply(503, "5.7.0", "Error: access denied for {}")

@@ -10,7 +10,7 @@ from relayd.pipeline.verdicts import DUNNO, OK, Defer, Reject
 from relayd.smtp import replies as R
 
 CONFIG = load_config(main_cf="mydestination = local.example\nrelay_domains = relay.example\n"
-                             "mynetworks = 192.0.2.0/24\n")
+                             "mynetworks = 192.0.2.0/24\nlocal_recipient_maps =\n")
 OUTSIDE = SessionView("198.51.100.7", "unknown", 40000, "client.example", "ESMTP")
 INSIDE = SessionView("192.0.2.10", "unknown", 40000, "client.example", "ESMTP")
 

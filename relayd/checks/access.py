@@ -1,0 +1,141 @@
+"""Access maps: check_client_access, check_helo_access, check_sender_access,
+check_recipient_access, each naming one lookup table (access(5)).
+
+The table is opened when the restriction list is compiled (a bad table
+stops startup). The key search order is access(5)'s
+(:mod:`relayd.tables.search`); the value found becomes a verdict through
+:func:`relayd.checks.actions.access_verdict`. A table that cannot answer
+gives Postfix's ``451 4.3.5 <name>: Class rejected: Server configuration
+error``.
+"""
+from __future__ import annotations
+
+from relayd.addresses import route, split_address
+from relayd.checks.actions import access_verdict
+from relayd.checks.names import (CLIENT_CLASS, HELO_CLASS, RECIPIENT_CLASS, SENDER_CLASS,
+                                 client_name)
+from relayd.checks.relay import Destinations
+from relayd.pipeline.context import CheckContext
+from relayd.pipeline.dispatcher import split_list
+from relayd.pipeline.verdicts import DUNNO, Permit, Verdict
+from relayd.tables.base import Table, TemporaryLookupError, open_table
+from relayd.tables.search import address_queries, host_queries, hostname_queries, search
+
+# Postfix answers a table that cannot answer with this access value (check_access).
+_LOOKUP_FAILED = "451 4.3.5 Server configuration error"
+
+
+class AccessTables:
+    """The tables one configuration's access checks use, opened once."""
+
+    _cache: dict[int, tuple[object, "AccessTables"]] = {}
+
+    def __init__(self, config):
+        self.config = config
+        self.tables: dict[str, Table] = {}
+        self.parent_matches = "smtpd_access_maps" in split_list(
+            config["parent_domain_matches_subdomains"])
+        self.delimiters = config["recipient_delimiter"]
+        self.null_key = config["smtpd_null_access_lookup_key"]
+
+    @classmethod
+    def of(cls, config) -> "AccessTables":
+        """The (cached) access tables of ``config``."""
+        hit = cls._cache.get(id(config))
+        if hit is None or hit[0] is not config:
+            hit = (config, cls(config))
+            cls._cache[id(config)] = hit
+        return hit[1]
+
+    def table(self, spec: str) -> Table:
+        """The open table ``spec``; ConfigError if it cannot be opened."""
+        table = self.tables.get(spec)
+        if table is None:
+            table = self.tables[spec] = open_table(spec, self.config)
+        return table
+
+
+def open_access_table(args: tuple[str, ...], config) -> None:
+    """Setup of every access check: open its table at startup."""
+    AccessTables.of(config).table(args[0])
+
+
+def _verdict(ctx: CheckContext, queries, name: str, reply_class: str, stage: str) -> Verdict:
+    tables = AccessTables.of(ctx.config)
+    spec = ctx.args[0]
+    try:
+        found = search([tables.table(spec)], queries)
+    except TemporaryLookupError:
+        return access_verdict(_LOOKUP_FAILED, name=name, reply_class=reply_class, stage=stage,
+                              config=ctx.config, table=spec)
+    if found is None:
+        return DUNNO
+    return access_verdict(found.value, name=name, reply_class=reply_class, stage=stage,
+                          config=ctx.config, table=spec)
+
+
+def check_client_access(ctx: CheckContext) -> Verdict:
+    """check_client_access type:table — client host name, parents, address."""
+    s = ctx.session
+    tables = AccessTables.of(ctx.config)
+    queries = host_queries(s.client_name, s.client_addr,
+                           parent_matches_subdomains=tables.parent_matches)
+    return _verdict(ctx, queries, client_name(ctx), CLIENT_CLASS, "client")
+
+
+def check_helo_access(ctx: CheckContext) -> Verdict:
+    """check_helo_access type:table — the HELO/EHLO name and its parents."""
+    helo = ctx.session.helo_name
+    if not helo:
+        return DUNNO
+    queries = hostname_queries(helo, parent_matches_subdomains=AccessTables.of(
+        ctx.config).parent_matches)
+    return _verdict(ctx, queries, helo, HELO_CLASS, "helo")
+
+
+def check_sender_access(ctx: CheckContext) -> Verdict:
+    """check_sender_access type:table — MAIL FROM; the null sender as ``<>``."""
+    if ctx.sender is None:
+        return DUNNO
+    if ctx.sender == "":
+        tables = AccessTables.of(ctx.config)
+        return _verdict(ctx, [(tables.null_key, False)], "", SENDER_CLASS, "sender")
+    return _address_verdict(ctx, ctx.sender, SENDER_CLASS, "sender")
+
+
+def check_recipient_access(ctx: CheckContext) -> Verdict:
+    """check_recipient_access type:table — RCPT TO, wherever the list runs."""
+    if ctx.recipient is None:
+        return DUNNO
+    verdict = _address_verdict(ctx, ctx.recipient, RECIPIENT_CLASS, "recipient")
+    # A source-routed recipient is too suspicious for OK (SUSPICIOUS() in smtpd_check.c).
+    if isinstance(verdict, Permit) and not _yes(ctx.config["allow_untrusted_routing"]):
+        if route(ctx.recipient, Destinations.of(ctx.config).is_local).routed:
+            return DUNNO
+    return verdict
+
+
+def _address_verdict(ctx: CheckContext, address: str, reply_class: str, stage: str) -> Verdict:
+    tables = AccessTables.of(ctx.config)
+    queries = address_queries(_qualified(address, ctx.config), delimiters=tables.delimiters,
+                              parent_matches_subdomains=tables.parent_matches)
+    return _verdict(ctx, queries, address, reply_class, stage)
+
+
+def _qualified(address: str, config) -> str:
+    """A bare local part as trivial-rewrite sees it: ``user@$myorigin``."""
+    localpart, domain = split_address(address)
+    if domain or not _yes(config["append_at_myorigin"]):
+        return address
+    return f"{localpart}@{config['myorigin']}"
+
+
+def _yes(value) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("yes", "true")
+
+
+def register(registry) -> None:
+    """Entry point of the built-in access-map plugin."""
+    for func in (check_client_access, check_helo_access, check_sender_access,
+                 check_recipient_access):
+        registry.add(func.__name__, func, nargs=1, setup=open_access_table)

@@ -1,0 +1,141 @@
+"""Recipient validation: ``reject_unlisted_recipient``, ``reject_unlisted_sender``.
+
+As Postfix's check_rcpt_maps() (src/smtpd/smtpd_check.c) decides it for
+the address resolved the way trivial-rewrite resolves it:
+
+1. known when recipient_canonical_maps (sender_canonical_maps for a
+   sender), canonical_maps or virtual_alias_maps has it;
+2. relocated_maps has it: ``550 5.1.6 <a>: Recipient address rejected:
+   User has moved to NEW``;
+3. by the domain's class: a virtual alias domain rejects what step 1 did
+   not find ("User unknown in virtual alias table"); a local domain
+   rejects what local_recipient_maps lacks, a relay domain what
+   relay_recipient_maps lacks — in both cases only when the parameter is
+   not empty; other domains pass.
+
+Codes come from unknown_virtual_alias_reject_code,
+unknown_local_recipient_reject_code and unknown_relay_recipient_reject_code
+(all 550); the DSN's first digit follows the code. A table that cannot
+answer raises TemporaryLookupError, which the dispatcher turns into 451 4.3.5.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from relayd.addresses import route
+from relayd.pipeline.context import CheckContext
+from relayd.pipeline.verdicts import DUNNO, Defer, Reject
+from relayd.rewrite.domains import LOCAL, RELAY, VIRTUAL_ALIAS, AddressClasses
+from relayd.rewrite.maps import AddressMaps
+from relayd.rewrite.tables import setting, virtual_alias_parameter
+from relayd.smtp.replies import R550_USER_MOVED, R550_USER_UNKNOWN, Reply
+
+RECIPIENT, SENDER = "Recipient address", "Sender address"
+
+# Local names that are always deliverable (smtpd_check.c: absorbed by qmgr / made by bounce).
+_ALWAYS_LOCAL = ("postmaster", "mailer-daemon")
+
+
+class RecipientTables:
+    """The tables recipient validation consults, opened once per configuration."""
+
+    _cache: dict[int, tuple[object, "RecipientTables"]] = {}
+
+    def __init__(self, config):
+        self.config = config
+        self.classes = AddressClasses.of(config)
+        self.known = {
+            RECIPIENT: [AddressMaps(config, "recipient_canonical_maps")],
+            SENDER: [AddressMaps(config, "sender_canonical_maps")],
+        }
+        common = [AddressMaps(config, "canonical_maps"),
+                  AddressMaps(config, virtual_alias_parameter(config))]
+        for maps in self.known.values():
+            maps.extend(common)
+        self.relocated = AddressMaps(config, "relocated_maps")
+        self.local = AddressMaps(config, "local_recipient_maps")
+        self.relay = AddressMaps(config, "relay_recipient_maps")
+        self.myorigin = setting(config, "myorigin").lower()
+        self.relocated_prefix = setting(config, "relocated_prefix_enable", "yes") != "no"
+        self.show_table = setting(config, "show_user_unknown_table_name", "yes") != "no"
+        self.special = (*_ALWAYS_LOCAL, setting(config, "double_bounce_sender",
+                                                "double-bounce").lower())
+
+    @classmethod
+    def of(cls, config) -> "RecipientTables":
+        """The (cached) tables of ``config``."""
+        hit = cls._cache.get(id(config))
+        if hit is None or hit[0] is not config:
+            hit = (config, cls(config))
+            cls._cache[id(config)] = hit
+        return hit[1]
+
+    def unlisted_reply(self, address: str, address_class: str = RECIPIENT) -> Reply | None:
+        """The reply rejecting ``address`` as unknown or moved, or None when it passes."""
+        resolved = route(address, self.classes.local.__contains__)
+        domain = resolved.domain or self.myorigin
+        key = f"{resolved.localpart}@{domain}"
+        if any(maps.find(key) for maps in self.known[address_class] if maps):
+            return None
+        moved = self.relocated.find(key) if self.relocated else None
+        if moved is not None:
+            return self._moved(address, address_class, moved[0])
+        kind = self.classes.classify(domain)
+        if kind == VIRTUAL_ALIAS:
+            return self._unknown(address, address_class, "unknown_virtual_alias_reject_code",
+                                 "virtual alias")
+        if kind == LOCAL and self.local and resolved.localpart.lower() not in self.special \
+                and not self.local.find(key):
+            return self._unknown(address, address_class, "unknown_local_recipient_reject_code",
+                                 "local recipient")
+        if kind == RELAY and self.relay and not self.relay.find(key):
+            return self._unknown(address, address_class, "unknown_relay_recipient_reject_code",
+                                 "relay recipient")
+        return None
+
+    def _unknown(self, address: str, address_class: str, code_parameter: str, table: str) -> Reply:
+        reply = R550_USER_UNKNOWN.format(address, address_class,
+                                         f" in {table} table" if self.show_table else "")
+        status = "5.1.0" if address_class == SENDER else reply.status
+        return _with_code(reply, int(setting(self.config, code_parameter, "550")), status)
+
+    def _moved(self, address: str, address_class: str, value: str) -> Reply:
+        if self.relocated_prefix:
+            return R550_USER_MOVED.format(address, address_class, value)
+        # relocated_prefix_enable = no: the value is "5.x.y text" itself (Postfix 3.11).
+        status, _, text = value.partition(" ")
+        if not (status[:2] in ("4.", "5.") and status.count(".") == 2 and text.strip()):
+            status, text = "5.2.0", "Mailbox is unavailable"
+        reply = R550_USER_MOVED.with_text(f"<{address}>: {address_class} rejected: {text.strip()}")
+        return _with_code(reply, 550, status)
+
+
+def _with_code(reply: Reply, code: int, status: str) -> Reply:
+    """``reply`` with reply code ``code``; the DSN's class digit follows the code."""
+    return dataclasses.replace(reply, code=code, status=f"{code // 100}{status[1:]}")
+
+
+def _verdict(reply: Reply | None):
+    if reply is None:
+        return DUNNO
+    return Defer(reply) if reply.is_transient else Reject(reply)
+
+
+def reject_unlisted_recipient(ctx: CheckContext):
+    """reject_unlisted_recipient: 550 5.1.1 ... User unknown in ... table / 5.1.6 moved."""
+    if not ctx.recipient:
+        return DUNNO
+    return _verdict(RecipientTables.of(ctx.config).unlisted_reply(ctx.recipient, RECIPIENT))
+
+
+def reject_unlisted_sender(ctx: CheckContext):
+    """reject_unlisted_sender: the same test for MAIL FROM (5.1.0); the null sender passes."""
+    if not ctx.sender:
+        return DUNNO
+    return _verdict(RecipientTables.of(ctx.config).unlisted_reply(ctx.sender, SENDER))
+
+
+def register(registry) -> None:
+    """Entry point of the built-in recipient-validation plugin."""
+    for func in (reject_unlisted_recipient, reject_unlisted_sender):
+        registry.add(func.__name__, func)
