@@ -178,6 +178,11 @@ _RELAYD = [
           "relayd extension: flush queue writes to disk; 'no' is for tests only."),
     Param("relayd_queue_segment_size", "size", "67108864",
           "relayd extension: size at which a queue journal segment is closed, in bytes."),
+    Param("relocated_prefix_enable", "bool", "yes",
+          "Prepend 'User has moved to' to relocated_maps results (Postfix 3.11)."),
+    Param("relayd_maildir_base", "str", "",
+          "relayd extension: where local_transport = local delivers: "
+          "BASE/USER/Maildir; empty means $queue_directory/../mail."),
     Param("relayd_worker_processes", "str", "auto",
           "relayd extension: worker processes, each a whole relay on the shared listeners "
           "with its own queue journal; 'auto' means one per CPU core."),

@@ -6,6 +6,13 @@ routes them and hands them to the delivery pool. When an attempt ends it
 records each recipient's fate in the store, returns bounced recipients to
 the sender in one DSN, and schedules the deferred ones.
 
+Routing. Each pending recipient is resolved to a transport
+(:class:`relayd.delivery.route.Router`): local domains go to the local
+delivery agent (aliases, Maildir), others over SMTP to their next hop
+(``relayhost`` unless the transport names one); ``error:`` bounces,
+``discard:`` drops. One message may so take several transports at once;
+its attempt is recorded when the last of them ends.
+
 Scheduling. The scheduler runs when woken (:meth:`QueueManager.wake`, which
 the store's ``on_commit`` calls for each new message) and otherwise every
 ``queue_run_delay``, or sooner when the earliest deferred message is due
@@ -32,8 +39,9 @@ from typing import Callable, Mapping
 import gevent
 from gevent.event import Event
 
+from relayd.delivery.local import LocalDeliveryAgent
 from relayd.delivery.pool import DeliveryPool
-from relayd.delivery.route import Destination, parse_nexthop
+from relayd.delivery.route import DISCARD, ERROR, LOCAL_AGENT, SMTP, Router, parse_nexthop
 from relayd.delivery.smtp import SmtpDeliveryAgent
 from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
                                     Outcome, RecipientRef, log_outcome)
@@ -55,6 +63,8 @@ class QueueManager:
                  agent: SmtpDeliveryAgent | None = None) -> None:
         self.store, self.config, self.clock = store, config, clock
         self.agent = agent or SmtpDeliveryAgent(config, clock=clock)
+        self.router = Router(config)
+        self.local_agent = LocalDeliveryAgent(config, self._forward)
         self.pool = DeliveryPool(config["default_destination_concurrency_limit"],
                                  config["default_process_limit"])
         self._wakeup = Event()
@@ -117,35 +127,102 @@ class QueueManager:
         self._in_flight.add(qid)
         log.info("%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
                  qid, env.sender, env.size, len(env.recipients))
-        relayhost = self.config["relayhost"]
-        if not relayhost:
-            self.pool.submit("none", lambda: self._defer_here(message, now, NO_RELAYHOST))
-            return
         try:
-            destination = parse_nexthop(relayhost)
-        except ValueError as exc:
-            self.pool.submit("none", lambda: self._defer_here(message, now, f"bad relayhost: {exc}"))
+            jobs = self._plan(message)
+        except Exception as exc:   # a routing table cannot answer: keep the mail, retry later
+            log.warning("%s: cannot route: %s", qid, exc)
+            self.pool.submit("none", lambda: self._defer_here(message, now, f"routing failed: {exc}",
+                                                              dsn="4.3.0"))
             return
-        self.pool.submit(destination.nexthop, lambda: self._deliver(message, destination, now))
+        if not jobs:   # nothing pending (should not happen): record the message as done
+            self.pool.submit("none", lambda: self._finish(message, DeliveryResult(), b""))
+            return
+        attempt = _Attempt(len(jobs))
+        for key, run, indexes in jobs:
+            self.pool.submit(key, lambda run=run, indexes=indexes:
+                             self._attempt(message, now, run, indexes, attempt))
+
+    def _plan(self, message) -> list[tuple[str, Callable, list[int]]]:
+        """(pool key, agent call, recipient indexes) per transport and next hop."""
+        env, groups = message.envelope, {}
+        for i in message.pending_recipients():
+            transport = self.router.resolve(env.recipients[i].address)
+            groups.setdefault((transport.kind, transport.name, transport.nexthop), []).append(i)
+        return [(*self._agent_for(*key), indexes) for key, indexes in groups.items()]
+
+    def _agent_for(self, kind: str | None, name: str, nexthop: str) -> tuple[str, Callable]:
+        """The pool key and ``run(request) -> DeliveryResult`` for one transport."""
+        if kind == SMTP:
+            if not nexthop:
+                return "none", lambda req: self._no_agent(req, DEFERRED, "4.4.1", NO_RELAYHOST)
+            try:
+                destination = parse_nexthop(nexthop)
+            except ValueError as exc:
+                return "none", lambda req: self._no_agent(req, DEFERRED, "4.4.1",
+                                                          f"bad relayhost: {exc}")
+            return destination.nexthop, lambda req: self.agent.deliver(destination, req)
+        if kind == LOCAL_AGENT:
+            return f"{name}:local", self.local_agent.deliver
+        if kind == ERROR:
+            status, dsn, text = _error_text(nexthop)
+            return "none", lambda req: self._no_agent(req, status, dsn, text, "relayd.error")
+        if kind == DISCARD:
+            return "none", lambda req: self._no_agent(req, SENT, "2.0.0", nexthop or "discarded",
+                                                      "relayd.discard")
+        return "none", lambda req: self._no_agent(req, DEFERRED, "4.3.0",
+                                                  f"mail transport unavailable: {name}")
 
     # --- one delivery ----------------------------------------------------------------
-    def _request(self, message, content: bytes, active_time: float) -> DeliveryRequest:
+    def _request(self, message, content: bytes, active_time: float,
+                 indexes: list[int] | None = None) -> DeliveryRequest:
         env = message.envelope
         rcpts = [RecipientRef(i, env.recipients[i].address, env.recipients[i].original)
-                 for i in message.pending_recipients()]
+                 for i in (message.pending_recipients() if indexes is None else indexes)]
         return DeliveryRequest(message.queue_id, env.sender, rcpts, content, env.arrival_time,
                                active_time, dict(env.params))
 
-    def _deliver(self, message, destination: Destination, active_time: float) -> None:
+    def _attempt(self, message, active_time: float, run: Callable, indexes: list[int],
+                 attempt: "_Attempt") -> None:
+        """Run one transport's share of a message; the last share to end records them all."""
+        content = b""
         try:
             content = self.store.read_content(message.queue_id)
-            request = self._request(message, content, active_time)
-            result = self.agent.deliver(destination, request)
+            result = run(self._request(message, content, active_time, indexes))
         except Exception as exc:   # a bug or a queue read error: keep the mail, retry later
             log.exception("%s: delivery failed", message.queue_id)
-            self._defer_here(message, active_time, f"delivery failed: {exc}", dsn="4.3.0")
-            return
-        self._finish(message, result, content)
+            result = DeliveryResult({i: Outcome(DEFERRED, "4.3.0", f"delivery failed: {exc}")
+                                     for i in indexes})
+        attempt.result.outcomes.update(result.outcomes)
+        attempt.pending -= 1
+        if attempt.pending == 0:
+            self._finish(message, attempt.result, content)
+
+    def _no_agent(self, request: DeliveryRequest, status: str, dsn: str, reason: str,
+                  logger: str = "relayd.qmgr") -> DeliveryResult:
+        """Every recipient of ``request`` gets the same outcome, decided without
+        a delivery (qmgr deferrals, the error and discard transports)."""
+        result = DeliveryResult({r.index: Outcome(status, dsn, reason) for r in request.recipients})
+        now = self.clock()
+        for rcpt in request.recipients:
+            log_outcome(logging.getLogger(logger), request, rcpt, result.outcomes[rcpt.index],
+                        (now, now, now))
+        return result
+
+    def _forward(self, request: DeliveryRequest, recipient: RecipientRef, addresses: list[str]) -> str:
+        """Queue a copy of ``request`` for ``addresses`` (alias forwarding); its queue id."""
+        new_qid = self.store.new_queue_id()
+        writer = self.store.content_writer(new_qid)
+        try:
+            writer.write(request.content)
+            env = Envelope(sender=request.sender, arrival_time=self.clock(),
+                           recipients=[Recipient(a, original=recipient.address) for a in addresses],
+                           client_name="localhost", client_addr="127.0.0.1", protocol="local",
+                           size=len(request.content), params=dict(request.params))
+            self.store.commit(new_qid, env, writer)
+        except BaseException:
+            writer.abort()
+            raise
+        return new_qid
 
     def _defer_here(self, message, active_time: float, reason: str, dsn: str = "4.4.1") -> None:
         """Defer every pending recipient without a delivery agent (logged by qmgr)."""
@@ -154,11 +231,7 @@ class QueueManager:
         except Exception:
             content = b""
         request = self._request(message, content, active_time)
-        result = DeliveryResult({r.index: Outcome(DEFERRED, dsn, reason) for r in request.recipients})
-        now = self.clock()
-        for rcpt in request.recipients:
-            log_outcome(log, request, rcpt, result.outcomes[rcpt.index], (now, now, now))
-        self._finish(message, result, content)
+        self._finish(message, self._no_agent(request, DEFERRED, dsn, reason), content)
 
     def _finish(self, message, result: DeliveryResult, content: bytes) -> None:
         """Record the attempt: bounce what failed or expired, schedule the rest."""
@@ -211,3 +284,19 @@ class QueueManager:
             return False
         bounce_log.info("%s: sender non-delivery notification: %s", message.queue_id, new_qid)
         return True
+
+
+class _Attempt:
+    """The shares of one message's delivery attempt still running, and their outcomes."""
+
+    def __init__(self, shares: int) -> None:
+        self.pending = shares
+        self.result = DeliveryResult()
+
+
+def _error_text(text: str) -> tuple[str, str, str]:
+    """error(8)'s next hop "5.1.1 text": (status, dsn, text); default 5.0.0."""
+    dsn, _, rest = text.partition(" ")
+    if not (dsn[:2] in ("4.", "5.") and dsn.count(".") == 2):
+        dsn, rest = "5.0.0", text
+    return (DEFERRED if dsn.startswith("4") else BOUNCED), dsn, rest or "delivery failed"

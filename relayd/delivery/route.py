@@ -1,16 +1,87 @@
-"""Where a message goes next: the next-hop destination.
+"""Where a recipient goes next: its transport and next-hop destination.
 
-For now only ``relayhost`` routes mail, written as Postfix accepts it:
-``[host]:port``, ``[host]``, ``host:port`` or ``host`` (port: a number or a
-service name, default "smtp" = 25). Brackets mean "no MX lookup" in Postfix;
-MX delivery is not implemented yet, so both forms connect to the host itself.
+:class:`Router` resolves a recipient as trivial-rewrite(8) does: by the
+class of its domain (relayd.rewrite.domains) it takes ``local_transport``
+(local domains), ``relay_transport`` (relay_domains) or
+``default_transport``; a recipient in relocated_maps, or an unexpanded one
+in a virtual alias domain, goes to the ``error`` transport. A transport is
+written ``name:nexthop``; ``name`` is a master.cf service whose command
+says what it is (smtp, lmtp, local, error, discard), or one of those
+well-known names itself (``relay`` is smtp). An smtp transport without a
+next hop uses ``relayhost``.
+
+A next hop is written as Postfix accepts it: ``[host]:port``, ``[host]``,
+``host:port`` or ``host`` (port: a number or a service name, default
+"smtp" = 25). Brackets mean "no MX lookup" in Postfix; MX delivery is not
+implemented yet, so both forms connect to the host itself.
 """
 from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
 
-__all__ = ["Destination", "parse_nexthop"]
+from relayd.addresses import route
+from relayd.rewrite.domains import DEFAULT, LOCAL, RELAY, VIRTUAL_ALIAS, AddressClasses
+from relayd.rewrite.maps import AddressMaps
+from relayd.rewrite.tables import setting
+
+__all__ = ["Destination", "Router", "Transport", "parse_nexthop", "transport_kind"]
+
+# What a transport is, by the command of its master.cf service.
+SMTP, LOCAL_AGENT, ERROR, DISCARD = "smtp", "local", "error", "discard"
+_KINDS = {"smtp": SMTP, "lmtp": SMTP, "relay": SMTP, "local": LOCAL_AGENT, "error": ERROR,
+          "discard": DISCARD}
+
+_TRANSPORT_PARAMETERS = {LOCAL: "local_transport", RELAY: "relay_transport",
+                         DEFAULT: "default_transport"}
+_TRANSPORT_DEFAULTS = {"local_transport": "local", "relay_transport": "relay",
+                       "default_transport": "smtp"}
+
+
+@dataclass(frozen=True)
+class Transport:
+    """A resolved transport: ``kind`` (smtp, local, error, discard, or None
+    when relayd has no such transport), ``name`` as written and ``nexthop``
+    (for error and discard: the text)."""
+    kind: str | None
+    name: str
+    nexthop: str
+
+
+def transport_kind(config, name: str) -> str | None:
+    """What transport ``name`` is: its master.cf service's command, else the name."""
+    for service in getattr(config, "services", ()):
+        if service.name == name and service.type == "unix":
+            return _KINDS.get(service.command)
+    return _KINDS.get(name)
+
+
+class Router:
+    """Resolves recipients to transports for one configuration."""
+
+    def __init__(self, config):
+        self.config = config
+        self.classes = AddressClasses.of(config)
+        self.relocated = AddressMaps(config, "relocated_maps")
+        self.myorigin = setting(config, "myorigin").lower()
+        self.relayhost = setting(config, "relayhost")
+
+    def resolve(self, address: str) -> Transport:
+        """The transport for ``address`` (TemporaryLookupError when relocated_maps cannot answer)."""
+        resolved = route(address, self.classes.local.__contains__)
+        domain = resolved.domain or self.myorigin
+        moved = self.relocated.find(f"{resolved.localpart}@{domain}") if self.relocated else None
+        if moved is not None:
+            return Transport(ERROR, "error", f"5.1.6 User has moved to {moved[0]}")
+        kind = self.classes.classify(domain)
+        if kind == VIRTUAL_ALIAS:
+            return Transport(ERROR, "error", "5.1.1 User unknown in virtual alias table")
+        parameter = _TRANSPORT_PARAMETERS.get(kind, "default_transport")
+        name, _, nexthop = setting(self.config, parameter, _TRANSPORT_DEFAULTS[parameter]).partition(":")
+        transport = Transport(transport_kind(self.config, name), name, nexthop)
+        if transport.kind == SMTP and not nexthop:
+            transport = Transport(SMTP, name, self.relayhost)
+        return transport
 
 
 @dataclass(frozen=True)

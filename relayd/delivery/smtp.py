@@ -22,6 +22,7 @@ from relayd.delivery.connection import ConnectionCache, SmtpConnection, Trouble,
 from relayd.delivery.route import Destination
 from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
                                     Outcome, RecipientRef, log_outcome)
+from relayd.rewrite.generic import GenericMaps
 from relayd.smtp.replies import Reply
 
 __all__ = ["SmtpDeliveryAgent", "SMTP_DEFAULTS"]
@@ -56,6 +57,7 @@ class SmtpDeliveryAgent:
         self._config, self._clock = config, clock
         self.cache = cache or ConnectionCache(self._param("smtp_connection_cache_time_limit"),
                                               self._param("smtp_connection_reuse_time_limit"))
+        self.generic = GenericMaps(config)
 
     def _param(self, name: str):
         try:
@@ -160,8 +162,9 @@ class SmtpDeliveryAgent:
                   ) -> tuple[Reply, list[Reply], Reply | None]:
         """Send MAIL, RCPTs and DATA; their replies (DATA's is None when it
         was not sent because nothing was accepted without PIPELINING)."""
-        mail = f"MAIL FROM:<{request.sender}>" + self._mail_params(conn, request)
-        rcpts = [f"RCPT TO:<{rcpt.address}>" for rcpt in request.recipients]
+        # smtp_generic_maps: envelope addresses as the outside world should see them.
+        mail = f"MAIL FROM:<{self.generic.rewrite(request.sender)}>" + self._mail_params(conn, request)
+        rcpts = [f"RCPT TO:<{self.generic.rewrite(rcpt.address)}>" for rcpt in request.recipients]
         mail_t, rcpt_t = self._param("smtp_mail_timeout"), self._param("smtp_rcpt_timeout")
         data_t = self._param("smtp_data_init_timeout")
         if "PIPELINING" in conn.session.extensions:

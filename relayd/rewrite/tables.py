@@ -1,0 +1,77 @@
+"""The lookup tables a parameter names, opened the way relayd's rewriting wants.
+
+``proxy:`` prefixes are removed (relayd has no proxymap(8): every process
+opens its tables itself); ``nis:`` items, which Postfix's default
+alias_maps names, are left out with a warning, since relayd will not do NIS.
+"""
+from __future__ import annotations
+
+import logging
+
+from relayd.config import ConfigError
+from relayd.params import split_list
+from relayd.tables.base import Table, open_table_or_surrogate
+
+log = logging.getLogger("relayd.cleanup")
+
+_NEVER_SUPPORTED = ("nis:",)
+_warned: set[tuple[str, str]] = set()
+
+
+def words(config, parameter: str) -> list[str]:
+    """The items of a list-valued parameter; [] when the config lacks it."""
+    try:
+        value = config[parameter]
+    except KeyError:
+        return []
+    return split_list(value) if isinstance(value, str) else list(value)
+
+
+def setting(config, parameter: str, default: str = "") -> str:
+    """A parameter's value as text; ``default`` when the config lacks it."""
+    try:
+        return str(config[parameter])
+    except KeyError:
+        return default
+
+
+def table_specs(config, parameter: str) -> list[str]:
+    """The items of ``parameter`` with ``proxy:`` removed and ``nis:`` left out."""
+    specs = []
+    for item in words(config, parameter):
+        while item.startswith("proxy:"):
+            item = item[len("proxy:"):]
+        if item.startswith(_NEVER_SUPPORTED):
+            if (parameter, item) not in _warned:
+                _warned.add((parameter, item))
+                log.warning("%s: %s tables are not supported; ignoring %s",
+                            parameter, item.partition(":")[0], item)
+            continue
+        specs.append(item)
+    return specs
+
+
+def open_tables(config, parameter: str, specs: list[str] | None = None) -> list[Table]:
+    """Open the tables of ``parameter`` (or ``specs``); a ConfigError names the parameter."""
+    tables = []
+    for spec in table_specs(config, parameter) if specs is None else specs:
+        try:
+            tables.append(open_table_or_surrogate(spec, config, log=log))
+        except ConfigError as exc:
+            if exc.parameter:
+                raise
+            raise ConfigError(exc.message, file=exc.file, line=exc.line,
+                              parameter=parameter) from None
+    return tables
+
+
+def virtual_alias_parameter(config) -> str:
+    """``virtual_alias_maps``, warning when the legacy ``virtual_maps`` is set
+    (its value reaches virtual_alias_maps through the default ``$virtual_maps``)."""
+    if config.get("virtual_maps"):
+        key = ("virtual_maps", "")
+        if key not in _warned:
+            _warned.add(key)
+            log.warning('support for parameter "virtual_maps" will be removed; '
+                        'instead, specify "virtual_alias_maps"')
+    return "virtual_alias_maps"
