@@ -1,0 +1,297 @@
+"""header_checks, mime_header_checks, nested_header_checks and body_checks on a
+message as it streams in, in SMTP wire form.
+
+The session hands the checker the DATA content exactly as it will be stored:
+CRLF line ends, still dot-stuffed. :meth:`ContentChecker.feed` returns the
+bytes to store in place of the chunk; they are the input itself unless an
+IGNORE, STRIP, REPLACE or PREPEND action edited a line, and then the edit is
+written back in wire form too. A header is held back until its last
+continuation line has been seen (one logical header, at most
+header_size_limit bytes, is all that is ever held), and an incomplete line is
+held until its CRLF arrives, so chunk boundaries may fall anywhere.
+
+Lines are cut at line_length_limit (2048) bytes as Postfix's smtpd cuts them
+into records: body_checks see a longer line in pieces, and a folded header is
+one key whatever its length, the folding newlines kept as "\\n" (mime_state.c
+joins continuation lines with "\\n" before cleanup looks the header up).
+
+Once nothing more can be decided (a REJECT, DISCARD, REDIRECT or PASS ended
+inspection, or the last MIME boundary is behind us and body_checks are off or
+past body_checks_size_limit) ``feed`` returns its chunk untouched; in body
+parts that body_checks do not inspect only lines that start with "--" are
+looked at, found with one ``bytes.find`` per chunk.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relayd.content import actions
+from relayd.content.actions import DROP, KEEP, LogContext, Outcome, Prepend, Replace
+from relayd.content.checks import CheckMaps, ContentChecks
+from relayd.content.mime import BODY, NESTED, PRIMARY, MimeState, header_name
+from relayd.maillog import CLEANUP as log
+from relayd.smtp.replies import R451_QUEUE_WRITE_ERROR, Reply
+from relayd.tables.base import TemporaryLookupError
+
+
+@dataclass(frozen=True, slots=True)
+class ContentResult:
+    """What the content checks decided about one message.
+
+    ``reply``: a REJECT (550, or 451 for a 4.x.x REJECT or a table that could
+    not answer): refuse the message with it. Otherwise, in this order of
+    precedence: ``discard`` (text, "" when none: claim delivery, drop the
+    message), ``hold`` (text: put it on hold), ``redirect`` (the one
+    recipient it goes to instead), ``filter`` (transport:destination that
+    overrides content_filter), ``bcc`` (recipients to add, NOTIFY=NONE).
+    ``warnings`` lists the WARN texts. ``size_delta`` is how many octets
+    (after dot-unstuffing) the edits added to the message, negative when they
+    removed some.
+    """
+
+    reply: Reply | None = None
+    discard: str | None = None
+    hold: str | None = None
+    redirect: str | None = None
+    filter: str | None = None
+    bcc: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    size_delta: int = 0
+
+
+class ContentChecker:
+    """The content checks of one message. ``feed`` each DATA chunk, then ``finish``.
+
+    With no checks configured ``feed`` returns its argument at once.
+    """
+
+    __slots__ = ("checks", "context", "outcome", "_mime", "_tail", "_line_start", "_out",
+                 "_hdr_raw", "_hdr_key", "_hdr_size", "_hdr_flushed", "_delta", "_passthrough")
+
+    def __init__(self, checks: ContentChecks, context: LogContext | None = None):
+        self.checks = checks
+        self.context = context or LogContext()
+        self.outcome = Outcome()
+        self._mime = MimeState(nesting_limit=checks.nesting_limit,
+                               boundary_limit=checks.boundary_limit,
+                               disabled=checks.mime_disabled)
+        self._tail = b""            # an incomplete record, waiting for more bytes
+        self._line_start = True     # the next byte begins a line, not a continuation piece
+        self._out: list[bytes] = []
+        self._hdr_raw: list[bytes] | None = None   # the pending header, as received
+        self._hdr_key = bytearray()                # ... and as the tables see it
+        self._hdr_size = 0                         # ... its octets after unstuffing
+        self._hdr_flushed = False                  # ... already written (too long to hold)
+        self._delta = 0
+        self._passthrough = not checks.active
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The wire-form bytes to store for *chunk* (possibly edited, possibly
+        less or more than the chunk: an incomplete line or header waits)."""
+        if self._passthrough:
+            return chunk
+        data = self._tail + chunk if self._tail else chunk
+        self._out = []
+        self._tail = data[self._scan(data, final=False):]
+        return b"".join(self._out)
+
+    def finish(self) -> tuple[bytes, ContentResult]:
+        """The bytes still held back, and the verdict on the whole message."""
+        self._out = []
+        if self._tail:
+            self._scan(self._tail, final=True)
+            self._tail = b""
+        if self._hdr_raw is not None:
+            self._complete_header()
+        o = self.outcome
+        result = ContentResult(reply=o.reply, discard=o.discard, hold=o.hold,
+                               redirect=o.redirect, filter=o.filter, bcc=tuple(o.bcc),
+                               warnings=tuple(o.warnings), size_delta=self._delta)
+        return b"".join(self._out), result
+
+    # --- cutting the stream into records ------------------------------------
+
+    def _scan(self, data: bytes, final: bool) -> int:
+        """Process the whole records in *data*; return how far it got."""
+        pos, n = 0, len(data)
+        piece = self.checks.line_length_limit
+        while pos < n:
+            if self._hdr_raw is None and self._nothing_left_to_check():
+                self._passthrough = not final
+                self._out.append(data[pos:])
+                return n
+            if not final and self._skippable():
+                skipped = self._skip(data, pos)
+                if skipped is None:
+                    break
+                if skipped != pos:
+                    pos = skipped
+                    continue
+            nl = data.find(b"\r\n", pos, pos + piece + 2)
+            if nl >= 0:
+                self._record(data[pos:nl], data[pos:nl + 2], terminated=True)
+                pos = nl + 2
+            elif n - pos >= piece + 2:
+                # A long line goes on in pieces, as smtpd's line_length_limit records.
+                self._record(data[pos:pos + piece], data[pos:pos + piece], terminated=False)
+                pos += piece
+            elif final:
+                self._record(data[pos:], data[pos:], terminated=False)
+                pos = n
+            else:
+                break
+        return pos
+
+    def _nothing_left_to_check(self) -> bool:
+        return not self.outcome.active or (self._mime.final and not self._body_inspected())
+
+    def _body_inspected(self) -> bool:
+        """Whether body_checks look at the current body line."""
+        limit = self.checks.body_size_limit
+        return self.checks.body is not None and (not limit or self._mime.body_offset < limit)
+
+    def _skippable(self) -> bool:
+        return self._mime.state == BODY and not self._body_inspected()
+
+    def _skip(self, data: bytes, pos: int) -> int | None:
+        """Write out body text up to the next line that starts with "--" (a
+        boundary candidate). Returns the new position (*pos* itself when the
+        line at *pos* must be looked at), or None when more data is needed."""
+        if self._line_start:
+            head = data[pos:pos + 2]
+            if head == b"--":
+                return pos
+            if head == b"-":
+                return None
+        found = data.find(b"\r\n--", pos)
+        if found >= 0:
+            cut = found + 2
+        else:
+            # Keep back what could be the start of "\r\n--", and never part a CR from its LF.
+            cut = len(data) - 3
+            if cut > pos and data[cut - 1] == 13:
+                cut -= 1
+            if cut <= pos:
+                return None
+        self._out.append(data[pos:cut])
+        self._line_start = data[max(pos, cut - 2):cut] == b"\r\n"
+        return cut
+
+    def _record(self, line: bytes, raw: bytes, terminated: bool) -> None:
+        """One record: a whole line (*terminated*) or a piece of a long one."""
+        at_start = self._line_start
+        self._line_start = terminated
+        stuffed = at_start and line[:1] == b"."
+        text = line[1:] if stuffed else line
+        mime = self._mime
+        if mime.state != BODY:
+            if self._hdr_raw is not None:
+                if not at_start or text[:1] in (b" ", b"\t"):
+                    self._grow_header(text, raw, at_start, len(raw) - stuffed)
+                    return
+                self._complete_header()
+            name = header_name(text) if at_start else None
+            if name is not None:
+                self._start_header(name, text, raw, len(raw) - stuffed)
+                return
+            mime.end_of_headers(empty=not text)
+        self._body(text, raw, at_start, len(raw) - stuffed)
+
+    # --- headers ----------------------------------------------------------
+
+    def _start_header(self, name: bytes, text: bytes, raw: bytes, size: int) -> None:
+        # "Subject :" is looked up as "Subject:", as Postfix normalises it.
+        self._hdr_key = bytearray(name + text[text.index(b":"):])
+        self._hdr_raw = [raw]
+        self._hdr_size = size
+        self._hdr_flushed = False
+
+    def _grow_header(self, text: bytes, raw: bytes, new_line: bool, size: int) -> None:
+        if len(self._hdr_key) < self.checks.header_size_limit:
+            if new_line:
+                self._hdr_key += b"\n"
+            self._hdr_key += text
+        self._hdr_raw.append(raw)
+        self._hdr_size += size
+        if self._hdr_size > self.checks.header_size_limit + self.checks.line_length_limit:
+            # Memory stays bounded: a giant header is written out as it comes.
+            self._out.extend(self._hdr_raw)
+            self._hdr_raw.clear()
+            self._hdr_flushed = True
+
+    def _complete_header(self) -> None:
+        raw, key, size, flushed = self._hdr_raw, bytes(self._hdr_key), self._hdr_size, \
+            self._hdr_flushed
+        self._hdr_raw = None
+        self._hdr_key = bytearray()
+        name = header_name(key)
+        mime = self._mime
+        if name.lower() == b"content-type":
+            mime.content_type(key[len(name) + 1:])
+        header_class = mime.header_class(name)
+        maps = self.checks.header if header_class == PRIMARY else \
+            self.checks.nested if header_class == NESTED else self.checks.mime
+        edit = KEEP
+        if maps is not None and self.outcome.active:
+            edit = self._check(maps, actions.HEADER, key)
+        if flushed and edit is not KEEP:
+            log.warning("%s: %s: header longer than header_size_limit, left unedited: %.60r",
+                        self.context.queue_id, maps.title, key)
+            edit = KEEP
+        self._emit(edit, raw, size)
+
+    # --- body -------------------------------------------------------------
+
+    def _body(self, text: bytes, raw: bytes, at_start: bool, size: int) -> None:
+        mime = self._mime
+        if at_start:
+            mime.body_line(text)
+        edit = KEEP
+        if self._body_inspected() and self.outcome.active:
+            edit = self._check(self.checks.body, actions.BODY, text)
+        mime.body_offset += len(text) + 1
+        self._emit(edit, [raw], size, terminated=raw.endswith(b"\r\n"))
+
+    # --- lookups and edits -------------------------------------------------
+
+    def _check(self, maps: CheckMaps, where: str, key: bytes):
+        text = key.decode("utf-8", "surrogateescape")
+        try:
+            value = maps.find(text)
+        except TemporaryLookupError as exc:
+            log.warning("%s: %s map lookup problem -- message not accepted, try again later"
+                        " (%s)", self.context.queue_id, maps.title, exc)
+            self.outcome.reply = R451_QUEUE_WRITE_ERROR
+            self.outcome.active = False
+            return KEEP
+        if value is None:
+            return KEEP
+        return actions.act(self.outcome, self.context, where, text, value, maps.title)
+
+    def _emit(self, edit, raw: list[bytes], size: int, terminated: bool = True) -> None:
+        out = self._out
+        if edit is KEEP:
+            out.extend(raw)
+        elif edit is DROP:
+            self._delta -= size
+        elif isinstance(edit, Replace):
+            line = _wire(edit.text, terminated)
+            out.append(line)
+            self._delta += _unstuffed_size(line) - size
+        elif isinstance(edit, Prepend):
+            line = _wire(edit.text, True)
+            out.append(line)
+            out.extend(raw)
+            self._delta += _unstuffed_size(line)
+
+
+def _wire(text: str, terminated: bool) -> bytes:
+    """*text* as wire-form lines: each "\\n" (from a $N of a folded header) a CRLF,
+    each line dot-stuffed."""
+    lines = [line.rstrip(b"\r") for line in text.encode("utf-8", "surrogateescape").split(b"\n")]
+    wire = b"\r\n".join(b"." + line if line[:1] == b"." else line for line in lines)
+    return wire + b"\r\n" if terminated else wire
+
+
+def _unstuffed_size(wire: bytes) -> int:
+    return len(wire) - wire.count(b"\r\n.") - (wire[:1] == b".")

@@ -1,0 +1,145 @@
+"""The content-check settings of one configuration, with their tables opened once.
+
+main.cf names up to four table lists (header_checks, mime_header_checks,
+nested_header_checks, body_checks; the middle two default to
+$header_checks) and the limits that go with them. :class:`ContentChecks`
+reads them once per configuration; each message then gets a cheap
+:class:`relayd.content.checker.ContentChecker` from :meth:`ContentChecks.checker`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relayd.config import ConfigError
+from relayd.params import split_list
+from relayd.tables.base import Table, open_table
+
+HEADER_CHECKS = "header_checks"
+MIME_HEADER_CHECKS = "mime_header_checks"
+NESTED_HEADER_CHECKS = "nested_header_checks"
+BODY_CHECKS = "body_checks"
+
+# Postfix's defaults, for a configuration object that does not declare them.
+_LIMITS = {
+    "body_checks_size_limit": 51200,
+    "header_size_limit": 102400,
+    "line_length_limit": 2048,
+    "mime_nesting_limit": 100,
+    "mime_boundary_length_limit": 2048,
+}
+
+
+class CheckMaps:
+    """One parameter's list of tables, searched in order (Postfix's maps_find)."""
+
+    __slots__ = ("title", "tables")
+
+    def __init__(self, title: str, tables: list[Table]):
+        self.title = title
+        self.tables = tables
+
+    def find(self, key: str) -> str | None:
+        """The first table's answer for *key*; None when no table has one.
+
+        Empty keys never match (header_checks(5) BUGS). A table that cannot
+        answer raises :class:`relayd.tables.base.TemporaryLookupError`.
+        """
+        if not key:
+            return None
+        for table in self.tables:
+            value = table.lookup(key)
+            if value is not None:
+                return value
+        return None
+
+    def __repr__(self) -> str:
+        return f"<CheckMaps {self.title} {[t.spec for t in self.tables]}>"
+
+
+@dataclass(frozen=True)
+class ContentChecks:
+    """The four table lists (None = off) and the limits of the content checks."""
+
+    header: CheckMaps | None = None
+    mime: CheckMaps | None = None
+    nested: CheckMaps | None = None
+    body: CheckMaps | None = None
+    body_size_limit: int = 51200       # body_checks_size_limit (0: no limit)
+    header_size_limit: int = 102400
+    line_length_limit: int = 2048
+    nesting_limit: int = 100
+    boundary_limit: int = 2048
+    mime_disabled: bool = False         # disable_mime_input_processing
+
+    @property
+    def active(self) -> bool:
+        """False when no table list is configured: then nothing needs to look at content."""
+        return any((self.header, self.mime, self.nested, self.body))
+
+    @classmethod
+    def from_config(cls, config, opener=open_table) -> "ContentChecks":
+        """Read the checks of *config*, opening each table with ``opener(spec, config)``.
+
+        ``receive_override_options = no_header_body_checks`` turns them all off,
+        as it does in Postfix (set with -o on a content filter's re-injection
+        service). A bad table spec or limit is a ConfigError naming the parameter.
+        """
+        overrides = _words(config.get("receive_override_options", ""))
+        if "no_header_body_checks" in overrides:
+            return cls(**_limits(config), mime_disabled=_mime_disabled(config))
+        maps = {name: _open_maps(config, name, opener)
+                for name in (HEADER_CHECKS, MIME_HEADER_CHECKS, NESTED_HEADER_CHECKS, BODY_CHECKS)}
+        return cls(header=maps[HEADER_CHECKS], mime=maps[MIME_HEADER_CHECKS],
+                   nested=maps[NESTED_HEADER_CHECKS], body=maps[BODY_CHECKS],
+                   mime_disabled=_mime_disabled(config), **_limits(config))
+
+    def checker(self, context=None):
+        """A :class:`~relayd.content.checker.ContentChecker` for one message."""
+        from relayd.content.checker import ContentChecker
+        return ContentChecker(self, context)
+
+
+def _words(value) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return split_list(str(value or ""))
+
+
+def _open_maps(config, name: str, opener) -> CheckMaps | None:
+    value = config.get(name, None)
+    if value is None and name in (MIME_HEADER_CHECKS, NESTED_HEADER_CHECKS):
+        value = config.get(HEADER_CHECKS, "")     # Postfix's default: $header_checks
+    specs = _words(value)
+    if not specs:
+        return None
+    tables = []
+    for spec in specs:
+        try:
+            tables.append(opener(spec, config))
+        except ConfigError as exc:
+            if exc.parameter or exc.file:
+                raise
+            raise ConfigError(exc.message, parameter=name) from None
+    return CheckMaps(name, tables)
+
+
+def _limits(config) -> dict[str, int]:
+    fields = ("body_size_limit", "header_size_limit", "line_length_limit",
+              "nesting_limit", "boundary_limit")
+    out = {}
+    for field_name, (param, default) in zip(fields, _LIMITS.items()):
+        value = config.get(param, default)
+        try:
+            out[field_name] = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"bad numerical value: {value}", parameter=param) from None
+        if out[field_name] < 0 or (out[field_name] == 0 and param != "body_checks_size_limit"):
+            raise ConfigError(f"bad numerical value: {value}", parameter=param)
+    return out
+
+
+def _mime_disabled(config) -> bool:
+    value = config.get("disable_mime_input_processing", False)
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("yes", "true", "1")
