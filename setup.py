@@ -30,7 +30,7 @@ setup(
             "builtin_reserved = relayd.checks.reserved:register",
             "builtin_recipients = relayd.checks.recipients:register",
         ],
-        # Lookup-table types by their "type:" prefix (filled by the policy issue).
+        # Lookup-table types by their "type:" prefix.
         "relayd.tables": [
             "static = relayd.tables.static:StaticTable",
             "inline = relayd.tables.inline:InlineTable",

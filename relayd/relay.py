@@ -69,7 +69,8 @@ class Relay:
                        + adopted_queue_directories(config["queue_directory"], worker, workers)]
         self.store = self.stores[0]
         qmgr_config = _share_delivery_limits(config, workers)
-        self.qmgrs = [QueueManager(store, qmgr_config) for store in self.stores]
+        self.qmgrs = [QueueManager(store, qmgr_config, hooks=self.registry)
+                      for store in self.stores]
         self.qmgr = self.qmgrs[0]
         self.sweeper: DeadlineSweeper | None = None
         self.listeners: list[Listener] = []
@@ -113,7 +114,7 @@ class Relay:
                 continue
             service = SmtpdService(svc_config, store=self.store, restrictions=restrictions,
                                    sweeper=self.sweeper, name=name,
-                                   counter=self.session_counter)
+                                   counter=self.session_counter, hooks=self.registry)
             listener = Listener(sockets[address], service)
             listener.start()
             self.listeners.append(listener)

@@ -45,6 +45,7 @@ from relayd.delivery.route import DISCARD, ERROR, LOCAL_AGENT, SMTP, Router, par
 from relayd.delivery.smtp import SmtpDeliveryAgent
 from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
                                     Outcome, RecipientRef, log_outcome)
+from relayd.pipeline.hooks import HookRegistry, fire_delivery_results
 from relayd.queue.bounce import FAILED, build_dsn, recipient_reply
 from relayd.queue.envelope import Envelope, Recipient
 
@@ -60,8 +61,10 @@ class QueueManager:
     """Schedules deliveries from ``store`` with the settings in ``config``."""
 
     def __init__(self, store, config: Mapping, *, clock: Callable[[], float] = time.time,
-                 agent: SmtpDeliveryAgent | None = None) -> None:
+                 agent: SmtpDeliveryAgent | None = None,
+                 hooks: HookRegistry | None = None) -> None:
         self.store, self.config, self.clock = store, config, clock
+        self.hooks = hooks if hooks is not None else HookRegistry()
         self.agent = agent or SmtpDeliveryAgent(config, clock=clock)
         self.router = Router(config)
         self.local_agent = LocalDeliveryAgent(config, self._forward)
@@ -250,6 +253,8 @@ class QueueManager:
                 deferred, bounced = sorted(deferred + bounced), []   # no DSN queued: keep trying
             next_attempt = now + self._backoff(env.arrival_time, now) if deferred else None
             self.store.record_results(qid, delivered, bounced, deferred, replies, next_attempt)
+            fire_delivery_results(self.hooks, qid, env.sender, [r.address for r in env.recipients],
+                                  delivered, deferred, bounced, replies)
             if not deferred:
                 log.info("%s: removed", qid)
         finally:

@@ -13,9 +13,13 @@ import socket
 import gevent
 from gevent.server import StreamServer
 
+from relayd.content import ContentChecks
 from relayd.edge.counter import SessionCounter
 from relayd.edge.session import SmtpdSession
+from relayd.pipeline.hooks import HookRegistry
+from relayd.rewrite import Rewriter
 from relayd.smtp.replies import R421_TOO_MANY_CONNECTIONS
+from relayd.tables.base import open_table_or_surrogate
 
 log = logging.getLogger("relayd.smtpd")
 
@@ -24,11 +28,14 @@ class SmtpdService:
     """The settings and shared parts of one smtpd service."""
 
     def __init__(self, config, *, store, restrictions, sweeper, name: str = "smtp",
-                 counter: SessionCounter | None = None):
+                 counter: SessionCounter | None = None, hooks: HookRegistry | None = None):
         self.name = name
         self.config = config
         self.store = store
         self.restrictions = restrictions
+        self.hooks = hooks if hooks is not None else HookRegistry()
+        self.rewriter = Rewriter(config)
+        self.content_checks = ContentChecks.from_config(config, opener=open_table_or_surrogate)
         self.sweeper = sweeper
         self.myhostname = config["myhostname"]
         self.mail_name = config["mail_name"]

@@ -15,10 +15,15 @@ import time
 import gevent
 
 from relayd.cleanup import HeaderScan, received_header
+from relayd.content import LogContext
 from relayd.edge.deadlines import SessionTimeout
+from relayd.edge.disposition import disposition, prepended_headers
 from relayd.pipeline.context import SessionView
-from relayd.queue.envelope import Envelope, Recipient
+from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
+                                   DataEndEvent, QueuedEvent)
+from relayd.queue.envelope import Envelope
 from relayd.queue.store import QueueWriteError
+from relayd.tables.base import TemporaryLookupError
 from relayd.sockets import send_all
 from relayd.smtp import events as ev
 from relayd.smtp.replies import (R221_BYE, R250_HELO, R250_OK, R250_QUEUED, R250_RECIPIENT_OK,
@@ -39,7 +44,8 @@ RECV_SIZE = 65536
 class Transaction:
     """What one MAIL ... DATA transaction has gathered so far."""
 
-    __slots__ = ("sender", "params", "recipients", "queue_id", "writer", "headers", "added")
+    __slots__ = ("sender", "params", "recipients", "queue_id", "writer", "headers", "added",
+                 "content")
 
     def __init__(self, sender: str, params: dict):
         self.sender = sender
@@ -49,6 +55,7 @@ class Transaction:
         self.writer = None
         self.headers: HeaderScan | None = None
         self.added = 0  # bytes relayd put in front of the client's message
+        self.content = None  # the header/body checker, when any check is configured
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -78,7 +85,8 @@ class SmtpdSession:
         self.deadline = INFINITY
         self.greenlet = gevent.getcurrent()
         self.notes: dict = {}
-        self._view: SessionView | None = None
+        self.policy = service.restrictions.session(
+            SessionView(self.client_addr, self.client_name, self.client_port), self.notes)
         self._out: list[bytes] = []  # replies not yet written (answers to pipelined commands)
 
     # -- the loop ---------------------------------------------------------------------
@@ -86,6 +94,8 @@ class SmtpdSession:
     def run(self) -> None:
         service = self.service
         log.info("connect from %s", self.peer)
+        if service.hooks.hooks(HOOK_CONNECT):
+            service.hooks.fire(HOOK_CONNECT, ConnectEvent(self.policy.view, service.name))
         service.sweeper.watch(self)
         try:
             self._serve()
@@ -111,7 +121,9 @@ class SmtpdSession:
         sweeper = self.service.sweeper
         handlers = self.HANDLERS
         out = self._out
-        out.append(core.greeting(self.service.banner))
+        refusal = self.policy.on_connect()
+        out.append(refusal.to_bytes() if refusal is not None
+                   else core.greeting(self.service.banner))
         self.deadline = sweeper.now() + timeout
         while True:
             event = core.next_event()
@@ -125,7 +137,10 @@ class SmtpdSession:
             if type(event) is ev.DataChunk:
                 self._data_chunk(event)
                 continue
-            reply = handlers[type(event)](self, event)
+            if self.policy.access_denied is not None and type(event) not in _ALWAYS_ANSWERED:
+                reply = self._failed("unknown", self.policy.access_denied)
+            else:
+                reply = handlers[type(event)](self, event)
             if reply is None:
                 self._flush()
                 return
@@ -181,25 +196,25 @@ class SmtpdSession:
             gevent.sleep(service.error_sleep_time)
         return reply
 
-    def view(self) -> SessionView:
-        if self._view is None:
-            self._view = SessionView(self.client_addr, self.client_name, self.client_port,
-                                     self.helo, self.protocol)
-        return self._view
-
     # -- commands ----------------------------------------------------------------------
 
     def on_helo(self, event: ev.Helo) -> Reply:
         self._reset()
+        name = "ehlo" if event.extended else "helo"
+        refusal = self.policy.on_helo(event.name, event.extended)
+        if refusal is not None:
+            return self._failed(name, refusal)
         self.helo = event.name
         self.protocol = "ESMTP" if event.extended else "SMTP"
-        self._view = None
-        self._count("ehlo" if event.extended else "helo", True)
+        self._count(name, True)
         if event.extended:
             return self.core.ehlo_reply()
         return R250_HELO.format(self.service.myhostname)
 
     def on_mail(self, event: ev.Mail) -> Reply:
+        refusal = self.policy.on_mail(event.sender)
+        if refusal is not None:
+            return self._failed("mail", refusal)
         self.tx = Transaction(event.sender, event.params)
         self._count("mail", True)
         return R250_SENDER_OK
@@ -209,71 +224,115 @@ class SmtpdSession:
         service = self.service
         if len(tx.recipients) >= service.recipient_limit:
             return self._failed("rcpt", R452_TOO_MANY_RECIPIENTS)
-        reply = service.restrictions.check_recipient(self.view(), tx.sender, event.recipient,
-                                                     self.notes)
-        if reply is not None:
-            log.info("%s: reject: RCPT from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
-                     tx.queue_id or "NOQUEUE", self.peer, reply, tx.sender, event.recipient,
-                     self.protocol, self.helo)
-            return self._failed("rcpt", reply)
+        refusal = self.policy.on_rcpt(event.recipient)  # logs "reject: RCPT from ..." itself
+        if refusal is not None:
+            return self._failed("rcpt", refusal)
         if not tx.queue_id:
-            tx.queue_id = service.store.new_queue_id()
+            tx.queue_id = self.policy.queue_id = service.store.new_queue_id()
             log.info("%s: client=%s", tx.queue_id, self.peer)
         tx.recipients.append(event.recipient)
         self._count("rcpt", True)
         return R250_RECIPIENT_OK
 
     def on_data(self, event: ev.Data) -> Reply:
+        refusal = self.policy.on_data()
+        if refusal is not None:
+            return self._failed("data", refusal)
         tx = self.tx
         service = self.service
         tx.writer = service.store.content_writer(tx.queue_id)
         tx.headers = HeaderScan()
-        received = received_header(
+        added = received_header(
             helo=self.helo, client_name=self.client_name, client_addr=self.client_addr,
             myhostname=service.myhostname, mail_name=service.mail_name, protocol=self.protocol,
             queue_id=tx.queue_id, recipients=tx.recipients, now=time.time())
-        tx.added = len(received)
-        tx.writer.write(received)
+        # PREPEND actions of the restriction lists are known by now; those of the
+        # end-of-data list come too late to be written (see docs/restrictions.md).
+        added += prepended_headers(self.policy.transaction_actions())
+        tx.added = len(added)
+        tx.writer.write(added)
+        if service.content_checks.active:
+            tx.content = service.content_checks.checker(LogContext(
+                tx.queue_id, self.peer, tx.sender, tx.recipients[-1], self.protocol, self.helo))
         return R354_START_DATA
 
     def _data_chunk(self, event: ev.DataChunk) -> None:
         tx = self.tx
         if not tx.headers.done:
             tx.headers.feed(event.data)
-        tx.writer.write(event.data)
+        tx.writer.write(event.data if tx.content is None else tx.content.feed(event.data))
 
     def on_data_end(self, event: ev.DataEnd) -> Reply:
         tx = self.tx
         self.tx = None
+        reply = self._end_of_data(tx, event)
+        self.policy.reset_transaction()
+        hooks = self.service.hooks
+        if hooks.hooks(HOOK_DATA_END):
+            hooks.fire(HOOK_DATA_END, DataEndEvent(
+                self.policy.view, tx.queue_id, tx.sender, tuple(tx.recipients), event.size,
+                reply, self.notes))
+        return reply
+
+    def _end_of_data(self, tx: Transaction, event: ev.DataEnd) -> Reply:
         if event.error is not None:
             tx.abort()
             return self._failed("data", event.error)
+        content = None
+        if tx.content is not None:
+            rest, content = tx.content.finish()
+            tx.writer.write(rest)
+            if content.reply is not None:  # the checker logged "reject: header ..."
+                tx.abort()
+                return self._failed("data", content.reply)
         if tx.headers.hop_count >= self.service.hopcount_limit:
             tx.abort()
             log.info("%s: reject: END-OF-MESSAGE from %s: %s; from=<%s> proto=%s helo=<%s>",
                      tx.queue_id, self.peer, R554_TOO_MANY_HOPS, tx.sender, self.protocol,
                      self.helo)
             return self._failed("data", R554_TOO_MANY_HOPS)
-        return self._commit(tx, tx.added + event.size)
+        refusal = self.policy.on_end_of_data()
+        if refusal is not None:
+            tx.abort()
+            return self._failed("data", refusal)
+        size = tx.added + event.size + (content.size_delta if content is not None else 0)
+        return self._commit(tx, size, disposition(self.policy.transaction_actions(), content))
 
-    def _commit(self, tx: Transaction, size: int) -> Reply:
+    def _commit(self, tx: Transaction, size: int, how) -> Reply:
+        service = self.service
+        if how.discard:  # Postfix claims delivery and drops the message
+            tx.abort()
+            self._count("data", True)
+            return R250_QUEUED.format(tx.queue_id)
+        try:
+            sender = service.rewriter.sender(tx.sender)
+            recipients = service.rewriter.recipients(how.recipients(tx.recipients))
+        except TemporaryLookupError as exc:
+            log.warning("%s: address rewriting failed: %s", tx.queue_id, exc)
+            tx.abort()
+            return self._failed("data", R451_QUEUE_WRITE_ERROR)
         envelope = Envelope(
-            sender=tx.sender, recipients=[Recipient(r) for r in tx.recipients],
-            arrival_time=time.time(), client_name=self.client_name,
-            client_addr=self.client_addr, helo=self.helo, protocol=self.protocol, size=size,
-            params={k: v for k, v in tx.params.items() if v is not None})
+            sender=sender, recipients=recipients, arrival_time=time.time(),
+            client_name=self.client_name, client_addr=self.client_addr, helo=self.helo,
+            protocol=self.protocol, size=size,
+            params={k: v for k, v in tx.params.items() if v is not None},
+            attrs={"filter": how.filter} if how.filter else {})
         message_id = tx.headers.message_id
         self.deadline = INFINITY  # never interrupt a commit: the message may already be durable
         try:
-            self.service.store.commit(tx.queue_id, envelope, tx.writer)
+            service.store.commit(tx.queue_id, envelope, tx.writer, hold=how.hold)
         except QueueWriteError as exc:
             log.warning("%s: queue file write error: %s", tx.queue_id, exc)
             tx.abort()
             return self._failed("data", R451_QUEUE_WRITE_ERROR)
         finally:
-            self.deadline = self.service.sweeper.now() + self.service.timeout
+            self.deadline = service.sweeper.now() + service.timeout
         if message_id:
             cleanup_log.info("%s: message-id=%s", tx.queue_id, message_id)
+        if service.hooks.hooks(HOOK_QUEUED):
+            service.hooks.fire(HOOK_QUEUED, QueuedEvent(
+                self.policy.view, tx.queue_id, sender, tuple(r.address for r in recipients), size,
+                message_id, self.notes))
         self._count("data", True)
         return R250_QUEUED.format(tx.queue_id)
 
@@ -319,6 +378,7 @@ class SmtpdSession:
         if self.tx is not None:
             self.tx.abort()
             self.tx = None
+        self.policy.reset_transaction()
 
     HANDLERS = {
         ev.Helo: on_helo, ev.Mail: on_mail, ev.Rcpt: on_rcpt, ev.Data: on_data,
@@ -327,3 +387,7 @@ class SmtpdSession:
         ev.StartTLS: on_unsupported, ev.Auth: on_unsupported,
         ev.BadCommand: on_bad_command, ev.ConnectionClosed: on_closed,
     }
+
+
+# Answered as usual even after a connect-time rejection (Postfix: QUIT works).
+_ALWAYS_ANSWERED = (ev.Quit, ev.ConnectionClosed)

@@ -175,6 +175,8 @@ def fire_delivery_results(hooks: HookRegistry, queue_id: str, sender: str,
     """Fire delivered/deferred/bounced for one attempt, as the queue manager
     records it: ``recipients`` are the envelope addresses, the index lists
     say which ended how, ``replies`` gives each index's recorded reason."""
+    if not (hooks.hooks(HOOK_DELIVERED) or hooks.hooks(HOOK_DEFERRED) or hooks.hooks(HOOK_BOUNCED)):
+        return  # the common case: nobody listens, and this runs for every message
     addresses = list(recipients)
     for name, indexes in ((HOOK_DELIVERED, delivered), (HOOK_DEFERRED, deferred),
                           (HOOK_BOUNCED, bounced)):

@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = (
     "relayd.checks.syntax:register",
     "relayd.checks.modifiers:register",
     "relayd.checks.reserved:register",
+    "relayd.checks.recipients:register",
 )
 
 

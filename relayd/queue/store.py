@@ -29,7 +29,8 @@ from relayd.queue.envelope import Envelope
 from relayd.queue.offload import blocking
 from relayd.queue.qid import QueueIdGenerator
 from relayd.queue.recovery import recover
-from relayd.queue.state import ACTIVE, CORRUPT, DEFERRED_Q, INCOMING, Location, QueuedMessage, QueueState
+from relayd.queue.state import (ACTIVE, CORRUPT, DEFERRED_Q, HOLD, INCOMING, Location,
+                                 QueuedMessage, QueueState)
 
 __all__ = ["QueueStore", "QueueWriteError", "QueuedMessage", "ContentWriter"]
 
@@ -117,20 +118,23 @@ class QueueStore:
         """A writer for the content of ``queue_id``, fed during DATA."""
         return ContentWriter(queue_id, self._data_dir, inline_limit=self.inline_limit, fsync=self.fsync)
 
-    def commit(self, queue_id: str, envelope: Envelope, content: ContentWriter) -> None:
-        """Make the message durable, then show it as "incoming"; QueueWriteError on failure."""
+    def commit(self, queue_id: str, envelope: Envelope, content: ContentWriter, *,
+               hold: bool = False) -> None:
+        """Make the message durable, then show it as "incoming" (or "hold", never
+        delivered until released); QueueWriteError on failure."""
         try:
             chunks = content.finish()
         except OSError as exc:
             content.abort()
             raise QueueWriteError(f"{queue_id}: data file: {exc}") from exc
         size = content.size
-        buffers = records.encode_message(queue_id, INCOMING, 0, 0.0, "", envelope.to_json(), chunks, size)
+        state = HOLD if hold else INCOMING
+        buffers = records.encode_message(queue_id, state, 0, 0.0, "", envelope.to_json(), chunks, size)
         framed = sum(len(b) for b in buffers)
 
         def durable(segment: int, offset: int) -> None:
             content_at = offset + framed - size if chunks is not None else -1
-            msg = QueuedMessage(queue_id, envelope, INCOMING)
+            msg = QueuedMessage(queue_id, envelope, state)
             self._state.apply_message(msg, Location(segment, framed, content_at, size))
 
         done = self._committer.submit(Entry(buffers, durable, syncs_data_dir=chunks is None))

@@ -134,6 +134,8 @@ def test_implicit_reject_unlisted_recipient_calls_the_registered_check():
     seen = []
     registry = CheckRegistry()  # the built-ins, without the recipients plugin
     for target in BUILTIN_PLUGINS:
+        if target.startswith("relayd.checks.recipients:"):
+            continue
         module, _, attr = target.partition(":")
         registry.load_plugin(target, getattr(importlib.import_module(module), attr))
 

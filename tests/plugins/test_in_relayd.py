@@ -115,8 +115,6 @@ def test_a_check_that_raises_or_passes_its_timeout_gives_451(plugin_site, relayd
     assert rcpt(relayd.port, "a@example.org", "fine@relay.example") == (250, b"2.1.5 Ok")
 
 
-@pytest.mark.xfail(strict=True, reason="the session driver does not fire lifecycle hooks yet "
-                                       "(relayd/edge/session.py; see docs/plugins.md)")
 def test_the_queued_hook_logs_in_the_real_mail_log(example_plugin, relayd_factory, sink):
     relayd = relayd_factory()
     with smtplib.SMTP("127.0.0.1", relayd.port, timeout=10) as client:

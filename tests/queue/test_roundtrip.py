@@ -153,3 +153,21 @@ def test_missing_data_file_puts_the_message_in_the_corrupt_queue(tmp_path):
     assert store.get(qid).state == "corrupt"
     assert store.due(time.time()) == []
     store.close()
+
+
+def test_a_message_committed_on_hold_is_never_due_and_stays_held(tmp_path):
+    from relayd.queue.envelope import Recipient
+    from relayd.queue.store import QueueStore
+    store = QueueStore(str(tmp_path), fsync=False)
+    store.open()
+    qid = store.new_queue_id()
+    writer = store.content_writer(qid)
+    writer.write(b"Subject: held\r\n\r\nx\r\n")
+    store.commit(qid, Envelope("a@example.org", [Recipient("b@example.net")], 1.0), writer, hold=True)
+    assert store.get(qid).state == "hold" and store.due(10**10) == []
+    store.close()
+    store = QueueStore(str(tmp_path), fsync=False)
+    store.open()
+    assert store.get(qid).state == "hold"
+    assert store.release(qid) and [m.queue_id for m in store.due(10**10)] == [qid]
+    store.close()
