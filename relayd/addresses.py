@@ -25,6 +25,9 @@ class Route:
 
 def split_address(address: str) -> tuple[str, str]:
     """Split at the last ``@`` that is not inside a quoted local part."""
+    if '"' not in address:
+        localpart, at, domain = address.rpartition("@")
+        return (localpart, domain) if at else (address, "")
     in_quotes = False
     split_at = -1
     i = 0

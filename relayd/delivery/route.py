@@ -65,6 +65,7 @@ class Router:
         self.relocated = AddressMaps(config, "relocated_maps")
         self.myorigin = setting(config, "myorigin").lower()
         self.relayhost = setting(config, "relayhost")
+        self._by_class: dict[str, Transport] = {}  # the transport depends on the class only
 
     def resolve(self, address: str) -> Transport:
         """The transport for ``address`` (TemporaryLookupError when relocated_maps cannot answer)."""
@@ -76,6 +77,12 @@ class Router:
         kind = self.classes.classify(domain)
         if kind == VIRTUAL_ALIAS:
             return Transport(ERROR, "error", "5.1.1 User unknown in virtual alias table")
+        transport = self._by_class.get(kind)
+        if transport is None:
+            transport = self._by_class[kind] = self._transport(kind)
+        return transport
+
+    def _transport(self, kind: str) -> Transport:
         parameter = _TRANSPORT_PARAMETERS.get(kind, "default_transport")
         name, _, nexthop = setting(self.config, parameter, _TRANSPORT_DEFAULTS[parameter]).partition(":")
         transport = Transport(transport_kind(self.config, name), name, nexthop)

@@ -191,6 +191,8 @@ class SessionPolicy:
         return reply
 
     def _message_stage(self, stage: str) -> Reply | None:
+        if not self.restrictions.lists[stage]:
+            return None
         run, verdict = self._run(stage, (stage,), None)
         return _refusal(verdict) or _refusal(run.permit_deferred())
 

@@ -31,6 +31,9 @@ def example_plugin():
     if not _installed():
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(EXAMPLE_DIR)],
                        check=True)
+        # The editable install's .pth hook only runs at interpreter start: make the
+        # package importable in this process too.
+        sys.path.insert(0, str(EXAMPLE_DIR))
         invalidate_caches()
     assert _installed()
     import relayd_plugin_example
