@@ -20,6 +20,10 @@ setup(
             "relayd-postmap = relayd.cli.postmap:main",
             "relayd-postalias = relayd.cli.postalias:postalias_main",
             "relayd-newaliases = relayd.cli.postalias:newaliases_main",
+            # Postfix's command names, for admins who replace Postfix (same options).
+            "postmap = relayd.cli.postmap:main",
+            "postalias = relayd.cli.postalias:postalias_main",
+            "newaliases = relayd.cli.postalias:newaliases_main",
         ],
         # Restriction-list elements; the built-ins register exactly as a third party would.
         "relayd.plugins": [

@@ -1,10 +1,12 @@
 """Helpers for the table tests: write a table file, ask Debian's real postmap."""
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
+
+# Debian's Postfix, by its full path: relayd installs a postmap of its own.
+POSTFIX_POSTMAP = "/usr/sbin/postmap"
 
 
 @pytest.fixture
@@ -22,7 +24,7 @@ def write_table(tmp_path):
 @pytest.fixture
 def postfix_confdir(tmp_path):
     """A directory with a minimal main.cf, so Postfix's tools run without /etc/postfix."""
-    if shutil.which("postmap") is None:
+    if not os.access(POSTFIX_POSTMAP, os.X_OK):
         pytest.skip("Postfix's postmap is not installed")
     confdir = tmp_path / "postfix-etc"
     confdir.mkdir()
@@ -39,7 +41,7 @@ def postfix_postmap(postfix_confdir):
     """``postfix_postmap(spec, keys)`` -> {key: value or None} from Postfix's own
     ``postmap -q - spec`` (one run for all keys; a key holding a newline gets its own)."""
     def run(spec: str, args: list[str], stdin: str | None) -> str:
-        done = subprocess.run(["postmap", "-c", postfix_confdir, *args, spec], input=stdin,
+        done = subprocess.run([POSTFIX_POSTMAP, "-c", postfix_confdir, *args, spec], input=stdin,
                               capture_output=True, text=True, timeout=10)
         assert done.returncode in (0, 1), done.stderr
         return done.stdout

@@ -7,6 +7,7 @@ import pytest
 
 from relayd.config import ConfigError
 from relayd.tables.base import compile_table, open_table
+from tests.tables.conftest import POSTFIX_POSTMAP
 
 ACCESS = """\
 # access(5) table
@@ -71,7 +72,7 @@ def test_hash_without_db_asks_for_postmap(write_table):
 
 def test_hash_refuses_a_db_written_by_postfix(write_table, postfix_confdir):
     path = write_table("access", "a b\n")
-    subprocess.run(["postmap", "-c", postfix_confdir, "hash:" + path], check=True)
+    subprocess.run([POSTFIX_POSTMAP, "-c", postfix_confdir, "hash:" + path], check=True)
     with pytest.raises(ConfigError, match="is not a relayd table"):
         open_table("hash:" + path)
 
