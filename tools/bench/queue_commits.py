@@ -2,7 +2,7 @@
 
 20 greenlets commit 4 KiB messages for 5 seconds into a fresh queue directory
 (fdatasync on, as in production) and the script prints commits/s and
-fdatasyncs/s. Run: ``.venv/bin/python tools/bench_queue.py [DIRECTORY]``
+fdatasyncs/s. Run: ``.venv/bin/python tools/bench/queue_commits.py [DIRECTORY]``
 (default: a temporary directory on the same file system as /tmp).
 """
 from __future__ import annotations
