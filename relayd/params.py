@@ -183,6 +183,9 @@ _RELAYD = [
     Param("relayd_maildir_base", "str", "",
           "relayd extension: where local_transport = local delivers: "
           "BASE/USER/Maildir; empty means $queue_directory/../mail."),
+    Param("relayd_plugins", "list", "",
+          "relayd extension: plugins (entry-point names) whose lifecycle hooks run even "
+          "when no restriction list names one of their checks."),
     Param("relayd_worker_processes", "str", "auto",
           "relayd extension: worker processes, each a whole relay on the shared listeners "
           "with its own queue journal; 'auto' means one per CPU core."),

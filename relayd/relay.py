@@ -80,6 +80,17 @@ class Relay:
         # Compile every service's restrictions now: a bad list must stop startup.
         self._services = [(address, svc_config, Restrictions(svc_config, self.registry), name)
                           for address, svc_config, name in self.service_addresses()]
+        self._enable_hooks(config)
+
+    def _enable_hooks(self, config) -> None:
+        """An installed plugin stays inert unless configured: its lifecycle hooks run
+        only when a restriction list names one of its checks, or relayd_plugins names it."""
+        named = set(config["relayd_plugins"])
+        enabled = {label for label, name in self.registry.plugin_names.items()
+                   if name in named or label in named}
+        for _, _, restrictions, _ in self._services:
+            enabled |= restrictions.plugins_used()
+        self.registry.retain_hooks(enabled)
 
     def service_addresses(self) -> list[tuple[tuple[str, int], object, str]]:
         """(address, service configuration, service name) of every listener."""

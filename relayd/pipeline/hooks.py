@@ -146,6 +146,14 @@ class HookRegistry:
             else:
                 self._hook_group().spawn(_call, spec, event)
 
+    def retain_hooks(self, plugins: set[str]) -> None:
+        """Keep only the hooks registered by ``plugins`` (plugin labels)."""
+        table = self._hook_table()
+        for name in list(table):
+            table[name] = [spec for spec in table[name] if spec.plugin in plugins]
+            if not table[name]:
+                del table[name]
+
     def wait_hooks(self, timeout: float | None = None) -> bool:
         """Wait until the hook calls running now are done; False on timeout."""
         return self._hook_group().join(timeout)

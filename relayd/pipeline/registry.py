@@ -61,6 +61,7 @@ class CheckRegistry(HookRegistry):
         self._checks: dict[str, CheckSpec] = {}
         self._reserved: dict[str, str] = {}
         self._current_plugin = ""
+        self.plugin_names: dict[str, str] = {}  # plugin label -> its entry-point name
 
     def add(self, name: str, func: Callable, *, nargs: int = 0,
             timeout: float | None = None, setup: Callable | None = None) -> None:
@@ -108,6 +109,7 @@ class CheckRegistry(HookRegistry):
         seen = set()
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             seen.add(ep.value)
+            registry.plugin_names[ep.value] = ep.name
             try:
                 register = ep.load()
             except Exception as exc:

@@ -89,6 +89,12 @@ class Restrictions:
                 "access table result", words, self.registry, classes=self._class_names)
         return elements
 
+    def plugins_used(self) -> set[str]:
+        """The plugins (labels) whose checks these restriction lists name."""
+        elements = [e for group in (self.lists, self.classes, self.implicit)
+                    for compiled in group.values() for e in compiled]
+        return {e.spec.plugin for e in elements if e.spec is not None}
+
     def session(self, view: SessionView, notes: dict | None = None) -> SessionPolicy:
         """The policy object of one SMTP session; the driver calls its on_* methods."""
         return SessionPolicy(self, view, notes)

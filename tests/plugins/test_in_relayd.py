@@ -116,9 +116,17 @@ def test_a_check_that_raises_or_passes_its_timeout_gives_451(plugin_site, relayd
 
 
 def test_the_queued_hook_logs_in_the_real_mail_log(example_plugin, relayd_factory, sink):
-    relayd = relayd_factory()
+    relayd = relayd_factory("relayd_plugins = example\n")
     with smtplib.SMTP("127.0.0.1", relayd.port, timeout=10) as client:
         client.sendmail("alice@example.org", ["bob@relay.example"], b"Subject: ok\r\n\r\nhi\r\n")
     sink.wait_for(1)
     assert re.search(r"relayd/example\[\d+\]: [0-9A-F]+: queued from=<alice@example.org>, "
                      r"nrcpt=1, count=1", relayd.wait_log("count=1", timeout=3))
+
+
+def test_an_installed_plugin_no_one_configured_stays_inert(example_plugin, relayd_factory, sink):
+    relayd = relayd_factory()
+    with smtplib.SMTP("127.0.0.1", relayd.port, timeout=10) as client:
+        client.sendmail("alice@example.org", ["bob@relay.example"], b"Subject: ok\r\n\r\nhi\r\n")
+    sink.wait_for(1)
+    assert "queued from=" not in relayd.wait_log(": removed")
