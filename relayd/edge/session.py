@@ -211,7 +211,14 @@ class SmtpdSession:
             return self.core.ehlo_reply()
         return R250_HELO.format(self.service.myhostname)
 
+    def _note_pipelining(self) -> None:
+        """A client that did not say EHLO may not send commands ahead of replies
+        (reject_unauth_pipelining): tell the policy when input is already waiting."""
+        if self.protocol != "ESMTP" and self.core.buffered and not self.policy.view.pipelined_early:
+            self.policy.update(pipelined_early=True)
+
     def on_mail(self, event: ev.Mail) -> Reply:
+        self._note_pipelining()
         refusal = self.policy.on_mail(event.sender)
         if refusal is not None:
             return self._failed("mail", refusal)
@@ -224,6 +231,7 @@ class SmtpdSession:
         service = self.service
         if len(tx.recipients) >= service.recipient_limit:
             return self._failed("rcpt", R452_TOO_MANY_RECIPIENTS)
+        self._note_pipelining()
         refusal = self.policy.on_rcpt(event.recipient)  # logs "reject: RCPT from ..." itself
         if refusal is not None:
             return self._failed("rcpt", refusal)
@@ -235,6 +243,7 @@ class SmtpdSession:
         return R250_RECIPIENT_OK
 
     def on_data(self, event: ev.Data) -> Reply:
+        self._note_pipelining()
         refusal = self.policy.on_data()
         if refusal is not None:
             return self._failed("data", refusal)

@@ -84,3 +84,15 @@ def test_relay_restrictions_without_a_guard_refuse_to_start(tmp_path, sink):
     with pytest.raises(RuntimeError, match="reject_unauth_destination"):
         proc.start()
     assert proc.proc.returncode == 78
+
+
+def test_reject_unauth_pipelining_refuses_a_client_that_pipelines_without_ehlo(relayd_factory):
+    relayd = relayd_factory("smtpd_data_restrictions = reject_unauth_pipelining\n")
+    blind = dialogue(relayd.port, b"HELO spambot\r\nMAIL FROM:<a@example.org>\r\n"
+                                  b"RCPT TO:<b@relay.example>\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\n"
+                                  b"QUIT\r\n")
+    assert b"503 5.5.0 <DATA>: Data command rejected: Improper use of SMTP command pipelining" \
+        in blind
+    polite = dialogue(relayd.port, b"EHLO client\r\nMAIL FROM:<a@example.org>\r\n"
+                                   b"RCPT TO:<b@relay.example>\r\nDATA\r\n")
+    assert b"354 " in polite
