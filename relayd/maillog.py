@@ -52,20 +52,29 @@ class MaillogFormatter(logging.Formatter):
         self.pid = os.getpid()
 
     def format(self, record: logging.LogRecord) -> str:
-        program = "relayd/" + record.name.split(".")[1] if record.name.startswith("relayd.") \
-            else "relayd"
         text = _SEVERITY_PREFIX.get(record.levelno, "") + record.getMessage()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        line = f"{program}[{record.process or self.pid}]: {text}"
+        return self.line(program_name(record.name), text, record.created, record.process)
+
+    def line(self, program: str, text: str, created: float, pid: int | None = None) -> str:
+        """One log line of ``program`` (e.g. "relayd/smtpd") saying ``text``."""
+        line = f"{program}[{pid or self.pid}]: {text}"
         if self.with_timestamp:
-            second = int(record.created)
+            second = int(created)
             if second != self._second:  # strftime once a second, not once a line
                 self._second = second
                 self._prefix = time.strftime("%b %d %H:%M:%S ", time.localtime(second)) \
                     + self.hostname + " "
             line = self._prefix + line
         return line
+
+
+def program_name(logger_name: str) -> str:
+    """``relayd.smtpd`` -> ``relayd/smtpd``: the syslog tag Postfix would use."""
+    if logger_name.startswith("relayd."):
+        return "relayd/" + logger_name.split(".")[1]
+    return "relayd"
 
 
 class BatchingHandler(logging.Handler):
@@ -90,6 +99,10 @@ class BatchingHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        self.emit_line(line)
+
+    def emit_line(self, line: str) -> None:
+        """Queue one formatted line (written at the end of this loop turn)."""
         if not self.batching or threading.get_ident() != self._loop_thread:
             self._write(line + "\n")
             return
@@ -131,9 +144,29 @@ def configure(hostname: str, maillog_file: str = "", level: int = logging.INFO, 
     logging.logMultiprocessing = False
     logging.logProcesses = False  # getpid() is a system call per record; the formatter knows it
     handler = BatchingHandler(fd, batching=batching)
-    handler.setFormatter(MaillogFormatter(hostname))
+    formatter = MaillogFormatter(hostname)
+    handler.setFormatter(formatter)
     root = logging.getLogger("relayd")
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+    if level <= logging.INFO:
+        for logger in (SMTPD, CLEANUP, QMGR, SMTP, BOUNCE):
+            logger.info = _direct_info(logger.name, handler, formatter)
     return handler
+
+
+def _direct_info(name: str, handler: BatchingHandler, formatter: MaillogFormatter):
+    """``logger.info`` for the mail log's busiest loggers, straight to ``handler``.
+
+    The standard path builds a LogRecord and walks handlers, filters and
+    locks for each of the seven lines a message costs; this formats the line
+    and queues it, for the ``relayd`` command's own handler only.
+    """
+    program = program_name(name)
+
+    def info(msg, *args, **kwargs):
+        if kwargs:  # exc_info, stack_info...: the general path knows them
+            return logging.Logger.info(logging.getLogger(name), msg, *args, **kwargs)
+        handler.emit_line(formatter.line(program, msg % args if args else msg, time.time()))
+    return info

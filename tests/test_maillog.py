@@ -36,3 +36,30 @@ def test_lines_of_one_loop_turn_are_written_together(tmp_path):
     lines = path.read_text().splitlines()
     assert [l.split(": ", 1)[1] for l in lines] == ["line 0", "line 1", "line 2"]
     os.close(fd)
+
+
+def test_configured_loggers_write_the_same_lines_by_the_direct_path(tmp_path):
+    from relayd import maillog
+    path = tmp_path / "maillog"
+    root = logging.getLogger("relayd")
+    saved = (list(root.handlers), root.level, root.propagate)
+    flags = (logging._srcfile, logging.logThreads, logging.logMultiprocessing, logging.logProcesses)
+    handler = maillog.configure("mail.example", str(path))
+    try:
+        maillog.SMTPD.info("%s: client=%s", "ABC", "x[192.0.2.1]")
+        maillog.QMGR.warning("disk %s", "full")
+        handler.flush()
+        lines = path.read_text().splitlines()
+        assert re.fullmatch(r"\w{3} [ \d]\d \d\d:\d\d:\d\d mail\.example relayd/smtpd\[\d+\]: "
+                            r"ABC: client=x\[192\.0\.2\.1\]", lines[0])
+        assert lines[1].endswith("relayd/qmgr[%d]: warning: disk full" % os.getpid())
+    finally:
+        for logger in (maillog.SMTPD, maillog.CLEANUP, maillog.QMGR, maillog.SMTP, maillog.BOUNCE):
+            logger.__dict__.pop("info", None)
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        root.propagate = saved[2]
+        (logging._srcfile, logging.logThreads, logging.logMultiprocessing,
+         logging.logProcesses) = flags
+        handler.close()
+        os.close(handler.fd)
