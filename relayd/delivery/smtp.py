@@ -14,6 +14,7 @@ refused transaction it is reset with RSET first.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Callable, Mapping
@@ -23,7 +24,9 @@ from relayd.delivery.route import Destination
 from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
                                     Outcome, RecipientRef, log_outcome)
 from relayd.rewrite.generic import GenericMaps
+from relayd.rewrite.headers import rewrite_generic_headers
 from relayd.smtp.replies import Reply
+from relayd.tables.base import TemporaryLookupError
 
 __all__ = ["SmtpDeliveryAgent", "SMTP_DEFAULTS"]
 
@@ -72,6 +75,7 @@ class SmtpDeliveryAgent:
         result, conn, clean = DeliveryResult(), None, False
         conn_done = handoff
         try:
+            request = self._generic_headers(request)
             conn = self._connection(destination)
             conn_done = self._clock()
             conn.uses += 1
@@ -90,6 +94,17 @@ class SmtpDeliveryAgent:
             else:
                 conn.close()
         return result
+
+    def _generic_headers(self, request: DeliveryRequest) -> DeliveryRequest:
+        """``request`` with smtp_generic_maps applied to its header addresses
+        (before connecting: a table that cannot answer defers the message)."""
+        try:
+            content = rewrite_generic_headers(request.content, self.generic)
+        except TemporaryLookupError as exc:
+            log.warning("%s: %s map lookup problem -- deferring delivery: %s",
+                        request.queue_id, self.generic.maps.parameter, exc)
+            raise Trouble("4.3.0", f"{self.generic.maps.parameter} map lookup problem") from None
+        return request if content is request.content else dataclasses.replace(request, content=content)
 
     def close(self) -> None:
         """Close every cached connection."""
@@ -163,8 +178,14 @@ class SmtpDeliveryAgent:
         """Send MAIL, RCPTs and DATA; their replies (DATA's is None when it
         was not sent because nothing was accepted without PIPELINING)."""
         # smtp_generic_maps: envelope addresses as the outside world should see them.
-        mail = f"MAIL FROM:<{self.generic.rewrite(request.sender)}>" + self._mail_params(conn, request)
-        rcpts = [f"RCPT TO:<{self.generic.rewrite(rcpt.address)}>" for rcpt in request.recipients]
+        try:
+            sender = self.generic.rewrite(request.sender)
+            rcpts = [f"RCPT TO:<{self.generic.rewrite(rcpt.address)}>" for rcpt in request.recipients]
+        except TemporaryLookupError as exc:
+            log.warning("%s: %s map lookup problem -- deferring delivery: %s",
+                        request.queue_id, self.generic.maps.parameter, exc)
+            raise Trouble("4.3.0", f"{self.generic.maps.parameter} map lookup problem") from None
+        mail = f"MAIL FROM:<{sender}>" + self._mail_params(conn, request)
         mail_t, rcpt_t = self._param("smtp_mail_timeout"), self._param("smtp_rcpt_timeout")
         data_t = self._param("smtp_data_init_timeout")
         if "PIPELINING" in conn.session.extensions:

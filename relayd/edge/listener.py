@@ -18,6 +18,7 @@ from relayd.edge.counter import SessionCounter
 from relayd.edge.session import SmtpdSession
 from relayd.pipeline.hooks import HookRegistry
 from relayd.rewrite import Rewriter
+from relayd.rewrite.headers import HeaderRules
 from relayd.smtp.replies import R421_TOO_MANY_CONNECTIONS
 from relayd.tables.base import open_table_or_surrogate
 
@@ -35,6 +36,7 @@ class SmtpdService:
         self.restrictions = restrictions
         self.hooks = hooks if hooks is not None else HookRegistry()
         self.rewriter = Rewriter(config)
+        HeaderRules.of(config)  # a bad local_header_rewrite_clients must stop startup
         self.content_checks = ContentChecks.from_config(config, opener=open_table_or_surrogate)
         self.sweeper = sweeper
         self.myhostname = config["myhostname"]

@@ -23,6 +23,7 @@ from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, Con
                                    DataEndEvent, QueuedEvent)
 from relayd.queue.envelope import Envelope
 from relayd.queue.store import QueueWriteError
+from relayd.rewrite.headers import HeaderRewriter
 from relayd.tables.base import TemporaryLookupError
 from relayd.sockets import send_all
 from relayd.smtp import events as ev
@@ -45,7 +46,7 @@ class Transaction:
     """What one MAIL ... DATA transaction has gathered so far."""
 
     __slots__ = ("sender", "params", "recipients", "queue_id", "writer", "headers", "added",
-                 "content")
+                 "content", "rewriter")
 
     def __init__(self, sender: str, params: dict):
         self.sender = sender
@@ -56,6 +57,7 @@ class Transaction:
         self.headers: HeaderScan | None = None
         self.added = 0  # bytes relayd put in front of the client's message
         self.content = None  # the header/body checker, when any check is configured
+        self.rewriter = None  # header address rewriting, when it applies to this client
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -263,13 +265,17 @@ class SmtpdSession:
         if service.content_checks.active:
             tx.content = service.content_checks.checker(LogContext(
                 tx.queue_id, self.peer, tx.sender, tx.recipients[-1], self.protocol, self.helo))
+        rewriter = HeaderRewriter.from_config(service.config, self.client_addr)
+        tx.rewriter = rewriter if rewriter.active else None
         return R354_START_DATA
 
     def _data_chunk(self, event: ev.DataChunk) -> None:
         tx = self.tx
         if not tx.headers.done:
             tx.headers.feed(event.data)
-        tx.writer.write(event.data if tx.content is None else tx.content.feed(event.data))
+        data = event.data if tx.content is None else tx.content.feed(event.data)
+        # cleanup(8) order: header_checks see the client's headers, the rewritten ones are queued.
+        tx.writer.write(data if tx.rewriter is None else tx.rewriter.feed(data))
 
     def on_data_end(self, event: ev.DataEnd) -> Reply:
         tx = self.tx
@@ -290,10 +296,17 @@ class SmtpdSession:
         content = None
         if tx.content is not None:
             rest, content = tx.content.finish()
-            tx.writer.write(rest)
+            tx.writer.write(rest if tx.rewriter is None else tx.rewriter.feed(rest))
             if content.reply is not None:  # the checker logged "reject: header ..."
                 tx.abort()
                 return self._failed("data", content.reply)
+        if tx.rewriter is not None:
+            try:
+                tx.writer.write(tx.rewriter.finish())
+            except TemporaryLookupError as exc:
+                log.warning("%s: header address rewriting failed: %s", tx.queue_id, exc)
+                tx.abort()
+                return self._failed("data", R451_QUEUE_WRITE_ERROR)
         if tx.headers.hop_count >= self.service.hopcount_limit:
             tx.abort()
             log.info("%s: reject: END-OF-MESSAGE from %s: %s; from=<%s> proto=%s helo=<%s>",
@@ -305,6 +318,7 @@ class SmtpdSession:
             tx.abort()
             return self._failed("data", refusal)
         size = tx.added + event.size + (content.size_delta if content is not None else 0)
+        size += tx.rewriter.size_delta if tx.rewriter is not None else 0
         return self._commit(tx, size, disposition(self.policy.transaction_actions(), content))
 
     def _commit(self, tx: Transaction, size: int, how) -> Reply:
