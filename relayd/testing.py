@@ -12,14 +12,21 @@
     assert parse_replies(out)[3] == ...          # greeting, EHLO, MAIL, RCPT, QUIT
 
 The harness runs relayd's own SMTP protocol core
-(:class:`relayd.smtp.server.ServerSession`) and restriction lists
-(:class:`relayd.pipeline.restrictions.Restrictions`) with every installed
+(:class:`relayd.smtp.server.ServerSession`) and the per-session policy the
+real session driver uses (:meth:`Restrictions.session`, a
+:class:`~relayd.pipeline.policy.SessionPolicy`: client, helo, sender,
+recipient, data and end-of-data restrictions, smtpd_delay_reject, a
+connect-time rejection that replaces the greeting) with every installed
 plugin, plus the ``register`` functions given in ``plugins`` (a plugin under
 development need not be installed). It answers commands as relayd's
 session driver does, fires the ``connect``, ``data-end`` and ``queued``
 hooks in the calling greenlet, and keeps each accepted message in
-:attr:`PluginHarness.queued` instead of writing a queue. Not run: TLS, AUTH,
-cleanup (header rewriting, hop count), error limits and their delays, timeouts.
+:attr:`PluginHarness.queued` instead of writing a queue, with the actions
+of the restriction lists applied: PREPEND headers in its content, HOLD as
+``hold``, REDIRECT and BCC in its recipients, FILTER as ``filter``; a
+DISCARDed message is answered 250 but not kept. Not run: TLS, AUTH,
+cleanup (Received header, address rewriting, hop count), header/body
+checks, error limits and their delays, timeouts.
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from importlib.metadata import entry_points
 from typing import Callable, Iterable
 
 from relayd.config import load_config
+from relayd.edge.disposition import disposition, prepended_headers
 from relayd.pipeline.context import SessionView
 from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
                                    DataEndEvent, HookRegistry, QueuedEvent)
@@ -37,8 +45,8 @@ from relayd.pipeline.restrictions import Restrictions
 from relayd.smtp import events as ev
 from relayd.smtp.replies import (R214_HELP, R221_BYE, R250_HELO, R250_OK, R250_QUEUED,
                                  R250_RECIPIENT_OK, R250_SENDER_OK, R252_VRFY, R354_START_DATA,
-                                 R500_UNRECOGNIZED, R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED,
-                                 Reply)
+                                 R452_TOO_MANY_RECIPIENTS, R500_UNRECOGNIZED,
+                                 R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED, Reply)
 from relayd.smtp.server import ProtocolError, ServerSession
 
 #: What the harness puts in front of the caller's main.cf text (later lines win).
@@ -60,12 +68,16 @@ class PluginRegistry(CheckRegistry, HookRegistry):
 
 @dataclass(frozen=True, slots=True)
 class QueuedMessage:
-    """A message the harness accepted: envelope, and content without dot-stuffing."""
+    """A message the harness accepted: envelope (recipients after REDIRECT and
+    BCC), content without dot-stuffing (after PREPENDed headers), and whether a
+    HOLD or FILTER action applies."""
 
     queue_id: str
     sender: str
     recipients: tuple[str, ...]
     content: bytes
+    hold: bool = False
+    filter: str | None = None
 
 
 class PluginHarness:
@@ -138,15 +150,19 @@ class _Dialogue:
             bare_newline=str(config["smtpd_forbid_bare_newline"]).lower(),
             helo_required=config["smtpd_helo_required"],
             vrfy_enabled=not config["disable_vrfy_command"])
-        self.view = SessionView(harness.client_addr, harness.client_name)
         self.notes: dict = {}
+        self.policy = harness.restrictions.session(
+            SessionView(harness.client_addr, harness.client_name), self.notes)
         self.queue_id = ""
+        self.prepended = b""
         self.chunks: list[bytes] = []
 
     def run(self, script: bytes) -> bytes:
         harness = self.harness
-        harness.registry.fire(HOOK_CONNECT, ConnectEvent(self.view))
-        out = [self.core.greeting(harness.config["smtpd_banner"])]
+        harness.registry.fire(HOOK_CONNECT, ConnectEvent(self.policy.view))
+        refusal = self.policy.on_connect()
+        out = [refusal.to_bytes() if refusal is not None
+               else self.core.greeting(harness.config["smtpd_banner"])]
         self.core.receive_data(script)
         self.core.receive_data(b"")
         while True:
@@ -160,7 +176,8 @@ class _Dialogue:
             if isinstance(event, ev.DataChunk):
                 self.chunks.append(event.data)
                 continue
-            reply = self.answer(event)
+            denied = self.policy.access_denied
+            reply = self.answer(event) if denied is None or isinstance(event, ev.Quit) else denied
             out.append(self.core.send(reply))
             if reply.code in (221, 421):
                 return b"".join(out)
@@ -169,20 +186,20 @@ class _Dialogue:
         """The reply relayd's session driver gives to ``event``."""
         config = self.harness.config
         if isinstance(event, ev.Helo):
-            self.view = SessionView(self.view.client_addr, self.view.client_name,
-                                    helo_name=event.name,
-                                    protocol="ESMTP" if event.extended else "SMTP")
-            self.queue_id = ""
-            return self.core.ehlo_reply() if event.extended \
-                else R250_HELO.format(config["myhostname"])
-        if isinstance(event, (ev.Mail, ev.Rset)):
+            self.reset()
+            return self.policy.on_helo(event.name, event.extended) or (
+                self.core.ehlo_reply() if event.extended
+                else R250_HELO.format(config["myhostname"]))
+        if isinstance(event, ev.Mail):
             self.queue_id = ""  # a new transaction gets a new queue id
-            return R250_SENDER_OK if isinstance(event, ev.Mail) else R250_OK
+            return self.policy.on_mail(event.sender) or R250_SENDER_OK
+        if isinstance(event, ev.Rset):
+            self.reset()
+            return R250_OK
         if isinstance(event, ev.Rcpt):
             return self.rcpt(event.recipient)
         if isinstance(event, ev.Data):
-            self.chunks = []
-            return R354_START_DATA
+            return self.data()
         if isinstance(event, ev.DataEnd):
             return self.data_end(event)
         if isinstance(event, ev.Vrfy):
@@ -190,30 +207,57 @@ class _Dialogue:
                 else R502_VRFY_DISABLED
         return _SIMPLE_REPLIES.get(type(event)) or event.reply
 
+    def reset(self) -> None:
+        self.queue_id, self.prepended, self.chunks = "", b"", []
+        self.policy.reset_transaction()
+
     def rcpt(self, recipient: str) -> Reply:
-        # The restriction API as it is today: everything is decided at RCPT.
-        reply = self.harness.restrictions.check_recipient(self.view, self.core.sender, recipient,
-                                                          self.notes)
-        if reply is not None:
-            return reply
+        if len(self.core.recipients) >= self.harness.config["smtpd_recipient_limit"]:
+            return R452_TOO_MANY_RECIPIENTS
+        refusal = self.policy.on_rcpt(recipient)
+        if refusal is not None:
+            return refusal
         if not self.queue_id:
-            self.queue_id = self.harness.new_queue_id()
+            self.queue_id = self.policy.queue_id = self.harness.new_queue_id()
         return R250_RECIPIENT_OK
+
+    def data(self) -> Reply:
+        refusal = self.policy.on_data()
+        if refusal is not None:
+            return refusal
+        self.chunks = []
+        # As the driver: PREPENDs known at DATA are written; later ones come too late.
+        self.prepended = prepended_headers(self.policy.transaction_actions())
+        return R354_START_DATA
 
     def data_end(self, event: ev.DataEnd) -> Reply:
         harness = self.harness
         sender, recipients = self.core.sender, tuple(self.core.recipients)
-        reply = event.error
+        reply = event.error or self.policy.on_end_of_data()
         if reply is None:
-            content = _DOT_STUFFING.sub(b"", b"".join(self.chunks))
-            harness.queued.append(QueuedMessage(self.queue_id, sender, recipients, content))
-            harness.registry.fire(HOOK_QUEUED, QueuedEvent(
-                self.view, self.queue_id, sender, recipients, event.size, notes=self.notes))
             reply = R250_QUEUED.format(self.queue_id)
+            self.queue(sender, recipients, event.size)
         harness.registry.fire(HOOK_DATA_END, DataEndEvent(
             self.view, self.queue_id, sender, recipients, event.size, reply, self.notes))
-        self.queue_id, self.chunks = "", []
+        self.reset()
         return reply
+
+    def queue(self, sender: str, recipients: tuple[str, ...], size: int) -> None:
+        """Keep the message as relayd's queue would, actions applied; fire ``queued``."""
+        how = disposition(self.policy.transaction_actions())
+        if how.discard:  # Postfix claims delivery and drops the message
+            return
+        recipients = tuple(how.recipients(list(recipients)))
+        content = self.prepended + _DOT_STUFFING.sub(b"", b"".join(self.chunks))
+        self.harness.queued.append(QueuedMessage(self.queue_id, sender, recipients, content,
+                                                 how.hold, how.filter))
+        self.harness.registry.fire(HOOK_QUEUED, QueuedEvent(
+            self.view, self.queue_id, sender, recipients, len(self.prepended) + size,
+            notes=self.notes))
+
+    @property
+    def view(self) -> SessionView:
+        return self.policy.view
 
 
 _SIMPLE_REPLIES = {

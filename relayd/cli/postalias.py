@@ -1,35 +1,39 @@
 """``relayd-postalias`` and ``relayd-newaliases``: postalias(1), newaliases(1).
 
-    relayd-postalias [-c DIR] [hash:]FILE ...     build FILE.db from an aliases(5) file
-    relayd-postalias [-c DIR] -q KEY|- FILE ...   query, as postmap -q ("key:<TAB>value")
-    relayd-postalias [-c DIR] -s FILE             print every "key:<TAB>value"
+    relayd-postalias [options] [hash:]FILE ...     build FILE.db from an aliases(5) file
+    relayd-postalias [options] -i [hash:]FILE      add the aliases(5) entries on stdin to FILE.db
+    relayd-postalias [options] -d KEY|- FILE ...   delete KEY (or each key on stdin)
+    relayd-postalias [options] -q KEY|- FILE ...   query, as postmap -q ("key:<TAB>value")
+    relayd-postalias [options] -s FILE             print every "key:<TAB>value"
     relayd-newaliases [-c DIR]                    build every table in $alias_database
 
-Exit statuses as relayd-postmap's.
+Options and exit statuses as relayd-postmap's (``-c -f -N -n -o -p -r -v -w``;
+like Postfix's postalias, no ``-b``/``-h``).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from relayd.cli.postmap import EX_CONFIG, EX_USAGE, run, warnings_to_stderr, with_type
+from relayd.cli.postmap import EX_CONFIG, EX_USAGE, Tool, run, warnings_to_stderr, with_type
 
 
 def colon_separated(key: str, value: str) -> str:
     return f"{key}:\t{value}"
 
 
-def _compile(spec: str, config) -> int:
+def _compile(spec: str, config, **options) -> int:
     from relayd.tables.aliases import compile_aliases
     if config is not None and "$" in spec:
         spec = config.expand(spec)
-    return compile_aliases(spec)
+    return compile_aliases(spec, **options)
 
 
 def postalias_main(argv: list[str] | None = None) -> int:
     """``relayd-postalias`` / ``relayd postalias``: returns the exit status."""
-    return run(sys.argv[1:] if argv is None else argv, "relayd-postalias", _compile,
-               colon_separated)
+    from relayd.tables.aliases import alias_lines
+    tool = Tool("relayd-postalias", _compile, alias_lines, colon_separated, message_modes=False)
+    return run(sys.argv[1:] if argv is None else argv, tool)
 
 
 def newaliases_main(argv: list[str] | None = None) -> int:

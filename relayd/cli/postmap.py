@@ -1,14 +1,26 @@
 """``relayd-postmap``: postmap(1) for relayd's tables.
 
-    relayd-postmap [-c DIR] [type:]FILE ...        build FILE.db (default type: hash)
-    relayd-postmap [-c DIR] -q KEY TABLE ...       print KEY's value from the first table having it
-    relayd-postmap [-c DIR] -q - TABLE ...         keys on stdin; print "key<TAB>value" per found key
-    relayd-postmap [-c DIR] -s TABLE               print every "key<TAB>value"
+    relayd-postmap [options] [type:]FILE ...       build FILE.db (default type: hash)
+    relayd-postmap [options] -i [type:]FILE        add the entries on stdin to FILE.db
+    relayd-postmap [options] -d KEY|- TABLE ...    delete KEY (or each key on stdin)
+    relayd-postmap [options] -q KEY TABLE ...      print KEY's value from the first table having it
+    relayd-postmap [options] -q - TABLE ...        keys on stdin; print "key<TAB>value" per found key
+    relayd-postmap [options] -b|-h -q - TABLE ...  keys are the body lines / logical header
+                                                   lines of the message on stdin
+    relayd-postmap [options] -s TABLE              print every "key<TAB>value"
 
-A query that finds nothing exits with status 1, as Postfix's postmap does;
-a bad table or line exits 78 (EX_CONFIG) naming file and line; a table that
-cannot answer now exits 75 (EX_TEMPFAIL). Table names may use ``$name``
-parameters of DIR/main.cf (``$config_directory/access``).
+Options as Postfix's: ``-c DIR``; ``-f`` no case folding of keys (building,
+querying, deleting); ``-r`` replace / ``-w`` silently ignore duplicate keys
+(default: warn, keep the first); ``-p`` new files get mode 0644 instead of
+the source file's; ``-v`` log more. ``-N``, ``-n`` (terminating null
+bytes: relayd's FILE.db stores strings with their length) and ``-o``
+(relayd-postmap never changes its user) are accepted and do nothing.
+
+A query or delete that finds nothing exits with status 1, as Postfix's
+postmap does; a bad table or line exits 78 (EX_CONFIG) naming file and line;
+a table that cannot answer now exits 75 (EX_TEMPFAIL); bad options exit 64.
+Table names may use ``$name`` parameters of DIR/main.cf
+(``$config_directory/access``).
 """
 from __future__ import annotations
 
@@ -16,7 +28,8 @@ import argparse
 import contextlib
 import logging
 import sys
-from typing import Callable, TextIO
+from dataclasses import dataclass
+from typing import Callable, Iterator, TextIO
 
 EX_NOTFOUND = 1
 EX_USAGE = 64
@@ -31,17 +44,76 @@ def tab_separated(key: str, value: str) -> str:
     return f"{key}\t{value}"
 
 
-def parser(prog: str, building: str) -> argparse.ArgumentParser:
-    """The options postmap and postalias share."""
-    p = argparse.ArgumentParser(prog=prog, description=f"build or query {building}")
+@dataclass(frozen=True)
+class Tool:
+    """What differs between postmap and postalias.
+
+    ``build(spec, config, fold=, duplicates=, mode=)`` compiles one table;
+    ``parse(text, path, fold=)`` yields (line, key, value) of a source text
+    (for ``-i``); ``message_modes``: whether ``-b``/``-h`` exist."""
+
+    prog: str
+    build: Callable[..., int]
+    parse: Callable[..., Iterator[tuple[int, str, str]]]
+    formatter: Formatter
+    message_modes: bool
+
+
+def parser(tool: Tool) -> argparse.ArgumentParser:
+    """The options of postmap (and of postalias, without -b/-h)."""
+    # No -h for help: Postfix's -h is header query mode.
+    p = argparse.ArgumentParser(prog=tool.prog, add_help=False,
+                                description="build, update or query lookup tables")
+    p.add_argument("--help", action="help", help="show this help and exit")
     p.add_argument("-c", dest="config_directory", metavar="DIR",
                    help="configuration directory holding main.cf")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("-q", dest="query", metavar="KEY",
                       help="look KEY up ('-' reads keys from standard input)")
+    mode.add_argument("-d", dest="delete", metavar="KEY",
+                      help="delete KEY ('-' reads keys from standard input)")
     mode.add_argument("-s", dest="show", action="store_true", help="print every entry")
+    mode.add_argument("-i", dest="incremental", action="store_true",
+                      help="add the entries on standard input to an existing table")
+    dup = p.add_mutually_exclusive_group()
+    dup.add_argument("-r", dest="duplicates", action="store_const", const="replace",
+                     help="replace duplicate entries silently")
+    dup.add_argument("-w", dest="duplicates", action="store_const", const="ignore",
+                     help="ignore duplicate entries silently")
+    p.add_argument("-f", dest="fold", action="store_false", help="do not fold keys to lower case")
+    p.add_argument("-p", dest="mode", action="store_const", const=0o644,
+                   help="create files with mode 0644, not the source file's mode")
+    p.add_argument("-v", dest="verbose", action="count", default=0, help="log more")
+    for flag, text in (("-N", "accepted (no terminating null bytes in relayd's tables)"),
+                       ("-n", "accepted (no terminating null bytes in relayd's tables)"),
+                       ("-o", "accepted (relayd's tools never change their user)")):
+        p.add_argument(flag, action="store_true", dest="ignored_" + flag[1], help=text)
+    if tool.message_modes:
+        p.add_argument("-b", dest="body", action="store_true",
+                       help="with -q -: each body line of the message on stdin is a key")
+        p.add_argument("-h", dest="headers", action="store_true",
+                       help="with -q -: each logical header line of the message on stdin is a key")
     p.add_argument("tables", nargs="+", metavar="TABLE")
     return p
+
+
+def parse_args(tool: Tool, argv: list[str]) -> argparse.Namespace:
+    """The parsed options; SystemExit(EX_USAGE) with a message when they do not fit."""
+    p = parser(tool)
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:
+        raise SystemExit(EX_USAGE if exc.code else 0) from None
+    args.duplicates = args.duplicates or "warn"
+    message = getattr(args, "body", False) or getattr(args, "headers", False)
+    if message and args.query != "-":
+        p.print_usage(sys.stderr)
+        print(f'{tool.prog}: fatal: specify -b or -h only with "-q -"', file=sys.stderr)
+        raise SystemExit(EX_USAGE)
+    if args.incremental and len(args.tables) != 1:
+        print(f"{tool.prog}: fatal: -i updates one table at a time", file=sys.stderr)
+        raise SystemExit(EX_USAGE)
+    return args
 
 
 class _PostfixStyle(logging.Formatter):
@@ -56,16 +128,21 @@ class _PostfixStyle(logging.Formatter):
 
 
 @contextlib.contextmanager
-def warnings_to_stderr(prog: str):
-    """Show the tables' warnings (duplicate entries...) as Postfix's commands do."""
+def warnings_to_stderr(prog: str, verbose: int = 0):
+    """Show the tables' warnings (duplicate entries...) as Postfix's commands do;
+    with *verbose*, their informational messages too."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_PostfixStyle(prog))
     logger = logging.getLogger("relayd")
+    level = logger.level
     logger.addHandler(handler)
+    if verbose:
+        logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
     try:
         yield
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def with_type(name: str) -> str:
@@ -73,47 +150,92 @@ def with_type(name: str) -> str:
     return name if ":" in name and not name.startswith("/") else f"hash:{name}"
 
 
-def run(argv: list[str], prog: str, build: Callable[[str, object], int],
-        formatter: Formatter, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    """Parse *argv*, then build, query or list, with Postfix's exit statuses."""
+def run(argv: list[str], tool: Tool, *, stdin: TextIO | None = None,
+        stdout: TextIO | None = None) -> int:
+    """Parse *argv*, then build, update, delete, query or list, with Postfix's exit statuses."""
     from relayd.config import ConfigError, load_config
-    from relayd.tables.base import TemporaryLookupError, open_table
+    from relayd.tables.base import TemporaryLookupError
     try:
-        args = parser(prog, "lookup tables").parse_args(argv)
+        args = parse_args(tool, argv)
     except SystemExit as exc:
-        return EX_USAGE if exc.code else 0
-    out = stdout or sys.stdout
-    with warnings_to_stderr(prog):
+        return exc.code
+    stdin, out = stdin or sys.stdin, stdout or sys.stdout
+    with warnings_to_stderr(tool.prog, args.verbose):
         try:
             config = load_config(args.config_directory) if args.config_directory else None
-            specs = [with_type(t) for t in args.tables]
-            if args.query is not None:
-                tables = [open_table(s, config) for s in specs]
-                keys = _keys(args.query, stdin or sys.stdin)
-                return _query(tables, keys, args.query == "-", formatter, out)
-            if args.show:
-                for spec in specs:
-                    for key, value in open_table(spec, config).iterate():
-                        out.write(formatter(key, value) + "\n")
-                return 0
-            for spec in specs:
-                build(spec, config)
-            return 0
+            specs = [_expanded(with_type(t), config) for t in args.tables]
+            return _dispatch(tool, args, specs, config, stdin, out)
         except ConfigError as exc:
-            print(f"{prog}: fatal: {exc}", file=sys.stderr)
+            print(f"{tool.prog}: fatal: {exc}", file=sys.stderr)
             return EX_CONFIG
         except TemporaryLookupError as exc:
-            print(f"{prog}: fatal: table lookup problem: {exc}", file=sys.stderr)
+            print(f"{tool.prog}: fatal: table lookup problem: {exc}", file=sys.stderr)
             return EX_TEMPFAIL
 
 
-def _keys(query: str, stdin: TextIO) -> list[str]:
+def _expanded(spec: str, config) -> str:
+    return config.expand(spec) if config is not None and "$" in spec else spec
+
+
+def _dispatch(tool: Tool, args, specs: list[str], config, stdin: TextIO, out: TextIO) -> int:
+    if args.query is not None:
+        tables = _open(specs, config, args.fold)
+        if getattr(args, "body", False) or getattr(args, "headers", False):
+            from relayd.tables.message_keys import message_keys
+            keys = message_keys(stdin, headers=args.headers, body=args.body)
+        else:
+            keys = _keys(args.query, stdin)
+        return _query(tables, keys, args.query == "-", tool.formatter, out)
+    if args.show:
+        for table in _open(specs, config, args.fold):
+            for key, value in table.iterate():
+                out.write(tool.formatter(key, value) + "\n")
+        return 0
+    if args.delete is not None:
+        keys = list(_keys(args.delete, stdin))
+        found = sum(_delete(spec, keys, args.fold) for spec in specs)
+        return 0 if found else EX_NOTFOUND
+    if args.incremental:
+        path = _hash_path(specs[0], "update")
+        lines = tool.parse(stdin.read(), "stdin", fold=args.fold)
+        from relayd.tables.hashdb import update_db
+        update_db(path, ((key, value) for _, key, value in lines),
+                  duplicates=args.duplicates, mode=args.mode)
+        return 0
+    for spec in specs:
+        tool.build(spec, config, fold=args.fold, duplicates=args.duplicates, mode=args.mode)
+    return 0
+
+
+def _open(specs: list[str], config, fold: bool) -> list:
+    from relayd.tables.base import open_table
+    tables = [open_table(spec, config) for spec in specs]
+    return tables if fold else [t.without_case_folding() for t in tables]
+
+
+def _hash_path(spec: str, operation: str) -> str:
+    """The file of a hash: table; ConfigError for types relayd cannot change in place."""
+    from relayd.config import ConfigError
+    from relayd.tables.base import split_spec
+    kind, path = split_spec(spec)
+    if kind != "hash":
+        raise ConfigError(f"{spec}: cannot {operation} this table type (hash: tables only)")
+    return path
+
+
+def _delete(spec: str, keys: list[str], fold: bool) -> int:
+    from relayd.tables.hashdb import delete_keys
+    return delete_keys(_hash_path(spec, "delete from"), [k.lower() if fold else k for k in keys])
+
+
+def _keys(query: str, stdin: TextIO) -> Iterator[str]:
     if query != "-":
-        return [query]
-    return [line.strip() for line in stdin if line.strip()]
+        return iter([query])
+    return (line.strip() for line in stdin if line.strip())
 
 
-def _query(tables, keys: list[str], from_stdin: bool, formatter: Formatter, out: TextIO) -> int:
+def _query(tables, keys: Iterator[str], from_stdin: bool, formatter: Formatter,
+           out: TextIO) -> int:
     found = 0
     for key in keys:
         for table in tables:
@@ -125,11 +247,22 @@ def _query(tables, keys: list[str], from_stdin: bool, formatter: Formatter, out:
     return 0 if found else EX_NOTFOUND
 
 
+def build_table(spec: str, config, *, fold: bool = True, duplicates: str = "warn",
+                mode: int | None = None) -> int:
+    """``postmap [type:]FILE``: hash: tables with the options, other types as they build."""
+    from relayd.tables.base import compile_table, split_spec
+    from relayd.tables.hashdb import build_hash
+    kind, path = split_spec(spec)
+    if kind == "hash":
+        return build_hash(path, fold=fold, duplicates=duplicates, mode=mode)
+    return compile_table(spec, config)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``relayd-postmap`` / ``relayd postmap``: returns the exit status."""
-    from relayd.tables.base import compile_table
-    return run(sys.argv[1:] if argv is None else argv, "relayd-postmap", compile_table,
-               tab_separated)
+    from relayd.tables.textfile import key_value_lines
+    tool = Tool("relayd-postmap", build_table, key_value_lines, tab_separated, message_modes=True)
+    return run(sys.argv[1:] if argv is None else argv, tool)
 
 
 if __name__ == "__main__":

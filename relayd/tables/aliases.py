@@ -12,14 +12,12 @@ entries.
 """
 from __future__ import annotations
 
-import logging
+from typing import Iterator
 
 from relayd.config import ConfigError
 from relayd.tables.base import split_spec
 from relayd.tables.hashdb import write_db
-from relayd.tables.textfile import logical_lines, read_source
-
-log = logging.getLogger("relayd.tables")
+from relayd.tables.textfile import DUP_WARN, add_entry, logical_lines, read_source
 
 
 def _split_outside_quotes(text: str, separator: str) -> list[str]:
@@ -41,8 +39,10 @@ def _split_outside_quotes(text: str, separator: str) -> list[str]:
     return parts
 
 
-def parse_alias_line(line: str) -> tuple[str, str]:
-    """``'Root: a,b'`` -> ``("root", "a, b")``; ValueError without name:value."""
+def parse_alias_line(line: str, fold: bool = True) -> tuple[str, str]:
+    """``'Root: a,b'`` -> ``("root", "a, b")``; ValueError without name:value.
+
+    The name is folded to lower case unless *fold* is False (postalias -f)."""
     fields = _split_outside_quotes(line, ":")
     name = fields[0].strip()
     value = ":".join(fields[1:]).strip()
@@ -50,29 +50,43 @@ def parse_alias_line(line: str) -> tuple[str, str]:
         raise ValueError("need name:value pair")
     if len(name) > 1 and name[0] == name[-1] == '"':
         name = name[1:-1]
-    return name.lower(), ", ".join(v.strip() for v in _split_outside_quotes(value, ","))
+    return (name.lower() if fold else name), \
+        ", ".join(v.strip() for v in _split_outside_quotes(value, ","))
 
 
-def alias_entries(text: str, path: str) -> dict[str, str]:
-    """The entries of an aliases(5) file; duplicates are logged, the first kept."""
-    entries: dict[str, str] = {}
+def alias_lines(text: str, path: str, *, fold: bool = True) -> Iterator[tuple[int, str, str]]:
+    """(line number, name, value) of each entry of an aliases(5) text, in order."""
     for number, line in logical_lines(text, path):
         try:
-            name, value = parse_alias_line(line)
+            name, value = parse_alias_line(line, fold)
         except ValueError as exc:
             raise ConfigError(str(exc), file=path, line=number) from None
-        if name in entries:
-            log.warning('%s, line %d: duplicate entry: "%s"', path, number, name)
-            continue
-        entries[name] = value
+        yield number, name, value
+
+
+def alias_entries(text: str, path: str, *, fold: bool = True,
+                  duplicates: str = DUP_WARN) -> dict[str, str]:
+    """The entries of an aliases(5) file; duplicates as *duplicates* says
+    (by default logged and the first kept)."""
+    entries: dict[str, str] = {}
+    for number, name, value in alias_lines(text, path, fold=fold):
+        add_entry(entries, name, value, duplicates, f"{path}, line {number}")
     return entries
 
 
-def compile_aliases(spec: str) -> int:
-    """``postalias [hash:]FILE``: FILE -> FILE.db; returns the number of entries."""
+def compile_aliases(spec: str, *, fold: bool = True, duplicates: str = DUP_WARN,
+                    mode: int | None = None) -> int:
+    """``postalias [-f] [-r|-w] [-p] [hash:]FILE``: FILE -> FILE.db; returns the
+    number of entries."""
+    path = alias_path(spec)
+    entries = alias_entries(read_source(path), path, fold=fold, duplicates=duplicates)
+    write_db(path, entries, mode=mode)
+    return len(entries)
+
+
+def alias_path(spec: str) -> str:
+    """The file of ``[hash:]FILE``; ConfigError for another type (postalias builds hash: only)."""
     kind, path = split_spec(spec) if ":" in spec else ("hash", spec)
     if kind != "hash":
         raise ConfigError(f"{spec}: postalias builds hash: tables only")
-    entries = alias_entries(read_source(path), path)
-    write_db(path, entries)
-    return len(entries)
+    return path

@@ -61,6 +61,13 @@ class Table:
     def iterate(self) -> Iterator[tuple[str, str]]:
         raise ConfigError(f"{self.spec}: this table type cannot be listed")
 
+    def without_case_folding(self) -> "Table":
+        """``postmap -f``: look keys up as given instead of in lower case.
+
+        Only the types that fold keys (hash, texthash) change; pattern tables
+        decide case by their own flags, as in Postfix, and return themselves."""
+        return self
+
     def build(self) -> None:
         """Recompile this table from its source (``postmap type:name``)."""
         type(self).compile(self.spec, self.name, self.config)

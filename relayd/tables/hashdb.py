@@ -10,18 +10,31 @@ one (within a second, see relayd.tables.filetable).
 """
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import sqlite3
+from collections import OrderedDict
+from typing import Callable, Iterable
 from urllib.parse import quote
 
 from relayd.config import ConfigError
 from relayd.tables.base import TableUnavailable, TemporaryLookupError
 from relayd.tables.filetable import FileTable
-from relayd.tables.textfile import key_value_entries, read_source
+from relayd.tables.textfile import DUP_REPLACE, DUP_WARN, key_value_entries, read_source
+
+log = logging.getLogger("relayd.tables")
 
 FORMAT = "relayd-hash-1"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _LOOKUP = "SELECT value FROM map WHERE key = ?"
+
+# How many recent keys (found or not) each hash: table remembers. An RCPT
+# through four access maps asks ~18 keys, mostly the same ones for every
+# recipient of a session and for the next session of the same client; a hit
+# costs well under a microsecond where SQLite costs ~6 (docs/performance.md).
+LOOKUP_CACHE_SIZE = 4096
+_ABSENT = object()
 
 # Bumped in a forked child: an SQLite connection must not cross a fork().
 _fork_generation = 0
@@ -40,16 +53,107 @@ def db_path(path: str) -> str:
     return path + ".db"
 
 
-def write_db(path: str, entries: dict[str, str]) -> None:
-    """Atomically replace ``path.db`` with *entries* (temp file, fsync, rename)."""
+def write_db(path: str, entries: dict[str, str], *, mode: int | None = None) -> None:
+    """Atomically replace ``path.db`` with *entries* (temp file, fsync, rename).
+
+    The new file gets *mode*, or by default the permission bits of the source
+    file *path* (as Postfix's postmap; postmap -p passes 0o644)."""
+    _replace_db(path, lambda tmp: _write_sqlite(tmp, entries), mode)
+
+
+def build_hash(path: str, *, fold: bool = True, duplicates: str = DUP_WARN,
+               mode: int | None = None) -> int:
+    """``postmap [-f] [-r|-w] [-p] hash:FILE``: FILE -> FILE.db; the number of entries."""
+    entries = key_value_entries(read_source(path), path, fold=fold, duplicates=duplicates)
+    write_db(path, entries, mode=mode)
+    return len(entries)
+
+
+def update_db(path: str, entries: Iterable[tuple[str, str]], *, duplicates: str = DUP_WARN,
+              mode: int | None = None) -> int:
+    """``postmap -i``: add *entries* (key, value) to ``path.db``, creating it if
+    absent, without reading the source file; returns how many were written.
+
+    A key already in the table is handled as *duplicates* says, warning
+    ``FILE.db: duplicate entry: "key"`` by default, as Postfix does. The update
+    is all or nothing: a bad entry leaves the table as it was."""
+    target = db_path(path)
+    existing = _existing_mode(path)
+    written = []
+
+    def fill(tmp: str) -> None:
+        if existing is None:
+            _write_sqlite(tmp, {})
+        else:
+            shutil.copyfile(target, tmp)
+        conn = sqlite3.connect(tmp)
+        try:
+            written.append(_add_entries(conn, entries, duplicates, target))
+            conn.commit()
+        finally:
+            conn.close()
+
+    _replace_db(path, fill, mode if mode is not None else existing)
+    return written[0]
+
+
+def _add_entries(conn: sqlite3.Connection, entries, duplicates: str, target: str) -> int:
+    written = 0
+    for key, value in entries:
+        if conn.execute(_LOOKUP, (key,)).fetchone() is not None:
+            if duplicates == DUP_WARN:
+                log.warning('%s: duplicate entry: "%s"', target, key)
+            if duplicates != DUP_REPLACE:
+                continue
+        conn.execute("INSERT OR REPLACE INTO map VALUES (?, ?)", (key, value))
+        written += 1
+    return written
+
+
+def delete_keys(path: str, keys: Iterable[str]) -> int:
+    """``postmap -d``: remove each of *keys* (as given: fold them first) from
+    ``path.db``; returns how many were there. ConfigError if the table is missing."""
+    target = db_path(path)
+    mode = _existing_mode(path)
+    if mode is None:
+        raise TableUnavailable(f"open database {target}: No such file or directory")
+    found = []
+
+    def fill(tmp: str) -> None:
+        shutil.copyfile(target, tmp)
+        conn = sqlite3.connect(tmp)
+        try:
+            found.append(sum(conn.execute("DELETE FROM map WHERE key = ?", (key,)).rowcount
+                             for key in keys))
+            conn.commit()
+        finally:
+            conn.close()
+
+    _replace_db(path, fill, mode)
+    return found[0]
+
+
+def _existing_mode(path: str) -> int | None:
+    """The permission bits of ``path.db`` after checking it is relayd's; None if absent."""
+    try:
+        mode = os.stat(db_path(path)).st_mode & 0o777
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {db_path(path)}: {exc.strerror}") from None
+    open_db(path).close()  # a foreign (Berkeley DB) file is an error, not overwritten
+    return mode
+
+
+def _replace_db(path: str, fill: Callable[[str], None], mode: int | None) -> None:
+    """Build a temporary file with *fill*, fsync it and rename it over ``path.db``."""
     target = db_path(path)
     tmp = f"{target}.{os.getpid()}.tmp"
     try:
-        _write_sqlite(tmp, entries)
-        try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o777)
-        except OSError:
-            pass  # no source file (postalias from stdin): keep the umask's mode
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        fill(tmp)
+        _set_mode(tmp, path, mode)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -60,13 +164,21 @@ def write_db(path: str, entries: dict[str, str]) -> None:
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot write {target}: {exc}") from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in (tmp, tmp + "-journal"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+
+def _set_mode(tmp: str, path: str, mode: int | None) -> None:
+    if mode is None:
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except OSError:
+            return  # no source file (postalias from stdin): keep the umask's mode
+    os.chmod(tmp, mode)
 
 
 def _write_sqlite(tmp: str, entries: dict[str, str]) -> None:
-    if os.path.exists(tmp):
-        os.unlink(tmp)
     conn = sqlite3.connect(tmp)
     try:
         # No journal: the file is private until the rename, fsynced by write_db.
@@ -113,7 +225,19 @@ def open_db(path: str) -> sqlite3.Connection:
 
 
 class HashTable(FileTable):
-    """Lookups in FILE.db; keys folded to lower case, as Postfix folds them."""
+    """Lookups in FILE.db; keys folded to lower case, as Postfix folds them.
+
+    The last :data:`LOOKUP_CACHE_SIZE` answers (values and "not found") are
+    kept in an LRU cache, emptied whenever the table is reloaded, so a cached
+    answer is never older than the file the table reads.
+    """
+
+    fold = True
+
+    def __init__(self, spec: str, name: str, config=None):
+        self._cache: OrderedDict[str, str | None] = OrderedDict()
+        self._cached_for = None  # the connection whose answers _cache holds
+        super().__init__(spec, name, config)
 
     def watched_path(self) -> str:
         return db_path(self.path)
@@ -125,19 +249,37 @@ class HashTable(FileTable):
     @classmethod
     def compile(cls, spec: str, name: str, config=None) -> int:
         """``postmap hash:FILE``: FILE -> FILE.db; returns the number of entries."""
-        entries = key_value_entries(read_source(name), name)
-        write_db(name, entries)
-        return len(entries)
+        return build_hash(name)
+
+    def without_case_folding(self) -> "HashTable":
+        """``postmap -f``: look keys up exactly as given."""
+        self.fold = False
+        self._cache.clear()
+        return self
 
     def lookup(self, key: str) -> str | None:
         conn = self.contents()
         if self._generation != _fork_generation:
             conn = self._contents = self.load()
+        cache = self._cache
+        if conn is not self._cached_for:  # reloaded (or first lookup): old answers are void
+            cache.clear()
+            self._cached_for = conn
+        if self.fold:
+            key = key.lower()
+        value = cache.get(key, _ABSENT)
+        if value is not _ABSENT:
+            cache.move_to_end(key)
+            return value
         try:
-            row = conn.execute(_LOOKUP, (key.lower(),)).fetchone()
+            row = conn.execute(_LOOKUP, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise TemporaryLookupError(f"{self.spec}: {exc}") from None
-        return None if row is None else row[0]
+        value = None if row is None else row[0]
+        cache[key] = value
+        if len(cache) > LOOKUP_CACHE_SIZE:
+            cache.popitem(last=False)
+        return value
 
     def iterate(self):
         try:

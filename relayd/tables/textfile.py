@@ -51,20 +51,43 @@ def logical_lines(text: str, path: str) -> Iterator[tuple[int, str]]:
         yield start, "".join(parts).rstrip()
 
 
-def key_value_entries(text: str, path: str) -> dict[str, str]:
-    """The ``key whitespace value`` entries of an access(5)-style source.
+# What to do with a key that is already in the table (postmap's -r and -w).
+DUP_WARN = "warn"        # default: log it and keep the first value
+DUP_REPLACE = "replace"  # -r: the later value wins, silently
+DUP_IGNORE = "ignore"    # -w: keep the first value, silently
 
-    Keys are folded to lower case. A line without a value is a ConfigError; a duplicate key is logged and
-    the first one kept, as Postfix's postmap does.
-    """
-    entries: dict[str, str] = {}
+
+def add_entry(entries: dict[str, str], key: str, value: str, duplicates: str, where: str) -> None:
+    """Put *key* into *entries* unless it is there already, then as *duplicates* says.
+
+    *where* names the source in the warning ("FILE, line N")."""
+    if key in entries:
+        if duplicates == DUP_REPLACE:
+            entries[key] = value
+        elif duplicates == DUP_WARN:
+            log.warning('%s: duplicate entry: "%s"', where, key)
+        return
+    entries[key] = value
+
+
+def key_value_lines(text: str, path: str, *, fold: bool = True) -> Iterator[tuple[int, str, str]]:
+    """(line number, key, value) of each ``key whitespace value`` line, in order.
+
+    Keys are folded to lower case unless *fold* is False (postmap -f); a line
+    without a value is a ConfigError."""
     for number, line in logical_lines(text, path):
         fields = line.split(None, 1)
         if len(fields) < 2:
             raise ConfigError("expected format: key whitespace value", file=path, line=number)
-        key = fields[0].lower()
-        if key in entries:
-            log.warning('%s, line %d: duplicate entry: "%s"', path, number, key)
-            continue
-        entries[key] = fields[1]
+        yield number, fields[0].lower() if fold else fields[0], fields[1]
+
+
+def key_value_entries(text: str, path: str, *, fold: bool = True,
+                      duplicates: str = DUP_WARN) -> dict[str, str]:
+    """The entries of an access(5)-style source as a dict (see :func:`key_value_lines`);
+    a duplicate key is handled as *duplicates* says (by default logged and the
+    first one kept, as Postfix's postmap does)."""
+    entries: dict[str, str] = {}
+    for number, key, value in key_value_lines(text, path, fold=fold):
+        add_entry(entries, key, value, duplicates, f"{path}, line {number}")
     return entries

@@ -110,3 +110,61 @@ def test_parse_replies_rejects_what_is_not_a_reply():
         parse_replies(b"250 ok\r\nhello\r\n")
     with pytest.raises(ValueError):
         parse_replies(b"250-first line\r\n")
+
+
+def test_a_connect_time_rejection_replaces_the_greeting_and_denies_every_command():
+    harness = PluginHarness("smtpd_delay_reject = no\n"
+                            "smtpd_client_restrictions = check_client_access inline:{192.0.2.9=REJECT}\n",
+                            client_addr="192.0.2.9")
+    out = harness.dialogue(b"EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nQUIT\r\n")
+    denied = R.R503_ACCESS_DENIED.format("unknown[192.0.2.9]")
+    assert parse_replies(out) == [R.R554_ACCESS_DENIED.format("unknown[192.0.2.9]", "Client host"),
+                                  denied, denied, R.R221_BYE]
+
+
+def test_helo_and_sender_stages_answer_at_their_command_without_delay_reject():
+    harness = PluginHarness("smtpd_delay_reject = no\n"
+                            "smtpd_helo_restrictions = reject_invalid_helo_hostname\n"
+                            "smtpd_sender_restrictions = reject_non_fqdn_sender\n")
+    out = harness.dialogue(b"HELO bad_name!\r\nHELO client.example\r\nMAIL FROM:<a@nodots>\r\n"
+                           b"MAIL FROM:<a@example.org>\r\nQUIT\r\n")
+    replies = parse_replies(out)
+    assert [r.code for r in replies] == [220, 501, 250, 504, 250, 221]
+    assert replies[3].text == "<a@nodots>: Sender address rejected: need fully-qualified address"
+
+
+MESSAGE = b"DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n"
+
+
+@pytest.mark.parametrize("action, hold, kept", [("HOLD", True, True), ("DISCARD", False, False),
+                                                 ("OK", False, True)])
+def test_message_actions_decide_what_is_queued(action, hold, kept):
+    harness = PluginHarness(f"smtpd_recipient_restrictions = check_sender_access "
+                            f"inline:{{a@example.org={action}}}, reject_unauth_destination\n")
+    out = harness.dialogue(b"EHLO c.example\r\nMAIL FROM:<a@example.org>\r\n"
+                           b"RCPT TO:<b@relay.example>\r\n" + MESSAGE)
+    assert parse_replies(out)[-1].code == 250  # DISCARD too: Postfix claims delivery
+    assert [m.hold for m in harness.queued] == ([hold] if kept else [])
+
+
+def test_redirect_bcc_and_prepend_shape_the_queued_message():
+    harness = PluginHarness("smtpd_recipient_restrictions = check_recipient_access "
+                            "inline:{ {b@relay.example=PREPEND X-Seen: yes} }, check_sender_access "
+                            "inline:{ {a@example.org=REDIRECT other@relay.example} }, "
+                            "reject_unauth_destination\n")
+    harness.dialogue(b"EHLO c.example\r\nMAIL FROM:<a@example.org>\r\n"
+                     b"RCPT TO:<b@relay.example>\r\n" + MESSAGE)
+    [message] = harness.queued
+    assert message.recipients == ("other@relay.example",)
+    assert message.content == b"X-Seen: yes\r\nSubject: x\r\n\r\nhi\r\n"
+
+
+def test_data_and_end_of_data_restrictions_refuse_the_message():
+    for stage, after in (("smtpd_data_restrictions", 3), ("smtpd_end_of_data_restrictions", 4)):
+        harness = PluginHarness(f"{stage} = check_sender_access inline:{{a@example.org=REJECT}}\n",
+                                client_addr="127.0.0.1")
+        out = harness.dialogue(b"EHLO c.example\r\nMAIL FROM:<a@example.org>\r\n"
+                               b"RCPT TO:<b@relay.example>\r\n" + MESSAGE + b"QUIT\r\n")
+        replies = parse_replies(out)
+        assert replies[after + 1] == R.R554_ACCESS_DENIED.format("a@example.org", "Sender address")
+        assert harness.queued == []
