@@ -102,6 +102,12 @@ class Canonical:
         self.common_maps = CanonicalMaps(config, "canonical_maps", "canonical_classes")
         self.masquerade = Masquerade(config)
 
+    @property
+    def rewrites_anything(self) -> bool:
+        """False when no canonical map or masquerade domain is configured."""
+        return bool(self.sender_maps.maps or self.recipient_maps.maps or self.common_maps.maps
+                    or self.masquerade.domains)
+
     def sender(self, address: str, address_class: str = ENVELOPE_SENDER) -> str:
         """A sender address after sender/common canonical maps and masquerading."""
         address = self.sender_maps.rewrite(address, address_class)

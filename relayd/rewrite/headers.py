@@ -19,6 +19,7 @@ dot-stuffed (a line starting with "." is not a header and ends the block).
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Callable
 
 from relayd.config import ConfigError
@@ -388,6 +389,12 @@ class HeaderRules:
         return REMOTE_CONTEXT if self.remote_domain else None
 
 
+# One line, one address that has a domain, no comments, quotes or groups:
+# "From: <a@example.com>", "To: Bob Smith <bob@example.com>", "Cc: c@example.com".
+_ONE_QUALIFIED = re.compile(rb'[^:\r\n]+:[ \t]*(?:[^<>,@"()\\:;\r\n]*<[^<>,@\s"()\\]+@[^<>,@\s"()\\]+>'
+                            rb'|[^<>,@\s"()\\:;]+@[^<>,@\s"()\\]+)[ \t]*\r\n\Z')
+
+
 class HeaderRewriter(HeaderStream):
     """cleanup(8)'s header address rewriting for one message.
 
@@ -395,13 +402,15 @@ class HeaderRewriter(HeaderStream):
     the session then does not feed it at all.
     """
 
-    __slots__ = ("active", "canonical", "origin")
+    __slots__ = ("active", "canonical", "origin", "qualify_only")
 
     def __init__(self, rules: HeaderRules, context: str | None):
         super().__init__(self._address, rules.size_limit)
         self.active = context is not None
         self.canonical = rules.canonical
         self.origin = rules.myorigin if context == LOCAL_CONTEXT else rules.remote_domain
+        # Without canonical maps or masquerading only bare addresses change.
+        self.qualify_only = not rules.canonical.rewrites_anything
 
     @classmethod
     def from_config(cls, config, client_addr: str | None = None) -> "HeaderRewriter":
@@ -410,6 +419,13 @@ class HeaderRewriter(HeaderStream):
         or local_header_rewrite_clients item."""
         rules = HeaderRules.of(config)
         return cls(rules, rules.context(client_addr))
+
+    def _complete(self) -> bytes:
+        if self.qualify_only and len(self._header) == 1 and _ONE_QUALIFIED.match(self._header[0]):
+            raw = self._header[0]  # the common header that needs nothing
+            self._header, self._held = [], 0
+            return raw
+        return super()._complete()
 
     def _address(self, address: str, address_class: str) -> str:
         if not address:
