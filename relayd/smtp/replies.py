@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+_WIRE: dict = {}  # Reply -> its wire bytes
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """One SMTP reply: ``code`` (e.g. 250), ``status`` (RFC 3463, e.g. "2.1.0",
@@ -51,8 +54,13 @@ class Reply:
         return out
 
     def to_bytes(self) -> bytes:
-        """The reply as it goes on the wire."""
-        return ("\r\n".join(self.lines()) + "\r\n").encode("utf-8", "replace")
+        """The reply as it goes on the wire (built once per distinct reply)."""
+        data = _WIRE.get(self)
+        if data is None:
+            data = ("\r\n".join(self.lines()) + "\r\n").encode("utf-8", "replace")
+            if len(_WIRE) < 4096:  # replies that name addresses vary: keep the cache small
+                _WIRE[self] = data
+        return data
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
