@@ -15,6 +15,7 @@ from relayd.checks.actions import access_verdict
 from relayd.checks.names import (CLIENT_CLASS, HELO_CLASS, RECIPIENT_CLASS, SENDER_CLASS,
                                  client_name)
 from relayd.checks.relay import Destinations
+from relayd.config.derived import PerConfig
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.dispatcher import split_list
 from relayd.pipeline.verdicts import DUNNO, Permit, Verdict
@@ -25,10 +26,8 @@ from relayd.tables.search import address_queries, host_queries, hostname_queries
 _LOOKUP_FAILED = "451 4.3.5 Server configuration error"
 
 
-class AccessTables:
+class AccessTables(PerConfig):
     """The tables one configuration's access checks use, opened once."""
-
-    _cache: dict[int, tuple[object, "AccessTables"]] = {}
 
     def __init__(self, config):
         self.config = config
@@ -37,15 +36,6 @@ class AccessTables:
             config["parent_domain_matches_subdomains"])
         self.delimiters = config["recipient_delimiter"]
         self.null_key = config["smtpd_null_access_lookup_key"]
-
-    @classmethod
-    def of(cls, config) -> "AccessTables":
-        """The (cached) access tables of ``config``."""
-        hit = cls._cache.get(id(config))
-        if hit is None or hit[0] is not config:
-            hit = (config, cls(config))
-            cls._cache[id(config)] = hit
-        return hit[1]
 
     def table(self, spec: str) -> Table:
         """The open table ``spec``; ConfigError if it cannot be opened."""

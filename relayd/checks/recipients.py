@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 
 from relayd.addresses import route
+from relayd.config.derived import PerConfig
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.verdicts import DUNNO, Defer, Reject
 from relayd.rewrite.domains import LOCAL, RELAY, VIRTUAL_ALIAS, AddressClasses
@@ -36,10 +37,8 @@ RECIPIENT, SENDER = "Recipient address", "Sender address"
 _ALWAYS_LOCAL = ("postmaster", "mailer-daemon")
 
 
-class RecipientTables:
+class RecipientTables(PerConfig):
     """The tables recipient validation consults, opened once per configuration."""
-
-    _cache: dict[int, tuple[object, "RecipientTables"]] = {}
 
     def __init__(self, config):
         self.config = config
@@ -60,15 +59,6 @@ class RecipientTables:
         self.show_table = setting(config, "show_user_unknown_table_name", "yes") != "no"
         self.special = (*_ALWAYS_LOCAL, setting(config, "double_bounce_sender",
                                                 "double-bounce").lower())
-
-    @classmethod
-    def of(cls, config) -> "RecipientTables":
-        """The (cached) tables of ``config``."""
-        hit = cls._cache.get(id(config))
-        if hit is None or hit[0] is not config:
-            hit = (config, cls(config))
-            cls._cache[id(config)] = hit
-        return hit[1]
 
     def unlisted_reply(self, address: str, address_class: str = RECIPIENT) -> Reply | None:
         """The reply rejecting ``address`` as unknown or moved, or None when it passes."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from relayd.addresses import normalize_domain, route
 from relayd.config import ConfigError
+from relayd.config.derived import PerConfig
 from relayd.networks import NetworkList
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.dispatcher import split_list
@@ -31,10 +32,8 @@ _STAGE_CLASS = {
 }
 
 
-class Destinations:
+class Destinations(PerConfig):
     """The domains this relay accepts mail for, from one configuration."""
-
-    _cache: dict[int, tuple[object, "Destinations"]] = {}
 
     def __init__(self, config):
         self.config = config
@@ -48,15 +47,6 @@ class Destinations:
             self.relay_parents |= self.relay
         self.myorigin = normalize_domain(config["myorigin"])
         self.mynetworks = NetworkList(config["mynetworks"])
-
-    @classmethod
-    def of(cls, config) -> "Destinations":
-        """The (cached) destinations of ``config``."""
-        hit = cls._cache.get(id(config))
-        if hit is None or hit[0] is not config:
-            hit = (config, cls(config))
-            cls._cache[id(config)] = hit
-        return hit[1]
 
     def is_local(self, domain: str) -> bool:
         return domain in self.local

@@ -12,6 +12,7 @@ import ipaddress
 
 from relayd.addresses import normalize_domain
 from relayd.checks.relay import Destinations
+from relayd.config.derived import PerConfig
 from relayd.rewrite.tables import open_tables, table_specs, words
 
 LOCAL, VIRTUAL_ALIAS, RELAY, DEFAULT = "local", "virtual_alias", "relay", "default"
@@ -30,10 +31,8 @@ def _literal(address: str) -> str:
     return f"[ipv6:{ip.compressed}]" if ip.version == 6 else f"[{ip}]"
 
 
-class LocalDomains:
+class LocalDomains(PerConfig):
     """$mydestination plus the ``[address]`` literals of this host's interfaces."""
-
-    _cache: dict[int, tuple[object, "LocalDomains"]] = {}
 
     def __init__(self, config):
         self.names = {normalize_domain(d) for d in words(config, "mydestination")}
@@ -41,15 +40,6 @@ class LocalDomains:
             for word in words(config, parameter):
                 for address in _INTERFACE_WORDS.get(word, (word,)):
                     self.names.add(_literal(address))
-
-    @classmethod
-    def of(cls, config) -> "LocalDomains":
-        """The (cached) local domains of ``config``."""
-        hit = cls._cache.get(id(config))
-        if hit is None or hit[0] is not config:
-            hit = (config, cls(config))
-            cls._cache[id(config)] = hit
-        return hit[1]
 
     def __contains__(self, domain: str) -> bool:
         return normalize_domain(domain) in self.names
@@ -79,10 +69,8 @@ class DomainList:
         return False
 
 
-class AddressClasses:
+class AddressClasses(PerConfig):
     """Sorts domains into local / virtual alias / relay / default."""
-
-    _cache: dict[int, tuple[object, "AddressClasses"]] = {}
 
     def __init__(self, config):
         self.local = LocalDomains.of(config)
@@ -91,15 +79,6 @@ class AddressClasses:
             self.relay = Destinations.of(config)
         except KeyError:   # a bare dict configuration (the queue manager's tests): no relay domains
             self.relay = None
-
-    @classmethod
-    def of(cls, config) -> "AddressClasses":
-        """The (cached) address classes of ``config``."""
-        hit = cls._cache.get(id(config))
-        if hit is None or hit[0] is not config:
-            hit = (config, cls(config))
-            cls._cache[id(config)] = hit
-        return hit[1]
 
     def classify(self, domain: str) -> str:
         """LOCAL, VIRTUAL_ALIAS, RELAY or DEFAULT for ``domain``."""

@@ -23,6 +23,7 @@ import re
 from typing import Callable
 
 from relayd.config import ConfigError
+from relayd.config.derived import PerConfig
 from relayd.content.mime import header_name
 from relayd.networks import NetworkList
 from relayd.rewrite.canonical import HEADER_RECIPIENT, HEADER_SENDER, Canonical
@@ -360,11 +361,9 @@ def _interface_addresses(config) -> list[str]:
     return out
 
 
-class HeaderRules:
+class HeaderRules(PerConfig):
     """What header rewriting needs from one configuration; tables are opened
     once per configuration (:meth:`of`)."""
-
-    _cache: dict[int, tuple[object, "HeaderRules"]] = {}
 
     def __init__(self, config):
         self.canonical = Canonical(config)
@@ -372,15 +371,6 @@ class HeaderRules:
         self.myorigin = setting(config, "myorigin").lower()
         self.remote_domain = setting(config, "remote_header_rewrite_domain").lower()
         self.size_limit = int(setting(config, "header_size_limit", "102400"))
-
-    @classmethod
-    def of(cls, config) -> "HeaderRules":
-        """The (cached) header rules of ``config``."""
-        hit = cls._cache.get(id(config))
-        if hit is None or hit[0] is not config:
-            hit = (config, cls(config))
-            cls._cache[id(config)] = hit
-        return hit[1]
 
     def context(self, client_addr: str | None) -> str | None:
         """LOCAL_CONTEXT, REMOTE_CONTEXT, or None: headers are not rewritten."""
