@@ -183,6 +183,8 @@ _RELAYD = [
     Param("relayd_maildir_base", "str", "",
           "relayd extension: where local_transport = local delivers: "
           "BASE/USER/Maildir; empty means $queue_directory/../mail."),
+    Param("relayd_allow_alias_include", "bool", "no",
+          "relayd extension: expand :include:/file items of alias_maps (refused when no)."),
     Param("relayd_plugins", "list", "",
           "relayd extension: plugins (entry-point names) whose lifecycle hooks run even "
           "when no restriction list names one of their checks."),

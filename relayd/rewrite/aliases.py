@@ -7,10 +7,12 @@ A value is a comma-separated list; each item is
 - a local name (or an address in a local domain): expanded again; a name
   that appears in its own expansion, or has no alias, is a mailbox;
 - a remote address: forwarded (queued again for that address);
-- ``|command``, ``/file``, ``:include:/file``: refused. relayd runs no
-  commands and writes no files for mail; such an item is logged and the
-  recipient bounces with 5.7.1 (Postfix's "mail to command/file is
-  restricted" wording);
+- ``:include:/file``: the addresses listed in that file (aliases(5)), when
+  ``relayd_allow_alias_include = yes``; refused otherwise (the default: an
+  include file lets whoever can write it redirect mail);
+- ``|command``, ``/file``: refused. relayd runs no commands and writes no
+  files for mail; such an item is logged and the recipient bounces with
+  5.7.1 (Postfix's "mail to command/file is restricted" wording);
 - ``error:text``, ``owner-`` lists: not supported (refused the same way).
 """
 from __future__ import annotations
@@ -18,10 +20,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import gevent
+
 from relayd.addresses import split_address
 from relayd.params import split_list
 from relayd.rewrite.domains import LocalDomains
 from relayd.rewrite.maps import AddressMaps, strip_extension
+from relayd.rewrite.tables import setting
+from relayd.tables.base import TemporaryLookupError
 
 log = logging.getLogger("relayd.local")
 
@@ -43,6 +49,9 @@ class LocalAliases:
     def __init__(self, config):
         self.maps = AddressMaps(config, "alias_maps")
         self.local = LocalDomains.of(config)
+        # A bool from a Config, the main.cf text from a plain mapping.
+        self.allow_include = setting(config, "relayd_allow_alias_include", "no").lower() \
+            in ("yes", "true")
 
     def lookup(self, name: str) -> str | None:
         """The alias value of local name ``name`` (with, then without its extension)."""
@@ -72,6 +81,9 @@ class LocalAliases:
             self._item(item.strip('"'), name, out, seen)
 
     def _item(self, item: str, alias: str, out: Expansion, seen: set[str]) -> None:
+        if item.lower().startswith(":include:") and self.allow_include:
+            self._include(item[len(":include:"):].strip(), alias, out, seen)
+            return
         refused = _refusal(item)
         if refused:
             log.warning("alias %s: %s: %s; not delivered", alias, item, refused)
@@ -83,6 +95,30 @@ class LocalAliases:
                 out.forwards.append(item)
             return
         self._expand(localpart, out, seen)
+
+
+    def _include(self, path: str, alias: str, out: Expansion, seen: set[str]) -> None:
+        """The items of an :include: file, each expanded like an alias item."""
+        if not path.startswith("/") or path in seen:
+            reason = "include file must be an absolute path" if not path.startswith("/") \
+                else "include loop"
+            log.warning("alias %s: :include:%s: %s; not delivered", alias, path, reason)
+            out.refused.append((f":include:{path}", reason))
+            return
+        seen.add(path)
+        try:
+            text = gevent.get_hub().threadpool.apply(_read_include, (path,))
+        except OSError as exc:
+            raise TemporaryLookupError(f":include:{path}: {exc.strerror}") from None
+        for item in split_list(text):
+            self._item(item.strip('"'), alias, out, seen)
+
+
+def _read_include(path: str) -> str:
+    """An include file's items: comment and blank lines dropped (aliases(5))."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return "\n".join(line for line in f.read().splitlines()
+                         if line.strip() and not line.lstrip().startswith("#"))
 
 
 def _refusal(item: str) -> str:

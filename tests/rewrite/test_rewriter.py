@@ -121,3 +121,20 @@ def test_lookup_failure_propagates(make_config, monkeypatch):
     rw = Rewriter(make_config(virtual_alias_maps="down:x"))
     with pytest.raises(TemporaryLookupError):
         rw.recipients(["a@example.org"])
+
+
+def test_alias_include_files_are_refused_unless_enabled(make_config, tmp_path):
+    from relayd.rewrite.aliases import LocalAliases
+    members = tmp_path / "staff.list"
+    members.write_text("# the staff list\nalice\nbob@remote.example, :include:" + str(tmp_path / "staff.list") + "\n")
+    aliases = tmp_path / "aliases"
+    aliases.write_text(f"staff :include:{members}, carol\n")  # texthash: key, blank, value
+    config = make_config(alias_maps=f"texthash:{aliases}")
+    refused = LocalAliases(config).expand("staff")
+    assert refused.mailboxes == ["carol"] and refused.forwards == []
+    assert refused.refused[0][0] == f":include:{members}"
+    enabled = LocalAliases(make_config(alias_maps=f"texthash:{aliases}",
+                                       relayd_allow_alias_include="yes")).expand("staff")
+    assert enabled.mailboxes == ["alice", "carol"]
+    assert enabled.forwards == ["bob@remote.example"]
+    assert enabled.refused == [(f":include:{members}", "include loop")]
