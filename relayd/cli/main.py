@@ -1,6 +1,7 @@
 """The ``relayd`` command.
 
     relayd [-c DIR] [-o name=value ...] [--listen HOST:PORT ...]   run in the foreground
+           [--relayhost HOST:PORT] [--queue DIR]                     (shorthands for -o)
     relayd [-c DIR] config check | show [-n|-d] [NAME ...]          like postconf
     relayd [-c DIR] flush                                           like postqueue -f
     relayd [-c DIR] mailq                                           like mailq
@@ -29,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a main.cf parameter")
     p.add_argument("--listen", metavar="HOST:PORT", action="append",
                    help="listen here instead of master.cf's smtpd services")
+    # Shorthands for the two settings a quick test run needs (= -o relayhost=..., -o queue_directory=...).
+    p.add_argument("--relayhost", metavar="HOST:PORT", help="the smart host (relayhost)")
+    p.add_argument("--queue", metavar="DIR", help="the queue directory (queue_directory)")
     p.add_argument("command", nargs="?", default="start-fg",
                    help="start-fg (default), config, flush, mailq, queue, postmap, postalias, "
                         "newaliases")
@@ -68,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
                "newaliases": postalias.newaliases_main}[args.command]
         return run((["-c", args.config_directory] if args.config_directory else []) + args.args)
     try:
-        config = load_config(args.config_directory, **_overrides(args.overrides))
+        overrides = _overrides(args.overrides)
+        if args.relayhost:
+            overrides["relayhost"] = args.relayhost
+        if args.queue:
+            overrides["queue_directory"] = args.queue
+        config = load_config(args.config_directory, **overrides)
         if args.command == "flush":
             return _flush(config)
         if args.command in ("mailq", "queue"):

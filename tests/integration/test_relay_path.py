@@ -205,3 +205,28 @@ def test_second_listener_with_its_own_master_cf_overrides(relayd_factory, sink):
     assert first_out.count(b"250 2.1.5 Ok") == 2
     assert second_out.count(b"250 2.1.5 Ok") == 1
     assert R.R452_TOO_MANY_RECIPIENTS.to_bytes() in second_out
+
+
+def test_runs_without_a_config_directory_from_flags_alone(tmp_path, sink):
+    """The bench harness's way: no main.cf, everything on the command line."""
+    import sys
+    import time
+    from tests.support.relayd_proc import free_port
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "relayd", "--listen", f"127.0.0.1:{port}",
+                             "--relayhost", f"127.0.0.1:{sink.port}", "--queue", str(tmp_path / "q"),
+                             "-o", "myhostname=flags.test"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+                    client.sendmail("a@example.org", ["b@example.net"], b"Subject: flags\r\n\r\nx\r\n")
+                break
+            except OSError:
+                time.sleep(0.1)
+        (msg,) = sink.wait_for(1)
+        assert b"by flags.test (relayd)" in msg.data
+    finally:
+        proc.terminate()
+        proc.wait(15)
