@@ -2,8 +2,8 @@
 
 Accepts Postfix's notation: ``127.0.0.0/8``, ``[::1]/128``,
 ``[2001:db8::]/32``, a bare address, commas or whitespace between. Host
-names, ``/file/name`` and ``type:table`` patterns come with the lookup
-tables of the policy issue and are refused with a clear error until then.
+names, ``/file/name`` and ``type:table`` patterns are not supported yet
+and are refused with a clear error naming the parameter.
 """
 from __future__ import annotations
 
@@ -54,4 +54,4 @@ def _parse(pattern: str, parameter: str):
         return ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise ConfigError(f"unsupported network pattern {pattern!r} (host names, files and "
-                          f"tables come with the policy issue)", parameter=parameter) from None
+                          f"tables are not supported here yet)", parameter=parameter) from None

@@ -10,6 +10,8 @@ $relay_domains and carries no sender-specified routing.
 """
 from __future__ import annotations
 
+import logging
+
 from relayd.addresses import normalize_domain, route
 from relayd.config import ConfigError
 from relayd.config.derived import PerConfig
@@ -19,6 +21,9 @@ from relayd.pipeline.dispatcher import split_list
 from relayd.pipeline.verdicts import DUNNO, OK, Defer, Reject
 from relayd.smtp.replies import (R450_ACCESS_DENIED, R454_RELAY_DEFERRED,
                                  R554_ACCESS_DENIED, R554_RELAY_DENIED)
+from relayd.tables.base import open_table_or_surrogate
+
+log = logging.getLogger("relayd.smtpd")
 
 # What Postfix names in "<name>: Class rejected: ..." for each stage.
 _STAGE_CLASS = {
@@ -37,27 +42,35 @@ class Destinations(PerConfig):
 
     def __init__(self, config):
         self.config = config
-        self.local = {normalize_domain(d) for d in _domain_list(config, "mydestination")}
-        relay = [normalize_domain(d) for d in _domain_list(config, "relay_domains")]
+        local, self.local_tables = _domain_list(config, "mydestination")
+        self.local = set(local)
+        relay, self.relay_tables = _domain_list(config, "relay_domains")
         self.relay = {d for d in relay if not d.startswith(".")}
         # ".example.com" matches subdomains only; a plain "example.com" matches its
         # subdomains too when parent_domain_matches_subdomains names relay_domains.
         self.relay_parents = {d[1:] for d in relay if d.startswith(".")}
-        if "relay_domains" in _words(config["parent_domain_matches_subdomains"]):
+        self.relay_subdomains = "relay_domains" in _words(config["parent_domain_matches_subdomains"])
+        if self.relay_subdomains:
             self.relay_parents |= self.relay
         self.myorigin = normalize_domain(config["myorigin"])
         self.mynetworks = NetworkList(config["mynetworks"])
 
     def is_local(self, domain: str) -> bool:
-        return domain in self.local
+        return domain in self.local or _listed(self.local_tables, domain)
 
     def is_relay(self, domain: str) -> bool:
-        if domain in self.relay:
+        """Listed in relay_domains: by name, or as a key of one of its tables
+        (a table's parent-domain key is "parent" with subdomain matching on,
+        ".parent" otherwise, as Postfix's domain lists look them up)."""
+        if domain in self.relay or _listed(self.relay_tables, domain):
             return True
         parent = domain
         while "." in parent:
             parent = parent.split(".", 1)[1]
             if parent in self.relay_parents:
+                return True
+            if self.relay_tables and _listed(
+                    self.relay_tables, parent if self.relay_subdomains else "." + parent):
                 return True
         return False
 
@@ -79,13 +92,23 @@ def _words(value) -> list[str]:
     return split_list(value) if isinstance(value, str) else list(value)
 
 
-def _domain_list(config, name: str) -> list[str]:
-    words = _words(config[name])
-    for word in words:
-        if ":" in word or word.startswith("/"):
-            raise ConfigError(f"lookup tables in {name} come with the policy issue: {word}",
-                              parameter=name)
-    return words
+def _domain_list(config, name: str) -> tuple[list[str], list]:
+    """A domain-list parameter: its domain names and its ``type:table`` items."""
+    names, tables = [], []
+    for word in _words(config[name]):
+        if word.startswith("/"):
+            raise ConfigError(f"/file/name patterns are not supported yet (use a table, e.g. "
+                              f"texthash:{word}): {word}", parameter=name)
+        if ":" in word and not word.startswith("["):
+            tables.append(open_table_or_surrogate(word, config, log=log))
+        else:
+            names.append(normalize_domain(word))
+    return names, tables
+
+
+def _listed(tables, domain: str) -> bool:
+    """Is ``domain`` a key of one of ``tables``? (TemporaryLookupError passes: 4xx)"""
+    return any(table.lookup(domain) is not None for table in tables)
 
 
 def _who(ctx: CheckContext) -> str:

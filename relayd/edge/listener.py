@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import socket
 
 import gevent
@@ -16,10 +17,12 @@ from gevent.server import StreamServer
 from relayd.content import ContentChecks
 from relayd.edge.counter import SessionCounter
 from relayd.edge.session import SmtpdSession
+from relayd.networks import NetworkList
+from relayd.params import split_list
 from relayd.pipeline.hooks import HookRegistry
 from relayd.rewrite import Rewriter
 from relayd.rewrite.headers import HeaderRules
-from relayd.smtp.replies import R421_TOO_MANY_CONNECTIONS
+from relayd.smtp.replies import R421_TOO_MANY_CLIENT_CONNECTIONS, R421_TOO_MANY_CONNECTIONS
 from relayd.tables.base import open_table_or_surrogate
 
 log = logging.getLogger("relayd.smtpd")
@@ -60,26 +63,50 @@ class SmtpdService:
         )
         self.sessions: set[SmtpdSession] = set()
         self.counter = counter or SessionCounter()
+        # smtpd_client_connection_count_limit (Postfix's anvil): per client address,
+        # each worker enforcing its share; $mynetworks is exempt by default.
+        limit = config["smtpd_client_connection_count_limit"]
+        self.client_limit = math.ceil(limit / self.counter.workers) if limit else 0
+        self.client_limit_exceptions = NetworkList(
+            split_list(config["smtpd_client_event_limit_exceptions"]),
+            parameter="smtpd_client_event_limit_exceptions")
+        self.client_sessions: dict[str, int] = {}
 
     def handle(self, sock, address) -> None:
         """Serve one accepted connection (runs in its own greenlet)."""
+        client = address[0]
         if self.counter.total() >= self.session_limit:
-            log.warning("too many connections: refusing %s", address[0])
-            try:
-                sock.sendall(R421_TOO_MANY_CONNECTIONS.format(self.myhostname).to_bytes())
-            except OSError:
-                pass
-            sock.close()
-            return
+            log.warning("too many connections: refusing %s", client)
+            return _refuse(sock, R421_TOO_MANY_CONNECTIONS.format(self.myhostname))
+        count = self.client_sessions.get(client, 0) + 1
+        if self.client_limit and count > self.client_limit \
+                and client not in self.client_limit_exceptions:
+            log.warning("Connection concurrency limit exceeded: %d from unknown[%s] for service %s",
+                        count, client, self.name)
+            return _refuse(sock, R421_TOO_MANY_CLIENT_CONNECTIONS.format(self.myhostname, client))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         session = SmtpdSession(self, sock, address)
         self.sessions.add(session)
         self.counter.add(1)
+        self.client_sessions[client] = count
         try:
             session.run()
         finally:
             self.counter.add(-1)
+            left = self.client_sessions[client] - 1
+            if left:
+                self.client_sessions[client] = left
+            else:
+                del self.client_sessions[client]
             self.sessions.discard(session)
+
+
+def _refuse(sock, reply) -> None:
+    try:
+        sock.sendall(reply.to_bytes())
+    except OSError:
+        pass
+    sock.close()
 
 
 def bind(address: tuple[str, int], backlog: int = 1024) -> socket.socket:

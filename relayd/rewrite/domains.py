@@ -35,14 +35,20 @@ class LocalDomains(PerConfig):
     """$mydestination plus the ``[address]`` literals of this host's interfaces."""
 
     def __init__(self, config):
-        self.names = {normalize_domain(d) for d in words(config, "mydestination")}
+        try:
+            destinations = Destinations.of(config)
+            self.names, self.tables = set(destinations.local), destinations.local_tables
+        except KeyError:  # a bare dict configuration (the queue manager's tests)
+            self.names = {normalize_domain(d) for d in words(config, "mydestination")}
+            self.tables = []
         for parameter in ("inet_interfaces", "proxy_interfaces"):
             for word in words(config, parameter):
                 for address in _INTERFACE_WORDS.get(word, (word,)):
                     self.names.add(_literal(address))
 
     def __contains__(self, domain: str) -> bool:
-        return normalize_domain(domain) in self.names
+        domain = normalize_domain(domain)
+        return domain in self.names or any(t.lookup(domain) is not None for t in self.tables)
 
 
 class DomainList:

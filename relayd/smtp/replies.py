@@ -87,6 +87,7 @@ R421_SHUTDOWN = Reply(421, "4.3.2", "{} Service shutting down, closing transmiss
 R421_TIMEOUT = Reply(421, "4.4.2", "{} Error: timeout exceeded")
 R421_TOO_MANY_ERRORS = Reply(421, "4.7.0", "{} Error: too many errors")
 R421_TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "{} Error: too many connections")
+R421_TOO_MANY_CLIENT_CONNECTIONS = Reply(421, "4.7.0", "{} Error: too many connections from {}")
 R451_QUEUE_WRITE_ERROR = Reply(451, "4.3.0", "Error: queue file write error")
 R451_TEMPORARY_FAILURE = Reply(451, "4.3.0", "Error: internal error")
 R451_CONFIG_ERROR = Reply(451, "4.3.5", "Server configuration error")

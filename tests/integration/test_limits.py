@@ -177,3 +177,27 @@ def test_soft_error_limit_slows_down_a_client_that_keeps_erring(relayd_factory):
             delays.append(time.monotonic() - started)
     # Below the soft limit errors are answered at once; from it on, after the sleep.
     assert delays[2] >= 0.9 and delays[2] - delays[0] >= 0.5
+
+
+def test_connections_per_client_are_limited_outside_mynetworks(relayd_factory):
+    relayd = relayd_factory("mynetworks = 192.0.2.0/24\nsmtpd_client_connection_count_limit = 2\n"
+                            "relayd_worker_processes = 1\n")
+    a = socket.create_connection(("127.0.0.1", relayd.port), timeout=10)
+    b = socket.create_connection(("127.0.0.1", relayd.port), timeout=10)
+    try:
+        assert a.recv(1024).startswith(b"220") and b.recv(1024).startswith(b"220")
+        with socket.create_connection(("127.0.0.1", relayd.port), timeout=10) as c:
+            assert c.recv(1024) == b"421 4.7.0 relayd.test Error: too many connections from 127.0.0.1\r\n"
+        relayd.wait_log("Connection concurrency limit exceeded: 3 from unknown[127.0.0.1]")
+    finally:
+        a.close(), b.close()
+
+
+def test_mynetworks_clients_are_exempt_from_the_per_client_limit(relayd_factory):
+    relayd = relayd_factory("smtpd_client_connection_count_limit = 1\n")
+    a = socket.create_connection(("127.0.0.1", relayd.port), timeout=10)
+    b = socket.create_connection(("127.0.0.1", relayd.port), timeout=10)
+    try:
+        assert a.recv(1024).startswith(b"220") and b.recv(1024).startswith(b"220")
+    finally:
+        a.close(), b.close()

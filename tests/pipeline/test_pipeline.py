@@ -99,3 +99,26 @@ def test_an_open_relay_configuration_is_refused():
     config = load_config(main_cf="smtpd_relay_restrictions = permit_mynetworks, permit\n")
     with pytest.raises(ConfigError, match="reject_unauth_destination"):
         Restrictions(config)
+
+
+def test_relay_domains_and_mydestination_may_be_tables(tmp_path):
+    relay = tmp_path / "relay_domains"
+    relay.write_text("relay.example OK\n")
+    local = tmp_path / "local_domains"
+    local.write_text("local.example OK\n")
+    config = load_config(main_cf=f"mynetworks = 192.0.2.0/24\nalias_maps =\nlocal_recipient_maps =\n"
+                                 f"relay_domains = texthash:{relay}\n"
+                                 f"mydestination = localhost, texthash:{local}\n")
+    restrictions = Restrictions(config)
+    for rcpt in ("x@relay.example", "x@sub.relay.example", "x@local.example", "x@localhost"):
+        assert restrictions.check_recipient(OUTSIDE, "a@example.org", rcpt) is None, rcpt
+    for rcpt in ("x@sub.local.example", "x@foreign.example", "x@notrelay.example"):
+        assert restrictions.check_recipient(OUTSIDE, "a@example.org", rcpt) == \
+            R.R454_RELAY_DEFERRED.format(rcpt), rcpt
+
+
+def test_a_missing_relay_domains_table_defers_instead_of_deciding(tmp_path):
+    config = load_config(main_cf=f"mynetworks = 192.0.2.0/24\n"
+                                 f"relay_domains = hash:{tmp_path / 'missing'}\n")
+    assert Restrictions(config).check_recipient(OUTSIDE, "a@example.org", "x@foreign.example") == \
+        R.R451_CONFIG_ERROR
