@@ -143,8 +143,8 @@ _RELAYD = [
     Param("smtpd_client_connection_count_limit", "int", "50",
           "Simultaneous connections one client may have."),
     Param("smtpd_session_limit", "int", "1000",
-          "relayd extension: most simultaneous SMTP sessions per listener process "
-          "(Postfix limits sessions through the smtpd process count)."),
+          "relayd extension: most simultaneous SMTP sessions of the whole relay, all workers "
+          "together (Postfix limits sessions through the smtpd process count)."),
     Param("smtpd_client_port_logging", "bool", "no", "Log the client port with its address."),
     Param("maillog_file", "str", "", "Log to this file instead of syslog."),
     Param("config_directory", "str", "/etc/relayd",
