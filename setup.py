@@ -13,6 +13,8 @@ setup(
         "PyMySQL>=1.1",
         "pyOpenSSL>=23.2",
         "prometheus_client>=0.17",
+        # regexp:/pcre: tables: matching with a time bound (PCRE syntax, maintained).
+        "regex>=2024.4",
     ],
     entry_points={
         "console_scripts": [
