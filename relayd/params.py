@@ -126,6 +126,9 @@ _RELAYD = [
     _time("smtp_data_xfer_timeout", "180s", "Time to send one chunk of message content."),
     _time("smtp_data_done_timeout", "600s", "Time to wait for the reply to the final dot."),
     _time("smtp_quit_timeout", "300s", "Time to wait for the QUIT reply."),
+    Param("smtp_line_length_limit", "int", "998",
+          "Longest message line sent over SMTP, CRLF not counted (relayd: a stuffing dot "
+          "counted); longer lines are broken by inserting CRLF SPACE. 0 disables this."),
     _time("smtp_connection_reuse_time_limit", "300s", "How long a cached connection is reused."),
     _time("smtp_connection_cache_time_limit", "2s", "How long an idle connection is cached."),
     Param("smtpd_relay_restrictions", "list",

@@ -46,11 +46,13 @@ class _StepTimeout(Exception):
 
 
 class SmtpConnection:
-    """One open SMTP connection to ``host[ip]:port``."""
+    """One open SMTP connection to ``host[ip]:port``; its content lines are
+    limited to ``line_length_limit`` octets (smtp_line_length_limit)."""
 
-    def __init__(self, sock: socket.socket, host: str, ip: str, port: int) -> None:
+    def __init__(self, sock: socket.socket, host: str, ip: str, port: int, *,
+                 line_length_limit: int) -> None:
         self.sock = sock
-        self.session = ClientSession()
+        self.session = ClientSession(line_length_limit=line_length_limit)
         self.name = f"{host}[{ip}]"            # Postfix's HOST[IP], for reasons
         self.relay = f"{self.name}:{port}"      # and HOST[IP]:PORT for relay=
         self.established = time.monotonic()
@@ -128,9 +130,10 @@ class _Step:
         return False
 
 
-def connect(host: str, port: int, timeout: float) -> SmtpConnection:
+def connect(host: str, port: int, timeout: float, *, line_length_limit: int) -> SmtpConnection:
     """Connect to each address of ``host`` in turn (each within
-    ``timeout``); Trouble with the last address's error if none answers."""
+    ``timeout``); Trouble with the last address's error if none answers.
+    ``line_length_limit`` goes to the :class:`SmtpConnection`."""
     try:
         infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
     except OSError:
@@ -149,7 +152,7 @@ def connect(host: str, port: int, timeout: float) -> SmtpConnection:
         else:
             if family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return SmtpConnection(sock, host, sockaddr[0], port)
+            return SmtpConnection(sock, host, sockaddr[0], port, line_length_limit=line_length_limit)
         sock.close()
     raise Trouble("4.4.1", reason)
 

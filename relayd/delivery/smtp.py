@@ -4,7 +4,8 @@ Per message: a connection (a cached one for the same next hop, or a new one:
 connect, greeting, EHLO or HELO after a 5xx to EHLO), then ONE transaction
 with all pending recipients. With PIPELINING offered, MAIL FROM, every RCPT
 TO and DATA go out in one write and their replies are read afterwards. The
-queued content is already in wire form; it is sent as is plus ".\\r\\n".
+queued content is already in wire form; it is sent as is plus ".\\r\\n",
+lines longer than smtp_line_length_limit broken by CRLF SPACE.
 
 Each recipient ends up SENT, DEFERRED (4xx reply, connection trouble,
 timeout) or BOUNCED (5xx reply, per recipient where the 5xx was per
@@ -38,6 +39,7 @@ SMTP_DEFAULTS = {
     "smtp_rcpt_timeout": 300.0, "smtp_data_init_timeout": 120.0, "smtp_data_xfer_timeout": 180.0,
     "smtp_data_done_timeout": 600.0, "smtp_quit_timeout": 300.0, "smtp_rset_timeout": 20.0,
     "smtp_connection_cache_time_limit": 2.0, "smtp_connection_reuse_time_limit": 300.0,
+    "smtp_line_length_limit": 998,
 }
 
 
@@ -115,7 +117,8 @@ class SmtpDeliveryAgent:
         conn = self.cache.take(destination.nexthop)
         if conn is not None:
             return conn
-        conn = connect(destination.host, destination.port, self._param("smtp_connect_timeout"))
+        conn = connect(destination.host, destination.port, self._param("smtp_connect_timeout"),
+                       line_length_limit=self._param("smtp_line_length_limit"))
         try:
             self._handshake(conn)
         except Trouble:

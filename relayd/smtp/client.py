@@ -19,6 +19,12 @@ Rules this module enforces (RFC 5321 section 4.2, 4.5.3.1.5):
   commands awaiting a reply, which is what makes PIPELINING work.
 - The EHLO reply's lines after the first are ESMTP keywords, kept in
   :attr:`ClientSession.extensions` (keyword upper-cased -> parameters).
+- Every reply line is made printable (Postfix's printable(), as
+  smtp_chat_resp() does) as soon as it is read, before anything parses,
+  logs or returns it: a CR, NUL or U+2028 inside a next hop's reply must
+  not become a line break in a log line, a DSN or a header.
+- Message content leaves with no line longer than ``line_length_limit``
+  (smtp_line_length_limit): longer lines are broken by inserting CRLF SPACE.
 - After the server's 220 reply to STARTTLS, no byte may follow in plaintext:
   such bytes were sent before the TLS handshake and would be read as if they
   came over TLS (CVE-2011-0411, client side). They are refused with
@@ -30,6 +36,7 @@ import re
 from collections import deque
 
 from relayd.smtp.replies import Reply
+from relayd.smtp.text import break_long_lines, printable
 
 __all__ = ["ClientSession", "ClientProtocolError", "NEED_DATA",
            "REPLY_LINE_LIMIT", "REPLY_LINES_LIMIT"]
@@ -66,9 +73,11 @@ class ClientSession:
     The first reply expected is the server's greeting. Each
     :meth:`send_command` and :meth:`send_data` queues one more expected
     reply; :attr:`awaiting` tells which commands still wait for theirs.
+    ``line_length_limit`` is smtp_line_length_limit (0: no limit).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, line_length_limit: int = 998) -> None:
+        self.line_length_limit = line_length_limit
         self._buffer = bytearray()
         self._lines: list[str] = []
         self._awaiting: deque[str] = deque([_GREETING])
@@ -103,7 +112,7 @@ class ClientSession:
             raise ClientProtocolError("reply line too long")
         raw = bytes(self._buffer[:end]).rstrip(b"\r")
         del self._buffer[:end + 1]
-        return raw.decode("utf-8", "replace")
+        return printable(raw.decode("utf-8", "replace"))
 
     def _take_line(self, line: str) -> bool:
         """Add one reply line; True when it was the last line of a reply."""
@@ -148,12 +157,13 @@ class ClientSession:
 
         ``wire_content`` is already in SMTP wire form (CRLF lines,
         dot-stuffed), as the queue stores it; it must be empty or end with
-        CRLF, otherwise the ".\\r\\n" would not start a line.
+        CRLF, otherwise the ".\\r\\n" would not start a line. Lines longer
+        than ``line_length_limit`` are broken (:func:`break_long_lines`).
         """
         if wire_content and not wire_content.endswith(b"\r\n"):
             raise ValueError("message content must end with CRLF")
         self._awaiting.append(_END_OF_DATA)
-        return wire_content + b".\r\n"
+        return break_long_lines(wire_content, self.line_length_limit) + b".\r\n"
 
     def tls_started(self) -> None:
         """Call once the TLS handshake is done: the old EHLO keywords no

@@ -3,8 +3,11 @@ import ast
 import pathlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relayd.smtp import client as client_module
+from relayd.smtp import text as text_module
 from relayd.smtp.client import (NEED_DATA, REPLY_LINE_LIMIT, ClientProtocolError,
                                 ClientSession)
 from relayd.smtp.replies import R250_QUEUED, Reply
@@ -160,9 +163,94 @@ def test_command_cannot_smuggle_a_second_line():
         greeted().send_command("RCPT TO:<a@x>\r\nRCPT TO:<b@y>")
 
 
-def test_core_imports_no_io():
-    tree = ast.parse(pathlib.Path(client_module.__file__).read_text())
+@pytest.mark.parametrize("module", [client_module, text_module])
+def test_core_imports_no_io(module):
+    tree = ast.parse(pathlib.Path(module.__file__).read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree)
                 if isinstance(node, (ast.Import, ast.ImportFrom))
                 for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
     assert not imported & {"socket", "ssl", "gevent", "time", "select", "OpenSSL"}
+
+
+# --- what a next hop says is made printable before anyone uses it (Postfix's smtp_chat_resp) ---
+
+@pytest.mark.parametrize("said, text", [
+    (b"550 5.1.1 no\rBcc: victim@x\r\n", "no?Bcc: victim@x"),          # bare CR: a header line in a DSN
+    (b"550 5.1.1 a\x00b\x1b[31mc\x7f\r\n", "a?b?[31mc?"),               # NUL, terminal escape, DEL
+    (b"550 5.1.1 a\tb\r\r\n", "a?b"),                                   # TAB; every trailing CR goes
+    ("550 5.1.1 a\u2028Bcc: v@x\u2029c\x85d".encode(), "a?Bcc: v@x?c?d"),  # Python's line breaks
+    (b"550 5.1.1 bad \xff\xfe utf-8\r\n", "bad ?? utf-8"),
+    ("550 5.1.1 Jörg unbekannt\r\n".encode(), "Jörg unbekannt"),         # printable UTF-8 stays
+])
+def test_reply_is_made_printable(said, text):
+    session = greeted()
+    session.send_command("RCPT TO:<v@example.net>")
+    session.receive_data(said if said.endswith(b"\n") else said + b"\r\n")
+    reply = session.next_event()
+    assert reply == Reply(550, "5.1.1", text)
+    assert len(reply.lines()) == 1 and all(ch.isprintable() for ch in reply.text)
+
+
+def test_multiline_reply_keeps_its_lines_and_loses_the_controls():
+    session = greeted()
+    session.send_command("RCPT TO:<v@example.net>")
+    session.receive_data(b"550-5.1.1 first\rX-Injected: 1\r\n550 5.1.1 second\x00\r\n")
+    assert session.next_event().lines() == ["550-5.1.1 first?X-Injected: 1", "550 5.1.1 second?"]
+
+
+# --- smtp_line_length_limit: long content lines broken by CRLF SPACE, as smtp(8) does ---
+
+LONG = (b"Subject: short\r\nX-Long: " + b"h" * 2500 + b"\r\n\r\n"
+        + b"b" * 3000 + b"\r\n.." + b"d" * 1500 + b"\r\n" + b"e" * 998 + b"\r\n")
+
+
+def lines_of(wire: bytes) -> list[bytes]:
+    assert wire.endswith(b"\r\n")
+    return wire[:-2].split(b"\r\n")
+
+
+def test_long_lines_are_broken_by_crlf_space():
+    sent = greeted().send_data(LONG)
+    assert sent.endswith(b"\r\n.\r\n")
+    lines = lines_of(sent[:-3])
+    assert max(map(len, lines)) == 998
+    # The header stays one header: every piece after its first is a continuation line.
+    start = lines.index(b"X-Long: " + b"h" * 990)
+    assert lines[start + 1:start + 4] == [b" " + b"h" * 997, b" " + b"h" * 513, b""]
+    # The stuffed line keeps its stuffing; no piece after it starts with a dot.
+    assert b".." + b"d" * 996 in lines and not any(line.startswith(b".d") for line in lines)
+    assert lines[-1] == b"e" * 998       # exactly at the limit: untouched
+    # Taking out each inserted CRLF SPACE gives back the original.
+    assert sent[:-3].replace(b"\r\n ", b"") == LONG
+
+
+def test_limit_zero_sends_lines_unchanged():
+    session = ClientSession(line_length_limit=0)
+    session.receive_data(b"220 mx\r\n")
+    session.next_event()
+    assert session.send_data(LONG) == LONG + b".\r\n"
+
+
+def test_content_within_the_limit_is_passed_on_as_is():
+    wire = (b"Subject: x\r\n\r\n" + b"x" * 998 + b"\r\n") * 50
+    assert text_module.break_long_lines(wire, 998) is wire
+    assert text_module.break_long_lines(b"y" * 999 + b"\r\n", 998) == b"y" * 998 + b"\r\n y\r\n"
+
+
+_LINE = st.binary(max_size=60).map(lambda b: b.replace(b"\r", b"r").replace(b"\n", b"n").lstrip(b" "))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE, max_size=12), st.integers(min_value=1, max_value=40))
+def test_broken_lines_respect_the_limit_and_dot_stuffing(lines, limit):
+    """For any content and limit: no line over the limit (1 acts as 2),
+    every line starting with "." is still stuffed, no CR or LF outside a CRLF,
+    and taking out the inserted CRLF SPACE gives back the content (the input's
+    lines never start with a space, so every line that does is a piece)."""
+    wire = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+    out = text_module.break_long_lines(wire, limit)
+    assert out.endswith(b"\r\n") or out == b""
+    assert b"\r" not in out.replace(b"\r\n", b"") and b"\n" not in out.replace(b"\r\n", b"")
+    assert all(len(line) <= max(limit, 2) for line in out.split(b"\r\n"))
+    assert all(line.startswith(b"..") for line in out.split(b"\r\n") if line.startswith(b"."))
+    assert out.replace(b"\r\n ", b"") == wire

@@ -1,0 +1,86 @@
+"""Text that relayd writes to a peer, a header or a log: kept on one line, kept short.
+
+Two pure functions, shared by the SMTP client core, the DSN builder and
+anyone else who passes on a string that came from outside:
+
+- :func:`printable` is Postfix's printable() (src/util/printable.c): every
+  character that is not printable becomes "?". Postfix keeps printable ASCII
+  and, with SMTPUTF8, valid UTF-8; so does this, but it also replaces what
+  Python's own line splitting treats as a line break (U+0085, U+2028,
+  U+2029): the email package folds and splits header values with
+  str.splitlines(), so such a character in a header value would start a new
+  header line. Undecodable bytes (U+FFFD after a "replace" decode) become
+  "?" as Postfix's invalid UTF-8 does.
+- :func:`break_long_lines` is smtp(8)'s smtp_line_length_limit
+  (src/smtp/smtp_proto.c, smtp_text_out()): a line of message content
+  longer than the limit is broken by inserting CRLF SPACE, so a long header
+  stays one (folded) header.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+__all__ = ["printable", "break_long_lines"]
+
+# Printable (str.isprintable) but unwanted: the decoder's stand-in for bad bytes.
+_REPLACEMENT_CHAR = "\ufffd"
+
+
+def printable(text: str, replacement: str = "?") -> str:
+    """``text`` with each non-printable character replaced by ``replacement``:
+    ASCII controls (CR, LF, TAB, NUL, DEL), C1 controls (U+0085 among them),
+    U+2028/U+2029, other Unicode separators and format characters, lone
+    surrogates and U+FFFD. The result never contains a line break."""
+    if text.isprintable() and _REPLACEMENT_CHAR not in text:
+        return text     # the common case, decided in C
+    return "".join(ch if ch.isprintable() and ch != _REPLACEMENT_CHAR else replacement
+                   for ch in text)
+
+
+@lru_cache(maxsize=8)
+def _long_line(limit: int) -> re.Pattern:
+    # Linear: the literal "\n" prefix is searched for in C, and the fixed
+    # count of non-"\n" bytes after it stops at the next "\n", so each byte
+    # is looked at no more than twice. limit + 2 = more than the line may
+    # hold, plus its CR.
+    return re.compile(rb"\n[^\n]{%d}" % (limit + 2))
+
+
+def _has_long_line(wire: bytes, limit: int) -> bool:
+    """Whether a CRLF line of ``wire`` may exceed ``limit``; never a false "no"."""
+    if len(wire) <= limit:
+        return False
+    if wire.find(b"\r\n", 0, limit + 2) < 0:
+        return True     # the first line
+    return _long_line(limit).search(wire) is not None
+
+
+def break_long_lines(wire: bytes, limit: int) -> bytes:
+    """``wire`` (CRLF lines, dot-stuffed, ending with CRLF) with every line
+    longer than ``limit`` octets broken into lines of at most ``limit``
+    octets, each piece after the first starting with an inserted SPACE;
+    ``limit`` <= 0 disables this; 1 acts as 2.
+
+    The limit counts a stuffing dot (Postfix's does not), so a line never
+    exceeds RFC 5321's 1,000 octets with the default of 998. A piece after
+    the first starts with the inserted space, never with a "." that would
+    need stuffing; a break falls inside a line, never inside its CRLF.
+    When no line is too long (one linear scan), ``wire`` itself is returned.
+    """
+    if limit <= 0:
+        return wire
+    # At least 2: a first piece of 1 could be the "." of a stuffed "..",
+    # and a later piece needs a byte after its space. (Postfix loops on 1.)
+    limit = max(limit, 2)
+    if not _has_long_line(wire, limit):
+        return wire
+    step = limit - 1            # bytes after the inserted space
+    out = []
+    for line in wire.split(b"\r\n"):
+        if len(line) <= limit:
+            out.append(line)
+            continue
+        out.append(line[:limit])
+        out.extend(b" " + line[i:i + step] for i in range(limit, len(line), step))
+    return b"\r\n".join(out)
