@@ -13,10 +13,20 @@ such user (in reply to RCPT TO command)"``; :func:`recipient_reply` writes
 it and :func:`build_dsn` reads it back: the status for Status:, the remote
 SMTP reply (when there was one) for Remote-MTA: and Diagnostic-Code: smtp;,
 otherwise the reason as Diagnostic-Code: X-Postfix;.
+
+What goes in comes from outside: addresses a client chose, replies a next
+hop wrote, the returned message's headers. Nothing of it may start a header
+line or break the MIME structure, so every string that goes into a header
+or a delivery-status field passes :func:`_field` (Postfix's printable(),
+ASCII only, as a DSN without SMTPUTF8 must be), the notification's lines
+:func:`_text` (printable UTF-8), and the returned headers keep only their
+folding TABs besides printable text. The email package neither folds nor
+re-encodes headers here (it would split a value at U+2028 and fold a long
+Diagnostic-Code right after its colon); instead every line longer than 998
+octets is broken by CRLF SPACE, as smtp_line_length_limit does.
 """
 from __future__ import annotations
 
-import re
 from email import policy
 from email.generator import BytesGenerator
 from email.message import Message
@@ -24,6 +34,8 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
 from io import BytesIO
+
+from relayd.smtp.text import break_long_lines, printable
 
 __all__ = ["build_dsn", "recipient_reply", "FAILED", "DELAYED"]
 
@@ -64,9 +76,9 @@ delete your own text from the attached returned message.
                    The mail system
 """
 
-_WIRE_POLICY = policy.SMTP.clone(max_line_length=998)
-_REMOTE_RE = re.compile(r"^host (\S+?)\[[^\]]*\] said: (\d{3}[ -].*) \(in reply to .* command\)$", re.S)
-_DSN_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
+#: SMTP line length (RFC 5321 4.5.3.1.6: 1,000 octets with the CRLF).
+LINE_LIMIT = 998
+_WIRE_POLICY = policy.SMTP.clone(max_line_length=None, refold_source="none")
 
 
 def recipient_reply(dsn: str, reason: str) -> str:
@@ -74,11 +86,45 @@ def recipient_reply(dsn: str, reason: str) -> str:
     return f"{dsn} {reason}"
 
 
-def _split_reply(text: str, reason_kind: str) -> tuple[str, str]:
+def _field(text: str) -> str:
+    """The one way into a DSN header or field: one printable ASCII line."""
+    return printable(text, utf8=False)
+
+
+def _text(text: str) -> str:
+    """One line of the notification text: printable, UTF-8 kept."""
+    return printable(text)
+
+
+def _is_status(dsn: str) -> bool:
+    """RFC 3463 class.subject.detail, class 2, 4 or 5."""
+    parts = dsn.split(".")
+    return (len(parts) == 3 and parts[0] in ("2", "4", "5")
+            and all(p.isascii() and p.isdigit() and len(p) <= 3 for p in parts[1:]))
+
+
+def _split_reply(text: str | None, reason_kind: str) -> tuple[str, str]:
+    text = text or ""
     dsn, _, reason = text.partition(" ")
-    if _DSN_RE.match(dsn):
+    if _is_status(dsn):
         return dsn, reason
     return ("5.0.0" if reason_kind == FAILED else "4.0.0"), text
+
+
+def _remote(reason: str) -> tuple[str, str] | None:
+    """(host, reply) from smtp's "host HOST[IP] said: REPLY (in reply to
+    X command)"; None for any other reason. Found with string searches: the
+    reply is a next hop's text, parsed in linear time."""
+    said, tail = reason.find("] said: "), reason.rfind(" (in reply to ")
+    if not reason.startswith("host ") or not reason.endswith(" command)") or not 0 <= said < tail:
+        return None
+    host, bracket, ip = reason[5:said].partition("[")
+    reply = reason[said + 8:tail]
+    if not host or not bracket or " " in host or "]" in ip:
+        return None
+    if not (reply[:3].isascii() and reply[:3].isdigit() and reply[3:4] in (" ", "-")):
+        return None
+    return host, reply
 
 
 def build_dsn(message, recipients: list[int], content: bytes, *, myhostname: str,
@@ -87,9 +133,10 @@ def build_dsn(message, recipients: list[int], content: bytes, *, myhostname: str
     (indexes into its envelope); ``content`` is the queued wire form of the
     original, of which only the headers are returned."""
     env = message.envelope
+    myhostname = _field(myhostname)
     report = MIMEMultipart("report", report_type="delivery-status")
-    report["From"] = f"{postmaster}@{myhostname} (Mail Delivery System)"
-    report["To"] = env.sender
+    report["From"] = f"{_field(postmaster)}@{myhostname} (Mail Delivery System)"
+    report["To"] = _field(env.sender)
     report["Subject"] = _SUBJECTS[reason_kind]
     report["Auto-Submitted"] = "auto-replied"
     report["Date"] = formatdate(localtime=True)
@@ -98,7 +145,8 @@ def build_dsn(message, recipients: list[int], content: bytes, *, myhostname: str
 
     rcpts = [env.recipients[i] for i in recipients]
     body = (_FAILED_BODY if reason_kind == FAILED else _DELAYED_BODY).format(myhostname=myhostname)
-    body += "\n" + "\n".join(f"<{r.address}>: {_split_reply(r.reply, reason_kind)[1]}" for r in rcpts) + "\n"
+    body += "\n" + "\n".join(_text(f"<{r.address}>: {_split_reply(r.reply, reason_kind)[1]}")
+                              for r in rcpts) + "\n"
     notification = MIMEText(body, "plain", "utf-8" if not body.isascii() else "us-ascii")
     notification["Content-Description"] = "Notification"
     report.attach(notification)
@@ -113,23 +161,23 @@ def _delivery_status(message, rcpts, myhostname: str, reason_kind: str) -> Messa
     env = message.envelope
     per_message = Message()
     per_message["Reporting-MTA"] = f"dns; {myhostname}"
-    per_message["X-Postfix-Queue-ID"] = message.queue_id
-    per_message["X-Postfix-Sender"] = f"rfc822; {env.sender}"
+    per_message["X-Postfix-Queue-ID"] = _field(message.queue_id)
+    per_message["X-Postfix-Sender"] = f"rfc822; {_field(env.sender)}"
     per_message["Arrival-Date"] = formatdate(env.arrival_time, localtime=True)
     blocks = [per_message]
     for rcpt in rcpts:
         dsn, reason = _split_reply(rcpt.reply, reason_kind)
         block = Message()
-        block["Final-Recipient"] = f"rfc822; {rcpt.address}"
-        block["Original-Recipient"] = f"rfc822; {rcpt.original or rcpt.address}"
+        block["Final-Recipient"] = f"rfc822; {_field(rcpt.address)}"
+        block["Original-Recipient"] = f"rfc822; {_field(rcpt.original or rcpt.address)}"
         block["Action"] = reason_kind
         block["Status"] = dsn
-        remote = _REMOTE_RE.match(reason)
+        remote = _remote(reason)
         if remote:
-            block["Remote-MTA"] = f"dns; {remote.group(1)}"
-            block["Diagnostic-Code"] = f"smtp; {remote.group(2)}"
+            block["Remote-MTA"] = f"dns; {_field(remote[0])}"
+            block["Diagnostic-Code"] = f"smtp; {_field(remote[1])}"
         else:
-            block["Diagnostic-Code"] = f"X-Postfix; {reason}"
+            block["Diagnostic-Code"] = f"X-Postfix; {_field(reason)}"
         blocks.append(block)
     status = Message()
     status.set_type("message/delivery-status")
@@ -140,21 +188,22 @@ def _delivery_status(message, rcpts, myhostname: str, reason_kind: str) -> Messa
 
 
 def _original_headers(content: bytes) -> str:
-    """The header section of a wire-form message, dot-stuffing undone."""
+    """The header section of a wire-form message, dot-stuffing undone,
+    each line printable but for the TABs that fold headers."""
     end = 0 if content.startswith(b"\r\n") else content.find(b"\r\n\r\n")
     head = content if end < 0 else content[:end + 2 if end else 0]
     lines = [line[1:] if line.startswith(b".") else line for line in head.split(b"\r\n")]
-    return b"\n".join(lines).decode("utf-8", "replace").rstrip("\n") + "\n"
+    text = b"\n".join(lines).decode("utf-8", "replace").rstrip("\n")
+    return "".join("\t".join(map(_text, line.split("\t"))) + "\n" for line in text.split("\n"))
 
 
 def _wire_form(report: Message) -> bytes:
-    """CRLF lines, dot-stuffed, ending with CRLF: what the queue stores."""
+    """CRLF lines, dot-stuffed, none over 998 octets, ending with CRLF:
+    what the queue stores."""
     out = BytesIO()
-    # No folding below the SMTP line limit: the email package folds the
-    # long DSN fields (Diagnostic-Code) right after the colon, which some
-    # DSN parsers read as an empty field.
     BytesGenerator(out, policy=_WIRE_POLICY).flatten(report)
     lines = out.getvalue().split(b"\r\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+    wire = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+    return break_long_lines(wire, LINE_LIMIT)

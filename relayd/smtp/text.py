@@ -27,15 +27,17 @@ __all__ = ["printable", "break_long_lines"]
 _REPLACEMENT_CHAR = "\ufffd"
 
 
-def printable(text: str, replacement: str = "?") -> str:
+def printable(text: str, replacement: str = "?", *, utf8: bool = True) -> str:
     """``text`` with each non-printable character replaced by ``replacement``:
     ASCII controls (CR, LF, TAB, NUL, DEL), C1 controls (U+0085 among them),
     U+2028/U+2029, other Unicode separators and format characters, lone
-    surrogates and U+FFFD. The result never contains a line break."""
-    if text.isprintable() and _REPLACEMENT_CHAR not in text:
+    surrogates and U+FFFD; with ``utf8`` false (Postfix's util_utf8_enable
+    off), every non-ASCII character too. The result never contains a line
+    break."""
+    if text.isprintable() and (text.isascii() or utf8 and _REPLACEMENT_CHAR not in text):
         return text     # the common case, decided in C
-    return "".join(ch if ch.isprintable() and ch != _REPLACEMENT_CHAR else replacement
-                   for ch in text)
+    return "".join(ch if ch.isprintable() and (ch.isascii() or utf8 and ch != _REPLACEMENT_CHAR)
+                   else replacement for ch in text)
 
 
 @lru_cache(maxsize=8)
