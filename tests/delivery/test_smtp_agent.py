@@ -128,3 +128,16 @@ def test_stale_cached_connection_is_not_used(agent, dest, sink):
     sink.start()
     assert agent.deliver(dest, request()).indexes(SENT) == [0]
     assert sink.sessions == 2
+
+
+def test_smtp_line_length_limit_from_the_config(config, dest, sink):
+    config["smtp_line_length_limit"] = 78
+    content = b"Subject: x\r\nX-Long: " + b"h" * 200 + b"\r\n\r\n" + b"b" * 300 + b"\r\n"
+    agent = SmtpDeliveryAgent(config)
+    try:
+        assert agent.deliver(dest, request(content=content)).indexes(SENT) == [0]
+    finally:
+        agent.close()
+    [txn] = sink.wait_for(1)
+    assert max(map(len, txn.raw.split(b"\r\n"))) == 78
+    assert txn.data.replace(b"\r\n ", b"") == content
