@@ -50,7 +50,8 @@ def _long_line(limit: int) -> re.Pattern:
 
 
 def _has_long_line(wire: bytes, limit: int) -> bool:
-    """Whether a CRLF line of ``wire`` may exceed ``limit``; never a false "no"."""
+    """Whether a line of ``wire`` may exceed ``limit``: never a false "no"
+    when lines end with CRLF only, as the queue stores them."""
     if len(wire) <= limit:
         return False
     if wire.find(b"\r\n", 0, limit + 2) < 0:
