@@ -13,6 +13,10 @@ Rules this module enforces (RFC 5321 section 4.2, 4.5.3.1.5):
   text at all), every earlier line "-"; all lines carry the same code.
 - A reply line longer than :data:`REPLY_LINE_LIMIT` or a reply of more than
   :data:`REPLY_LINES_LIMIT` lines is a protocol error: the buffer is bounded.
+  Of a long multi-line reply only the lines that start within the first
+  :data:`REPLY_TEXT_LIMIT` characters are kept, as Postfix's
+  smtp_chat_resp() keeps $line_length_limit of it: the text goes on into
+  logs, the queue and DSNs.
 - The enhanced status code (RFC 2034: class.subject.detail) is taken from
   the first line when present, and removed from each line that repeats it.
 - Replies are matched to commands in order; the session keeps the queue of
@@ -39,13 +43,15 @@ from relayd.smtp.replies import Reply
 from relayd.smtp.text import break_long_lines, printable
 
 __all__ = ["ClientSession", "ClientProtocolError", "NEED_DATA",
-           "REPLY_LINE_LIMIT", "REPLY_LINES_LIMIT"]
+           "REPLY_LINE_LIMIT", "REPLY_LINES_LIMIT", "REPLY_TEXT_LIMIT"]
 
 #: Longest reply line accepted, CRLF included. RFC 5321 says 512; real
 #: servers exceed it, so allow generous room while keeping the buffer bounded.
 REPLY_LINE_LIMIT = 4096
 #: Most lines in one multi-line reply (an EHLO reply has a dozen or so).
 REPLY_LINES_LIMIT = 256
+#: Reply text kept (Postfix: line_length_limit, 2048); later lines are checked, not kept.
+REPLY_TEXT_LIMIT = 2048
 
 # RFC 3463: status-code = class "." subject "." detail; class = "2"/"4"/"5".
 _STATUS_RE = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
@@ -80,6 +86,8 @@ class ClientSession:
         self.line_length_limit = line_length_limit
         self._buffer = bytearray()
         self._lines: list[str] = []
+        self._kept = 0          # characters in self._lines
+        self._count = 0         # lines of the reply read so far, kept or not
         self._awaiting: deque[str] = deque([_GREETING])
         self._tls_pending = False
         #: ESMTP keywords from the last EHLO reply, e.g. {"SIZE": "10240000"}.
@@ -123,13 +131,16 @@ class ClientSession:
             raise ClientProtocolError(f"reply code changed within a reply: {line[:80]!r}")
         if not self._awaiting:
             raise ClientProtocolError(f"unexpected reply: {line[:80]!r}")
-        self._lines.append(line)
-        if len(self._lines) > REPLY_LINES_LIMIT:
+        if self._kept < REPLY_TEXT_LIMIT:
+            self._lines.append(line)
+            self._kept += len(line) + 1
+        self._count += 1
+        if self._count > REPLY_LINES_LIMIT:
             raise ClientProtocolError("too many lines in one reply")
         return sep != "-"
 
     def _finish_reply(self) -> Reply:
-        lines, self._lines = self._lines, []
+        lines, self._lines, self._kept, self._count = self._lines, [], 0, 0
         reply = _parse_reply(lines)
         command = self._awaiting.popleft()
         if command == "EHLO" and reply.is_positive:

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from relayd.smtp import client as client_module
 from relayd.smtp import text as text_module
-from relayd.smtp.client import (NEED_DATA, REPLY_LINE_LIMIT, ClientProtocolError,
-                                ClientSession)
+from relayd.smtp.client import (NEED_DATA, REPLY_LINE_LIMIT, REPLY_TEXT_LIMIT,
+                                ClientProtocolError, ClientSession)
 from relayd.smtp.replies import R250_QUEUED, Reply
 
 EHLO_REPLY = (b"250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
@@ -196,6 +196,21 @@ def test_multiline_reply_keeps_its_lines_and_loses_the_controls():
     session.send_command("RCPT TO:<v@example.net>")
     session.receive_data(b"550-5.1.1 first\rX-Injected: 1\r\n550 5.1.1 second\x00\r\n")
     assert session.next_event().lines() == ["550-5.1.1 first?X-Injected: 1", "550 5.1.1 second?"]
+
+
+def test_long_multiline_reply_keeps_only_its_first_text():
+    """A next hop's 200 lines of 1,000 characters: read and checked, but only
+    about REPLY_TEXT_LIMIT characters of it go on to logs, the queue and DSNs."""
+    session = greeted()
+    session.send_command("RCPT TO:<v@example.net>")
+    session.receive_data(b"550-5.1.1 " + b"x" * 1000 + b"\r\n"
+                         + (b"550-5.1.1 " + b"y" * 1000 + b"\r\n") * 198 + b"550 5.1.1 last\r\n")
+    reply = session.next_event()
+    assert (reply.code, reply.status) == (550, "5.1.1")
+    assert len(reply.lines()) == 3 and REPLY_TEXT_LIMIT <= len(reply.text) < REPLY_TEXT_LIMIT + 1000
+    session.send_command("NOOP")
+    session.receive_data(b"250 2.0.0 Ok\r\n")
+    assert session.next_event() == Reply(250, "2.0.0", "Ok")
 
 
 # --- smtp_line_length_limit: long content lines broken by CRLF SPACE, as smtp(8) does ---
