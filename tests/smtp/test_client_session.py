@@ -274,3 +274,25 @@ def test_broken_lines_respect_the_limit_and_dot_stuffing(lines, limit):
     assert all(len(line) <= max(limit, 2) for line in out.split(b"\r\n"))
     assert all(line.startswith(b"..") for line in out.split(b"\r\n") if line.startswith(b"."))
     assert out.replace(b"\r\n ", b"") == wire
+
+
+_REPLY_BYTES = st.lists(st.one_of(
+    st.binary(max_size=30),
+    st.sampled_from([b"250 ", b"550-", b"550 5.1.1 ", b"\r\n", b"\r", b"\n", b"\x00",
+                     "\u2028".encode(), b"\xc2\x85", b"\xff"])), max_size=20).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_REPLY_BYTES)
+def test_any_server_bytes_give_printable_replies_or_a_protocol_error(said):
+    """The oracle for the client core: whatever a server sends, a reply's
+    lines are printable (they are joined by the only line break, "\\n")."""
+    session = greeted()
+    for _ in range(4):
+        session.send_command("NOOP")
+    session.receive_data(said)
+    try:
+        while (reply := session.next_event()) is not NEED_DATA:
+            assert all(line.isprintable() for line in reply.text.split("\n"))
+    except ClientProtocolError:
+        pass
