@@ -273,11 +273,13 @@ class QueueManager:
         recipients = [dataclasses.replace(r, reply=replies.get(i, r.reply))
                       for i, r in enumerate(env.recipients)]
         failed = dataclasses.replace(message, envelope=dataclasses.replace(env, recipients=recipients))
-        data = build_dsn(failed, bounced, content, myhostname=self.config["myhostname"],
-                         reason_kind=FAILED)
         new_qid = self.store.new_queue_id()
         writer = self.store.content_writer(new_qid)
         try:
+            # Inside the try: a DSN that cannot be built must not cost the
+            # results of this attempt (the delivered recipients among them).
+            data = build_dsn(failed, bounced, content, myhostname=self.config["myhostname"],
+                             reason_kind=FAILED)
             writer.write(data)
             dsn_env = Envelope(sender="", recipients=[Recipient(env.sender)], arrival_time=self.clock(),
                                client_name="localhost", client_addr="127.0.0.1", protocol="local",

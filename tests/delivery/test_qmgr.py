@@ -181,3 +181,18 @@ def test_no_relayhost_defers(store, config, sink, caplog):
     [line] = [x for x in log_lines(caplog, "relayd.qmgr") if "to=<" in x]
     assert line.endswith("dsn=4.4.1, status=deferred (no relayhost configured (MX delivery comes later))")
     assert sink.sessions == 0
+
+
+def test_dsn_that_cannot_be_built_keeps_the_attempts_results(qmgr, store, sink, monkeypatch, caplog):
+    """A mock, because no real input makes the builder fail any more (a
+    next hop's UTF-8 reply used to: tests/queue/test_bounce.py): the
+    delivered recipient stays delivered, the bounced one is kept for a retry."""
+    def broken(*args, **kw):
+        raise UnicodeEncodeError("ascii", "ö", 0, 1, "ordinal not in range(128)")
+    monkeypatch.setattr("relayd.delivery.qmgr.build_dsn", broken)
+    sink.reply_for_rcpt = {"gone@example.net": "550 5.1.1 User unknown"}
+    qid = queue_message(store, "alice@example.com", ["bob@example.net", "gone@example.net"])
+    wait_until(lambda: (m := store.get(qid)) and m.state == "deferred", what="deferral")
+    assert store.get(qid).pending_recipients() == [1]
+    assert [t.recipients for t in sink.messages] == [["bob@example.net"]]
+    assert "cannot queue the non-delivery notification" in caplog.text
