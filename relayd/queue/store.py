@@ -26,13 +26,14 @@ from relayd.queue import journal, records
 from relayd.queue.committer import Entry, GroupCommitter, QueueWriteError
 from relayd.queue.content import ContentWriter
 from relayd.queue.envelope import Envelope
+from relayd.queue.lock import DirectoryLock, QueueLocked
 from relayd.queue.offload import blocking
 from relayd.queue.qid import QueueIdGenerator
 from relayd.queue.recovery import recover
 from relayd.queue.state import (ACTIVE, CORRUPT, DEFERRED_Q, HOLD, INCOMING, Location,
                                  QueuedMessage, QueueState)
 
-__all__ = ["QueueStore", "QueueWriteError", "QueuedMessage", "ContentWriter"]
+__all__ = ["QueueStore", "QueueWriteError", "QueueLocked", "QueuedMessage", "ContentWriter"]
 
 log = logging.getLogger("relayd.queue")
 
@@ -58,6 +59,7 @@ class QueueStore:
         self._journal_dir = os.path.join(directory, "journal")
         self._data_dir = os.path.join(directory, "data")
         self._state = QueueState()
+        self._lock = DirectoryLock(directory)
         # One generator per process, shared by every store it opens, keeps ids unique.
         self._qids = queue_ids or QueueIdGenerator()
         self._writer = journal.SegmentWriter(self._journal_dir, fsync=fsync)
@@ -75,7 +77,17 @@ class QueueStore:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the directories, recover the journal and rebuild the views."""
+        """Lock the directory, create its subdirectories, recover the journal and
+        rebuild the views; QueueLocked when another process owns this queue."""
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        self._lock.acquire()   # before recovery: it removes files no message of ours refers to
+        try:
+            self._open_locked()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open_locked(self) -> None:
         for sub in ("journal", "data", "corrupt"):
             os.makedirs(os.path.join(self.directory, sub), mode=0o700, exist_ok=True)
         kept = recover(self.directory, self._state, self._qids)
@@ -103,6 +115,7 @@ class QueueStore:
         self._collect()
         blocking(self._writer.close)
         self._committer = None
+        self._lock.release()
 
     def flush(self) -> None:
         """Wait until every record so far is durable; QueueWriteError if that failed."""
