@@ -94,9 +94,8 @@ class QueueStore:
         now = time.monotonic()
         self._segments = {n: now for n in kept}
         last = kept[-1] if kept else 0
-        if kept and blocking(os.path.getsize, self._segment_path(last)) < self.segment_size:
-            blocking(self._writer.open_existing, last)
-        else:
+        if not (kept and blocking(os.path.getsize, self._segment_path(last)) < self.segment_size
+                and blocking(self._writer.open_existing, last)):
             blocking(self._writer.rotate, last + 1)
         self._segments[self._writer.number] = 0.0
         self._committer = GroupCommitter(self._write_batch, self._after_flush,
@@ -142,7 +141,8 @@ class QueueStore:
             raise QueueWriteError(f"{queue_id}: data file: {exc}") from exc
         size = content.size
         state = HOLD if hold else INCOMING
-        buffers = records.encode_message(queue_id, state, 0, 0.0, "", envelope.to_json(), chunks, size)
+        buffers = records.encode_message(queue_id, state, 0, 0.0, "", envelope.to_json(), chunks, size,
+                                         sync=self._writer.sync)
         framed = sum(len(b) for b in buffers)
 
         def durable(segment: int, offset: int) -> None:
@@ -198,7 +198,7 @@ class QueueStore:
                 raise KeyError(queue_id)
             try:
                 if where.content_offset < 0:
-                    return blocking(_read_file, os.path.join(self._data_dir, queue_id))
+                    return blocking(journal.read_file, os.path.join(self._data_dir, queue_id))
                 return blocking(journal.read_at, self._segment_path(where.segment),
                                 where.content_offset, where.content_size)
             except FileNotFoundError:
@@ -232,13 +232,13 @@ class QueueStore:
         for status, indexes in (("delivered", delivered), ("bounced", bounced)):
             if indexes:
                 rec = records.DoneRecord(queue_id, status, tuple((i, reply.get(i, "")) for i in indexes))
-                buffers += records.encode_done(queue_id, status, dict(rec.replies))
+                buffers += records.encode_done(queue_id, status, dict(rec.replies), sync=self._writer.sync)
                 self._state.apply_done(rec)
         finished = queue_id not in self._state.messages
         if not finished:
             when = time.time() if next_attempt is None else next_attempt
             rec = records.DeferredRecord(queue_id, when, tuple((i, reply.get(i, "")) for i in deferred))
-            buffers += records.encode_deferred(queue_id, when, dict(rec.reasons))
+            buffers += records.encode_deferred(queue_id, when, dict(rec.reasons), sync=self._writer.sync)
             self._state.apply_deferred(rec)
         self._committer.submit(Entry(buffers, self._finished(queue_id) if finished else None, retry=True))
 
@@ -265,7 +265,7 @@ class QueueStore:
             return False
         log.info("%s: %s", queue_id, logged)
         on_durable = self._finished(queue_id) if kind == records.DELETE else None
-        self._committer.submit(Entry(records.encode_queue_op(kind, queue_id), on_durable,
+        self._committer.submit(Entry(records.encode_queue_op(kind, queue_id, sync=self._writer.sync), on_durable,
                                      retry=True)).get()
         return True
 
@@ -362,7 +362,8 @@ class QueueStore:
         state = INCOMING if msg.state == ACTIVE else msg.state
         buffers = records.encode_message(msg.queue_id, state, msg.attempts, msg.next_attempt,
                                          msg.last_reason, msg.envelope.to_json(),
-                                         None if inline is None else [inline], where.content_size)
+                                         None if inline is None else [inline], where.content_size,
+                                         sync=self._writer.sync)
         framed = sum(len(b) for b in buffers)
 
         def durable(segment: int, offset: int) -> None:
@@ -372,7 +373,3 @@ class QueueStore:
                                                              where.content_size))
         return Entry(buffers, durable, retry=True)
 
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
