@@ -65,7 +65,9 @@ class Relay:
         self.queue_directory = worker_queue_directory(config["queue_directory"], worker)
         queue_ids = QueueIdGenerator(stripe=worker)
         fsync = config["relayd_queue_fsync"]
-        self.stores = [QueueStore(directory, fsync=fsync, queue_ids=queue_ids)
+        self.stores = [QueueStore(directory, fsync=fsync, queue_ids=queue_ids,
+                                  min_free=config["queue_minfree"],
+                                  message_size_limit=config["message_size_limit"])
                        for directory in [self.queue_directory]
                        + adopted_queue_directories(config["queue_directory"], worker, workers)]
         self.store = self.stores[0]

@@ -68,6 +68,7 @@ class ContentWriter:
         self._in_file = False
         self._closed = False
         self._job = None          # the threadpool call on the data file in flight, if any
+        self._error: OSError | None = None   # a failed write (disk full): reported by finish()
 
     @property
     def spilled(self) -> bool:
@@ -75,20 +76,29 @@ class ContentWriter:
         return self._in_file
 
     def write(self, data: bytes) -> None:
-        """Append content bytes exactly as they will be delivered."""
+        """Append content bytes exactly as they will be delivered.
+
+        A failed write to the data file (ENOSPC...) is not raised here: the
+        rest of the content is read and dropped, and finish() raises it, so
+        the client hears 451 at the end of DATA instead of losing its session."""
         if self._closed:
             raise ValueError(f"{self.queue_id}: content writer already finished")
-        if not data:
+        if not data or self._error is not None:
             return
         self._chunks.append(bytes(data))
         self.size += len(data)
         self._buffered += len(data)
-        if self._fd < 0 and self.size > self._inline_limit:
-            self._in_file = True
-            self._fd = self._run(os.open, self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            self._drain()
-        elif self._fd >= 0 and self._buffered >= SPILL_CHUNK:
-            self._drain()
+        try:
+            if self._fd < 0 and self.size > self._inline_limit:
+                self._in_file = True
+                self._fd = self._run(os.open, self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                     0o600)
+                self._drain()
+            elif self._fd >= 0 and self._buffered >= SPILL_CHUNK:
+                self._drain()
+        except OSError as exc:
+            self._error = exc
+            self._chunks, self._buffered = [], 0
 
     def _drain(self) -> None:
         chunks, self._chunks, self._buffered = self._chunks, [], 0
@@ -104,6 +114,8 @@ class ContentWriter:
     def finish(self) -> list[bytes] | None:
         """Close the writer: the inline chunks, or None when the data file is complete and durable."""
         self._closed = True
+        if self._error is not None:
+            raise self._error
         if self._fd < 0:
             return self._chunks
         fd, chunks, self._fd, self._chunks = self._fd, self._chunks, -1, []

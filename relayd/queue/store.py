@@ -40,6 +40,8 @@ log = logging.getLogger("relayd.queue")
 _OPS = {"hold": (records.HOLD, "placed on hold"), "release": (records.RELEASE, "released from hold"),
         "delete": (records.DELETE, "removed"), "requeue": (records.REQUEUE, "requeued")}
 COMPACT_LIVE_FRACTION = 4   # compact an old segment once its live records fill at most 1/4 of a segment
+SPACE_CHECK_INTERVAL = 1.0  # seconds a free-space reading is reused: statvfs not once per message
+SPACE_MULTIPLIER = 1.5      # Postfix's smtpd_check_queue: room for 1.5 x message_size_limit
 
 
 class QueueStore:
@@ -48,7 +50,8 @@ class QueueStore:
     def __init__(self, directory: str, *, fsync: bool = True, segment_size: int = 64 << 20,
                  inline_limit: int = 256 << 10, compact_after: float = 300.0,
                  retry_delay: float = 1.0, content_cache_size: int = 32 << 20,
-                 queue_ids: QueueIdGenerator | None = None):
+                 queue_ids: QueueIdGenerator | None = None, min_free: int = 0,
+                 message_size_limit: int = 0):
         self.directory = directory
         self.fsync = fsync
         self.segment_size = segment_size
@@ -56,6 +59,9 @@ class QueueStore:
         self.compact_after = compact_after   # seconds a segment stays sealed before compaction
         self.retry_delay = retry_delay       # pause after a failed flush before writing again
         self.on_commit = None                # callable(qid) after a message became durable
+        self.min_free = min_free             # queue_minfree
+        self.message_size_limit = message_size_limit
+        self._space = (0.0, 1, 0)            # (monotonic time read, block size, blocks available)
         self._journal_dir = os.path.join(directory, "journal")
         self._data_dir = os.path.join(directory, "data")
         self._state = QueueState()
@@ -125,6 +131,25 @@ class QueueStore:
     def new_queue_id(self) -> str:
         """A Postfix-like queue id (12 uppercase hex digits), unique across restarts."""
         return self._qids.next()
+
+    def has_room(self) -> bool:
+        """Whether the queue file system can take a new message (asked at MAIL FROM).
+
+        Postfix's smtpd_check_queue: no when the free space is at most
+        ``queue_minfree`` or less than 1.5 x ``message_size_limit`` (the
+        session answers 452 4.3.1). The reading is reused for a second, so a
+        busy relay makes one statvfs a second, in the threadpool."""
+        read_at, block, free = self._space
+        if time.monotonic() - read_at >= SPACE_CHECK_INTERVAL:
+            st = blocking(os.statvfs, self.directory)
+            block, free = st.f_frsize or st.f_bsize, st.f_bavail
+            self._space = (time.monotonic(), block, free)
+        if (self.min_free // block >= free
+                or self.message_size_limit // block >= free / SPACE_MULTIPLIER):
+            log.warning("not enough free space in mail queue: %d bytes < %g*message size limit",
+                        free * block, SPACE_MULTIPLIER)
+            return False
+        return True
 
     def content_writer(self, queue_id: str) -> ContentWriter:
         """A writer for the content of ``queue_id``, fed during DATA."""
