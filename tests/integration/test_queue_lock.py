@@ -53,16 +53,18 @@ def test_a_second_relayd_on_the_same_queue_exits_1_and_leaves_it_alone(relayd, s
     client, replies = _start_transaction(relayd.port)
     spilled = _wait(lambda: _data_files(relayd.spool), "the in-flight data file")
 
-    second = RelaydProcess(tmp_path / "second", sink.port,
-                           f"queue_directory = {relayd.spool}\n")
-    done = subprocess.run([sys.executable, "-m", "relayd", "-c", str(second.directory)],
-                          capture_output=True, text=True, timeout=60)
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output
-    assert "fatal: the relayd mail system is already running" in output
-    assert str(relayd.spool) in output and f"process {relayd.proc.pid}" in output
-    with pytest.raises(OSError):   # it never bound its port
-        socket.create_connection(("127.0.0.1", second.port), timeout=2).close()
+    for workers in ("auto", "1", "3"):   # a master with workers, or a single process
+        second = RelaydProcess(tmp_path / f"second-{workers}", sink.port,
+                               f"queue_directory = {relayd.spool}\n"
+                               f"relayd_worker_processes = {workers}\n")
+        done = subprocess.run([sys.executable, "-m", "relayd", "-c", str(second.directory)],
+                              capture_output=True, text=True, timeout=60)
+        output = done.stdout + done.stderr
+        assert done.returncode == 1, output
+        assert "fatal: the relayd mail system is already running" in output
+        assert str(relayd.spool) in output and f"process {relayd.proc.pid}" in output
+        with pytest.raises(OSError):   # it never bound its port
+            socket.create_connection(("127.0.0.1", second.port), timeout=2).close()
 
     # The first relayd's in-flight file is untouched and its transaction completes.
     assert all(path.exists() and path.stat().st_size >= size for path, size in spilled.items())
