@@ -1,4 +1,4 @@
-"""Segment files on disk: scanning with torn-tail recovery, appending, deleting.
+"""Segment files on disk: scanning (damage set aside, torn tails cut), appending, deleting.
 
 Everything here is plain blocking file I/O; the store runs it in gevent's
 threadpool so that the event loop never waits for the disk. Format details
@@ -197,7 +197,7 @@ def _record_at(data, header: records.SegmentHeader, pos: int) -> tuple[ScannedRe
             return None, f"unreadable record ({exc})"
         return ScannedRecord(pos, head_size + length, head_size, kind, rec), ""
     finally:
-        payload = None
+        payload = None   # no view may outlive the scan: mmap.close() refuses while one exists
         view.release()
 
 
