@@ -13,10 +13,12 @@ process itself.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import signal
+import sys
 import time
 
 import gevent
@@ -24,6 +26,7 @@ import gevent
 from relayd import maillog
 from relayd.edge.counter import SessionCounter
 from relayd.edge.listener import bind_all
+from relayd.queue.lock import MASTER_LOCK, DirectoryLock, QueueLocked
 from relayd.relay import Relay
 
 log = logging.getLogger("relayd.master")
@@ -42,16 +45,41 @@ def worker_count(config) -> int:
 
 
 def run(config, listen=None) -> int:
-    """Run relayd in the foreground until SIGTERM or SIGINT; the exit status."""
+    """Run relayd in the foreground until SIGTERM or SIGINT; the exit status
+    (1 when another relayd already runs on this queue_directory)."""
     workers = worker_count(config)
-    if workers == 1:
-        handler = maillog.configure(config["myhostname"], config["maillog_file"])
-        try:
+    if workers > 1:
+        return Master(config, listen, workers).run()
+    handler = maillog.configure(config["myhostname"], config["maillog_file"])
+    try:
+        with instance_lock(config):
             _serve(Relay(config, listen=listen))
-        finally:
-            handler.flush()
-        return 0
-    return Master(config, listen, workers).run()
+    except QueueLocked as exc:
+        return _fatal(config, exc)
+    finally:
+        handler.flush()
+    return 0
+
+
+@contextlib.contextmanager
+def instance_lock(config):
+    """Hold ``$queue_directory/master.lock`` for the life of this relayd: taken
+    before any queue is recovered or any port bound, QueueLocked if held."""
+    lock = DirectoryLock(config["queue_directory"], MASTER_LOCK)
+    os.makedirs(lock.directory, mode=0o700, exist_ok=True)
+    lock.acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def _fatal(config, exc: QueueLocked) -> int:
+    """Postfix's "fatal: the Postfix mail system is already running", in the log and on stderr."""
+    log.critical("%s", exc)
+    if config["maillog_file"] not in ("", "/dev/stderr", "-"):
+        print(f"relayd: fatal: {exc}", file=sys.stderr)
+    return 1
 
 
 def _serve(relay: Relay) -> None:
@@ -83,6 +111,13 @@ class Master:
     def run(self) -> int:
         self.handler = maillog.configure(self.config["myhostname"], self.config["maillog_file"],
                                          batching=False)
+        try:
+            with instance_lock(self.config):
+                return self._supervise()
+        except QueueLocked as exc:
+            return _fatal(self.config, exc)
+
+    def _supervise(self) -> int:
         self.sockets = bind_all(self.addresses)
         self.counter = SessionCounter(self.workers)
         signal.signal(signal.SIGTERM, self._on_stop)
@@ -121,6 +156,9 @@ class Master:
         status = 0
         try:
             self._worker_main(worker)
+        except QueueLocked as exc:   # e.g. an embedded Relay on this worker's queue
+            log.critical("worker %d: %s", worker, exc)
+            status = 1
         except BaseException:
             log.exception("worker %d failed", worker)
             status = 1

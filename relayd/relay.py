@@ -22,6 +22,7 @@ from relayd.edge.deadlines import DeadlineSweeper
 from relayd.edge.listener import Listener, SmtpdService, bind_all
 from relayd.pipeline.registry import CheckRegistry
 from relayd.pipeline.restrictions import Restrictions
+from relayd.queue.lock import QueueLocked
 from relayd.queue.qid import QueueIdGenerator
 from relayd.queue.store import QueueStore
 
@@ -64,7 +65,9 @@ class Relay:
         self.queue_directory = worker_queue_directory(config["queue_directory"], worker)
         queue_ids = QueueIdGenerator(stripe=worker)
         fsync = config["relayd_queue_fsync"]
-        self.stores = [QueueStore(directory, fsync=fsync, queue_ids=queue_ids)
+        self.stores = [QueueStore(directory, fsync=fsync, queue_ids=queue_ids,
+                                  min_free=config["queue_minfree"],
+                                  message_size_limit=config["message_size_limit"])
                        for directory in [self.queue_directory]
                        + adopted_queue_directories(config["queue_directory"], worker, workers)]
         self.store = self.stores[0]
@@ -109,15 +112,14 @@ class Relay:
         return [listener.address for listener in self.listeners]
 
     def start(self) -> None:
-        """Open the queues, start delivery, bind and start the listeners."""
+        """Open the queues, start delivery, bind and start the listeners.
+
+        Raises :class:`relayd.queue.lock.QueueLocked` when another process
+        (another relayd) owns this queue directory."""
         if self._started:
             return
         self._started = True
-        for store, qmgr in zip(self.stores, self.qmgrs):
-            os.makedirs(store.directory, exist_ok=True)
-            store.open()
-            store.on_commit = qmgr.wake
-            qmgr.start()
+        self._open_queues()
         self.sweeper = DeadlineSweeper()
         sockets = self._sockets or bind_all([address for address, *_ in self._services])
         for address, svc_config, restrictions, name in self._services:
@@ -135,6 +137,26 @@ class Relay:
             "flush": self._flush, "list": self._list, "hold": self._queue_op,
             "release": self._queue_op, "delete": self._queue_op, "requeue": self._queue_op})
         self.control.start()
+
+    def _open_queues(self) -> None:
+        """Open (lock, recover) this relay's queue, then the orphaned queues it adopts,
+        before anything is bound. Another process holding our own queue stops the
+        start (QueueLocked); an orphaned queue someone else holds is left to them."""
+        self.store.open()
+        opened = [(self.store, self.qmgr)]
+        for store, qmgr in zip(self.stores[1:], self.qmgrs[1:]):
+            try:
+                store.open()
+            except QueueLocked as exc:
+                log.warning("queue %s not adopted: locked by %s", store.directory,
+                            f"process {exc.pid}" if exc.pid else "another process")
+                continue
+            opened.append((store, qmgr))
+        self.stores = [store for store, _ in opened]
+        self.qmgrs = [qmgr for _, qmgr in opened]
+        for store, qmgr in opened:
+            store.on_commit = qmgr.wake
+            qmgr.start()
 
     def _flush(self, command: str, args) -> str:
         for qmgr in self.qmgrs:

@@ -33,6 +33,7 @@ from relayd.smtp.replies import (R221_BYE, R250_HELO, R250_OK, R250_QUEUED, R250
                                  R452_TOO_MANY_RECIPIENTS, R500_UNRECOGNIZED, R502_NOT_IMPLEMENTED,
                                  R502_VRFY_DISABLED,
                                  R214_HELP, R554_TOO_MANY_HOPS, Reply)
+from relayd.smtp.replies import R452_INSUFFICIENT_STORAGE
 from relayd.smtp.server import ProtocolError, ServerSession
 
 log = logging.getLogger("relayd.smtpd")
@@ -222,6 +223,9 @@ class SmtpdSession:
     def on_mail(self, event: ev.Mail) -> Reply:
         self._note_pipelining()
         refusal = self.policy.on_mail(event.sender)
+        if refusal is None and not self.service.store.has_room():   # smtpd_check_queue
+            self.policy.reset_transaction()
+            refusal = R452_INSUFFICIENT_STORAGE
         if refusal is not None:
             return self._failed("mail", refusal)
         self.tx = Transaction(event.sender, event.params)

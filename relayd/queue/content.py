@@ -4,12 +4,21 @@ Small messages stay in memory and go inline into the journal record. Past
 ``inline_limit`` the content spills to ``<queue_directory>/data/<qid>``; the
 MESSAGE record then refers to that file. Writes to the file run in the
 threadpool and are batched so that one DATA line is not one system call.
+
+A session can be killed (deadline, stop) while a threadpool thread still
+writes its file: the greenlet stops waiting, the thread does not stop. So
+the writer remembers the job in flight, and closing the file descriptor is
+ordered after it: closing it sooner would let the thread write into
+whatever file the kernel gives that descriptor number next.
 """
 from __future__ import annotations
 
+import logging
 import os
 
-from relayd.queue.offload import blocking
+import gevent
+
+log = logging.getLogger("relayd.queue")
 
 SPILL_CHUNK = 256 << 10    # bytes gathered in memory between two writes to a spilled file
 
@@ -30,7 +39,10 @@ def _finish_file(fd: int, chunks: list[bytes], sync: bool) -> None:
         os.close(fd)
 
 
-def _remove(path: str) -> None:
+def _discard(fd: int, path: str) -> None:
+    """Close the data file (when ``fd`` >= 0) and remove it."""
+    if fd >= 0:
+        os.close(fd)
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -55,6 +67,8 @@ class ContentWriter:
         self._fd = -1
         self._in_file = False
         self._closed = False
+        self._job = None          # the threadpool call on the data file in flight, if any
+        self._error: OSError | None = None   # a failed write (disk full): reported by finish()
 
     @property
     def spilled(self) -> bool:
@@ -62,40 +76,75 @@ class ContentWriter:
         return self._in_file
 
     def write(self, data: bytes) -> None:
-        """Append content bytes exactly as they will be delivered."""
+        """Append content bytes exactly as they will be delivered.
+
+        A failed write to the data file (ENOSPC...) is not raised here: the
+        rest of the content is read and dropped, and finish() raises it, so
+        the client hears 451 at the end of DATA instead of losing its session."""
         if self._closed:
             raise ValueError(f"{self.queue_id}: content writer already finished")
-        if not data:
+        if not data or self._error is not None:
             return
         self._chunks.append(bytes(data))
         self.size += len(data)
         self._buffered += len(data)
-        if self._fd < 0 and self.size > self._inline_limit:
-            self._fd = blocking(os.open, self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            self._in_file = True
-            self._drain()
-        elif self._fd >= 0 and self._buffered >= SPILL_CHUNK:
-            self._drain()
+        try:
+            if self._fd < 0 and self.size > self._inline_limit:
+                self._in_file = True
+                self._fd = self._run(os.open, self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                     0o600)
+                self._drain()
+            elif self._fd >= 0 and self._buffered >= SPILL_CHUNK:
+                self._drain()
+        except OSError as exc:
+            self._error = exc
+            self._chunks, self._buffered = [], 0
 
     def _drain(self) -> None:
         chunks, self._chunks, self._buffered = self._chunks, [], 0
-        blocking(_write_chunks, self._fd, chunks)
+        self._run(_write_chunks, self._fd, chunks)
+
+    def _run(self, fn, *args):
+        """``fn(*args)`` in the threadpool, remembered until it returns (see abort)."""
+        self._job = gevent.get_hub().threadpool.spawn(fn, *args)
+        result = self._job.get()
+        self._job = None
+        return result
 
     def finish(self) -> list[bytes] | None:
         """Close the writer: the inline chunks, or None when the data file is complete and durable."""
         self._closed = True
+        if self._error is not None:
+            raise self._error
         if self._fd < 0:
             return self._chunks
         fd, chunks, self._fd, self._chunks = self._fd, self._chunks, -1, []
-        blocking(_finish_file, fd, chunks, self._fsync)
+        self._run(_finish_file, fd, chunks, self._fsync)
         return None
 
     def abort(self) -> None:
-        """Drop the content and remove its data file, if any (safe to call more than once)."""
+        """Drop the content and remove its data file, if any (safe to call more than once).
+
+        When the greenlet was interrupted while a thread still uses the file,
+        the file is closed and removed once that thread is done with it."""
         self._closed = True
         self._chunks = []
-        if self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            blocking(os.close, fd)
-        if self._in_file:
-            blocking(_remove, self.path)
+        fd, self._fd = self._fd, -1
+        job, self._job = self._job, None
+        if not self._in_file:
+            return
+        self._in_file = False
+        if job is not None and not job.ready():
+            job.rawlink(lambda done: gevent.spawn(_discard_after, done, fd, self.path))
+            return
+        self._run(_discard, fd, self.path)
+
+
+def _discard_after(job, fd: int, path: str) -> None:
+    """Close and remove a data file once the threadpool job using it has ended."""
+    if fd < 0 and job.successful() and isinstance(job.value, int):
+        fd = job.value    # the job was the os.open: its descriptor was never handed over
+    try:
+        gevent.get_hub().threadpool.apply(_discard, (fd, path))
+    except OSError as exc:
+        log.warning("%s: cannot remove data file: %s", os.path.basename(path), exc)

@@ -1,4 +1,4 @@
-"""Segment files on disk: scanning with torn-tail recovery, appending, deleting.
+"""Segment files on disk: scanning (damage set aside, torn tails cut), appending, deleting.
 
 Everything here is plain blocking file I/O; the store runs it in gevent's
 threadpool so that the event loop never waits for the disk. Format details
@@ -30,6 +30,7 @@ class ScannedRecord:
 
     offset: int           # file offset of the record header
     size: int             # framed size
+    header_size: int      # the payload starts at offset + header_size
     kind: int
     record: object        # a records.*Record
 
@@ -58,9 +59,14 @@ def fsync_dir(path: str) -> None:
 
 
 def set_aside(data: bytes, corrupt_dir: str, name: str) -> str:
-    """Keep damaged bytes in ``corrupt_dir`` for the postmaster; returns the path."""
+    """Keep damaged bytes in ``corrupt_dir`` for the postmaster; returns the path.
+
+    Bytes already kept under that name are not kept again (damage inside a
+    segment is found again at every start until the segment is deleted)."""
     path = os.path.join(corrupt_dir, name)
     if os.path.exists(path):
+        if os.path.getsize(path) == len(data) and read_file(path) == data:
+            return path
         path += f".{time.time_ns()}"
     with open(path, "wb") as f:
         f.write(data)
@@ -71,12 +77,15 @@ def set_aside(data: bytes, corrupt_dir: str, name: str) -> str:
 
 
 def scan_segment(path: str, corrupt_dir: str) -> list[ScannedRecord] | None:
-    """Read every intact record of one segment, cutting a torn or damaged tail.
+    """Read every intact record of one segment, setting damaged bytes aside.
 
-    The first bad record (short, checksum mismatch, unparseable) and all bytes
-    after it are copied to ``corrupt_dir`` and the segment is truncated there,
-    so nothing torn is ever applied. Returns None when the file is not a
-    usable segment at all (it is then set aside and removed).
+    A bad record (short, checksum mismatch, unparseable) inside the segment:
+    its bytes, up to the next intact record (found by the segment's sync
+    word, then checked like any record), are copied to ``corrupt_dir`` and
+    skipped; everything after is kept. A bad tail (no intact record after
+    it) is copied there and the segment truncated, so nothing torn is ever
+    applied. Returns None when the file is not a usable segment at all (it
+    is then set aside and removed).
     """
     name = os.path.basename(path)
     with open(path, "r+b") as f:
@@ -86,13 +95,10 @@ def scan_segment(path: str, corrupt_dir: str) -> list[ScannedRecord] | None:
         else:
             data = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
         try:
-            if not _header_ok(data, path, corrupt_dir):
+            header = _header(data, path, corrupt_dir)
+            if header is None:
                 return None
-            found, end, why = _read_records(data)
-            if end < size:
-                kept = set_aside(bytes(data[end:]), corrupt_dir, f"{name}.{end}")
-                log.warning("journal %s: %s at offset %d: %d bytes moved to %s, segment truncated",
-                            name, why, end, size - end, kept)
+            found, end = _read_segment(data, header, name, corrupt_dir)
         finally:
             if size:
                 data.close()
@@ -103,12 +109,11 @@ def scan_segment(path: str, corrupt_dir: str) -> list[ScannedRecord] | None:
     return found
 
 
-def _header_ok(data, path: str, corrupt_dir: str) -> bool:
-    """Check the segment header; set the file aside when it has none."""
+def _header(data, path: str, corrupt_dir: str) -> records.SegmentHeader | None:
+    """The segment header; None (the file set aside and removed) when it has none."""
     name = os.path.basename(path)
     try:
-        records.parse_segment_header(data)
-        return True
+        return records.parse_segment_header(data)
     except records.UnsupportedVersion as exc:
         raise UnsupportedJournal(f"{path}: {exc}") from None
     except ValueError as exc:
@@ -117,32 +122,82 @@ def _header_ok(data, path: str, corrupt_dir: str) -> bool:
         log.warning("journal %s: %s: %d bytes set aside, segment removed", name, exc, len(data))
         os.unlink(path)
         fsync_dir(os.path.dirname(path))
-        return False
+        return None
 
 
-def _read_records(data) -> tuple[list[ScannedRecord], int, str]:
-    """Intact records from just after the header; the end of the last good one; why it stopped."""
+def _read_segment(data, header: records.SegmentHeader, name: str,
+                  corrupt_dir: str) -> tuple[list[ScannedRecord], int]:
+    """Every intact record, resuming after damage; the offset the segment must be cut at."""
+    found: list[ScannedRecord] = []
+    pos, size = header.size, len(data)
+    while True:
+        end, why = _read_records(data, header, pos, found)
+        if end == size:
+            return found, size
+        resume = _resync(data, header, end + 1) if header.sync else -1
+        if resume < 0:
+            kept = set_aside(bytes(data[end:]), corrupt_dir, f"{name}.{end}")
+            log.warning("journal %s: %s at offset %d: %d bytes moved to %s, segment truncated",
+                        name, why, end, size - end, kept)
+            return found, end
+        kept = set_aside(bytes(data[end:resume]), corrupt_dir, f"{name}.{end}")
+        log.warning("journal %s: %s at offset %d: %d bytes set aside in %s, "
+                    "records read again from offset %d", name, why, end, resume - end, kept, resume)
+        pos = resume
+
+
+def _resync(data, header: records.SegmentHeader, start: int) -> int:
+    """Offset of the next intact record at or after ``start`` (sync word, bounds,
+    checksum and payload all good), or -1."""
+    pos = data.find(header.sync, start)
+    while pos >= 0:
+        record, _why = _record_at(data, header, pos)
+        if record is not None:
+            return pos
+        pos = data.find(header.sync, pos + 1)
+    return -1
+
+
+def _read_records(data, header: records.SegmentHeader, pos: int,
+                  found: list[ScannedRecord]) -> tuple[int, str]:
+    """Append intact records from ``pos`` on; the offset of the first bad one
+    (the end of the data when none) and what is wrong with it."""
+    size = len(data)
+    while pos < size:
+        record, why = _record_at(data, header, pos)
+        if record is None:
+            return pos, why
+        found.append(record)
+        pos += record.size
+    return pos, ""
+
+
+def _record_at(data, header: records.SegmentHeader, pos: int) -> tuple[ScannedRecord | None, str]:
+    """The intact record at ``pos``, or None and why it is not one."""
+    layout = header.record_header
+    head_size, size = layout.size, len(data)
+    if size - pos < head_size:
+        return None, "short record header"
+    if header.sync:
+        sync, length, crc, kind = layout.unpack_from(data, pos)
+        if sync != header.sync:
+            return None, "no record start"
+    else:
+        length, crc, kind = layout.unpack_from(data, pos)
+    if length > records.MAX_PAYLOAD or pos + head_size + length > size:
+        return None, "short record"
     view = memoryview(data)
-    pos, size, found = records.SEGMENT_HEADER.size, len(data), []
-    head_size = records.RECORD_HEADER.size
     try:
-        while pos < size:
-            if size - pos < head_size:
-                return found, pos, "short record header"
-            length, crc, kind = records.RECORD_HEADER.unpack_from(view, pos)
-            if length > records.MAX_PAYLOAD or pos + head_size + length > size:
-                return found, pos, "short record"
-            payload = view[pos + head_size:pos + head_size + length]
-            if records.record_crc(length, kind, payload) != crc:
-                return found, pos, "checksum mismatch"
-            try:
-                rec = records.decode(kind, payload)
-            except records.RecordError as exc:
-                return found, pos, f"unreadable record ({exc})"
-            found.append(ScannedRecord(pos, head_size + length, kind, rec))
-            pos += head_size + length
-        return found, pos, ""
+        payload = view[pos + head_size:pos + head_size + length]
+        if records.record_crc(length, kind, payload) != crc:
+            return None, "checksum mismatch"
+        try:
+            rec = records.decode(kind, payload)
+        except records.RecordError as exc:
+            return None, f"unreadable record ({exc})"
+        return ScannedRecord(pos, head_size + length, head_size, kind, rec), ""
     finally:
+        payload = None   # no view may outlive the scan: mmap.close() refuses while one exists
         view.release()
 
 
@@ -171,20 +226,30 @@ class SegmentWriter:
         self.size = 0
         self._fd = -1
         self._tail_dirty = False   # a failed batch could not be cut off yet
+        # Starts every record. Kept across rotations: records are framed before the
+        # batch that holds them knows its segment.
+        self.sync = os.urandom(records.SYNC_SIZE)
 
-    def open_existing(self, number: int) -> None:
-        """Continue appending to a scanned, intact segment."""
-        self._close_fd()
+    def open_existing(self, number: int) -> bool:
+        """Continue appending to a scanned segment; False (nothing opened) when it
+        is of an older format version, which is never appended to."""
         path = os.path.join(self.journal_dir, segment_name(number))
+        with open(path, "rb") as f:
+            header = records.parse_segment_header(f.read(records.SEGMENT_HEADER.size))
+        if header.version != records.FORMAT_VERSION:
+            return False
+        self._close_fd()
         self._fd = os.open(path, os.O_WRONLY)
+        self.sync = header.sync
         self.number, self.size = number, os.lseek(self._fd, 0, os.SEEK_END)
+        return True
 
     def rotate(self, number: int) -> None:
         """Start segment ``number`` (header written and durable, directory entry too)."""
         path = os.path.join(self.journal_dir, segment_name(number))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            _write_all(fd, [records.segment_header(number)])
+            _write_all(fd, [records.segment_header(number, self.sync)])
             if self.fsync:
                 os.fdatasync(fd)
                 fsync_dir(self.journal_dir)
@@ -231,6 +296,12 @@ class SegmentWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def read_file(path: str) -> bytes:
+    """The whole of ``path``."""
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def read_at(path: str, offset: int, length: int) -> bytes:

@@ -4,9 +4,13 @@ Pure functions, no I/O. The layout is documented byte by byte in
 docs/queue-format.md; change both together, and bump FORMAT_VERSION when an
 old reader could misread a new file.
 
-A record on disk is ``[length:u32][crc:u32][type:u8][payload]`` (little
-endian), where ``length`` counts the payload bytes and ``crc`` is zlib's
-CRC-32 over the length field, the type byte and the payload.
+A record on disk is ``[sync:8][length:u32][crc:u32][type:u8][payload]``
+(little endian), where ``sync`` is the random 8 bytes of the segment header,
+``length`` counts the payload bytes and ``crc`` is zlib's CRC-32 over the
+length field, the type byte and the payload. The sync word lets a reader
+find the next record after a damaged one; being random and secret, it is
+not something message content can forge. Version 1 segments (no sync word)
+are still read.
 """
 from __future__ import annotations
 
@@ -15,10 +19,13 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"RLYQ"
-FORMAT_VERSION = 1
-SEGMENT_HEADER = struct.Struct("<4sHHII")   # magic, version, flags, segment number, crc
-RECORD_HEADER = struct.Struct("<IIB")       # payload length, crc, type
-MAX_PAYLOAD = 1 << 30                       # a larger length field can only be damage
+FORMAT_VERSION = 2
+SYNC_SIZE = 8
+SEGMENT_HEADER = struct.Struct("<4sHHI8sI")  # magic, version, flags, segment number, sync, crc
+RECORD_HEADER = struct.Struct("<8sIIB")      # sync, payload length, crc, type
+SEGMENT_HEADER_V1 = struct.Struct("<4sHHII")  # magic, version, flags, segment number, crc
+RECORD_HEADER_V1 = struct.Struct("<IIB")     # payload length, crc, type
+MAX_PAYLOAD = 1 << 30                        # a larger length field can only be damage
 
 # Record types.
 MESSAGE = 1
@@ -92,31 +99,48 @@ class QueueOpRecord:
     kind: int
 
 
-def segment_header(number: int) -> bytes:
-    """The 16-byte header that starts segment ``number``."""
-    head = struct.pack("<4sHHI", MAGIC, FORMAT_VERSION, 0, number)
+@dataclass(frozen=True)
+class SegmentHeader:
+    """What a segment header says; ``sync`` is empty for version 1."""
+
+    number: int
+    version: int
+    sync: bytes
+    size: int               # header bytes; records start here
+    record_header: struct.Struct
+
+
+def segment_header(number: int, sync: bytes) -> bytes:
+    """The 24-byte header that starts segment ``number`` (``sync``: 8 random bytes)."""
+    head = struct.pack("<4sHHI8s", MAGIC, FORMAT_VERSION, 0, number, sync)
     return head + _U32.pack(zlib.crc32(head))
 
 
-def parse_segment_header(data: bytes) -> int:
-    """The segment number from a header; ValueError if it is not one we can read."""
-    if len(data) < SEGMENT_HEADER.size:
-        raise ValueError("short segment header")
-    magic, version, _flags, number, crc = SEGMENT_HEADER.unpack_from(data)
-    if magic != MAGIC or crc != zlib.crc32(data[:SEGMENT_HEADER.size - 4]):
+def parse_segment_header(data) -> SegmentHeader:
+    """A header of a version we read; ValueError if it is not a header at all."""
+    if len(data) < SEGMENT_HEADER_V1.size or bytes(data[:4]) != MAGIC:
         raise ValueError("not a relayd journal segment")
-    if version != FORMAT_VERSION:
+    version = int.from_bytes(data[4:6], "little")
+    layout = {1: SEGMENT_HEADER_V1, 2: SEGMENT_HEADER}.get(version)
+    if layout is None:
         raise UnsupportedVersion(f"journal format version {version} is not supported")
-    return number
+    if len(data) < layout.size or _U32.unpack_from(data, layout.size - 4)[0] != zlib.crc32(
+            data[:layout.size - 4]):
+        raise ValueError("damaged segment header")
+    if version == 1:
+        _magic, _version, _flags, number, _crc = layout.unpack_from(data)
+        return SegmentHeader(number, 1, b"", layout.size, RECORD_HEADER_V1)
+    _magic, _version, _flags, number, sync, _crc = layout.unpack_from(data)
+    return SegmentHeader(number, 2, sync, layout.size, RECORD_HEADER)
 
 
-def frame(kind: int, parts: list[bytes]) -> list[bytes]:
+def frame(kind: int, parts: list[bytes], sync: bytes) -> list[bytes]:
     """Buffers for one framed record whose payload is the concatenation of ``parts``."""
     length = sum(len(p) for p in parts)
     crc = record_crc(length, kind, b"")
     for part in parts:
         crc = zlib.crc32(part, crc)
-    return [RECORD_HEADER.pack(length, crc, kind), *parts]
+    return [RECORD_HEADER.pack(sync, length, crc, kind), *parts]
 
 
 def record_crc(length: int, kind: int, payload) -> int:
@@ -135,7 +159,8 @@ def _str16(text: str) -> bytes:
 
 
 def encode_message(queue_id: str, state: str, attempts: int, next_attempt: float, last_reason: str,
-                   envelope_json: bytes, content: list[bytes] | None, content_size: int) -> list[bytes]:
+                   envelope_json: bytes, content: list[bytes] | None, content_size: int, *,
+                   sync: bytes) -> list[bytes]:
     """A MESSAGE record; ``content`` is the inline content, or None for a data file."""
     reason = last_reason.encode("utf-8")[:0xFFFF]
     storage = INLINE if content is not None else DATA_FILE
@@ -143,28 +168,29 @@ def encode_message(queue_id: str, state: str, attempts: int, next_attempt: float
                                               len(reason))
             + reason + _U32.pack(len(envelope_json)))
     tail = list(content) if content is not None else [_U64.pack(content_size)]
-    return frame(MESSAGE, [head, envelope_json, *tail])
+    return frame(MESSAGE, [head, envelope_json, *tail], sync)
 
 
-def encode_done(queue_id: str, status: str, replies: dict[int, str]) -> list[bytes]:
+def encode_done(queue_id: str, status: str, replies: dict[int, str], *, sync: bytes) -> list[bytes]:
     """A RECIPIENT_DONE record for recipients delivered or bounced."""
     body = [_str8(queue_id), bytes([DONE_CODES[status]]), _U32.pack(len(replies))]
     for index, text in sorted(replies.items()):
         body.append(_U32.pack(index) + _str16(text))
-    return frame(RECIPIENT_DONE, body)
+    return frame(RECIPIENT_DONE, body, sync)
 
 
-def encode_deferred(queue_id: str, next_attempt: float, reasons: dict[int, str]) -> list[bytes]:
+def encode_deferred(queue_id: str, next_attempt: float, reasons: dict[int, str], *,
+                    sync: bytes) -> list[bytes]:
     """A DEFERRED record: one attempt made, ``reasons`` per deferred recipient."""
     body = [_str8(queue_id), _F64.pack(next_attempt), _U32.pack(len(reasons))]
     for index, text in sorted(reasons.items()):
         body.append(_U32.pack(index) + _str16(text))
-    return frame(DEFERRED, body)
+    return frame(DEFERRED, body, sync)
 
 
-def encode_queue_op(kind: int, queue_id: str) -> list[bytes]:
+def encode_queue_op(kind: int, queue_id: str, *, sync: bytes) -> list[bytes]:
     """A HOLD, RELEASE, DELETE or REQUEUE record."""
-    return frame(kind, [_str8(queue_id)])
+    return frame(kind, [_str8(queue_id)], sync)
 
 
 class _Reader:

@@ -66,7 +66,7 @@ def _replay_message(state: QueueState, segment: int, item: journal.ScannedRecord
         return
     msg = QueuedMessage(rec.queue_id, envelope, rec.state, rec.attempts, rec.next_attempt,
                         rec.last_reason)
-    offset = -1 if rec.in_data_file else item.offset + records.RECORD_HEADER.size + rec.content_start
+    offset = -1 if rec.in_data_file else item.offset + item.header_size + rec.content_start
     state.apply_message(msg, Location(segment, item.size, offset, rec.content_size))
 
 

@@ -26,19 +26,22 @@ from relayd.queue import journal, records
 from relayd.queue.committer import Entry, GroupCommitter, QueueWriteError
 from relayd.queue.content import ContentWriter
 from relayd.queue.envelope import Envelope
+from relayd.queue.lock import DirectoryLock, QueueLocked
 from relayd.queue.offload import blocking
 from relayd.queue.qid import QueueIdGenerator
 from relayd.queue.recovery import recover
 from relayd.queue.state import (ACTIVE, CORRUPT, DEFERRED_Q, HOLD, INCOMING, Location,
                                  QueuedMessage, QueueState)
 
-__all__ = ["QueueStore", "QueueWriteError", "QueuedMessage", "ContentWriter"]
+__all__ = ["QueueStore", "QueueWriteError", "QueueLocked", "QueuedMessage", "ContentWriter"]
 
 log = logging.getLogger("relayd.queue")
 
 _OPS = {"hold": (records.HOLD, "placed on hold"), "release": (records.RELEASE, "released from hold"),
         "delete": (records.DELETE, "removed"), "requeue": (records.REQUEUE, "requeued")}
 COMPACT_LIVE_FRACTION = 4   # compact an old segment once its live records fill at most 1/4 of a segment
+SPACE_CHECK_INTERVAL = 1.0  # seconds a free-space reading is reused: statvfs not once per message
+SPACE_MULTIPLIER = 1.5      # Postfix's smtpd_check_queue: room for 1.5 x message_size_limit
 
 
 class QueueStore:
@@ -47,7 +50,8 @@ class QueueStore:
     def __init__(self, directory: str, *, fsync: bool = True, segment_size: int = 64 << 20,
                  inline_limit: int = 256 << 10, compact_after: float = 300.0,
                  retry_delay: float = 1.0, content_cache_size: int = 32 << 20,
-                 queue_ids: QueueIdGenerator | None = None):
+                 queue_ids: QueueIdGenerator | None = None, min_free: int = 0,
+                 message_size_limit: int = 0):
         self.directory = directory
         self.fsync = fsync
         self.segment_size = segment_size
@@ -55,9 +59,13 @@ class QueueStore:
         self.compact_after = compact_after   # seconds a segment stays sealed before compaction
         self.retry_delay = retry_delay       # pause after a failed flush before writing again
         self.on_commit = None                # callable(qid) after a message became durable
+        self.min_free = min_free             # queue_minfree
+        self.message_size_limit = message_size_limit
+        self._space = (0.0, 1, 0)            # (monotonic time read, block size, blocks available)
         self._journal_dir = os.path.join(directory, "journal")
         self._data_dir = os.path.join(directory, "data")
         self._state = QueueState()
+        self._lock = DirectoryLock(directory)
         # One generator per process, shared by every store it opens, keeps ids unique.
         self._qids = queue_ids or QueueIdGenerator()
         self._writer = journal.SegmentWriter(self._journal_dir, fsync=fsync)
@@ -75,16 +83,25 @@ class QueueStore:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the directories, recover the journal and rebuild the views."""
+        """Lock the directory, create its subdirectories, recover the journal and
+        rebuild the views; QueueLocked when another process owns this queue."""
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        self._lock.acquire()   # before recovery: it removes files no message of ours refers to
+        try:
+            self._open_locked()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open_locked(self) -> None:
         for sub in ("journal", "data", "corrupt"):
             os.makedirs(os.path.join(self.directory, sub), mode=0o700, exist_ok=True)
         kept = recover(self.directory, self._state, self._qids)
         now = time.monotonic()
         self._segments = {n: now for n in kept}
         last = kept[-1] if kept else 0
-        if kept and blocking(os.path.getsize, self._segment_path(last)) < self.segment_size:
-            blocking(self._writer.open_existing, last)
-        else:
+        if not (kept and blocking(os.path.getsize, self._segment_path(last)) < self.segment_size
+                and blocking(self._writer.open_existing, last)):
             blocking(self._writer.rotate, last + 1)
         self._segments[self._writer.number] = 0.0
         self._committer = GroupCommitter(self._write_batch, self._after_flush,
@@ -103,6 +120,7 @@ class QueueStore:
         self._collect()
         blocking(self._writer.close)
         self._committer = None
+        self._lock.release()
 
     def flush(self) -> None:
         """Wait until every record so far is durable; QueueWriteError if that failed."""
@@ -113,6 +131,25 @@ class QueueStore:
     def new_queue_id(self) -> str:
         """A Postfix-like queue id (12 uppercase hex digits), unique across restarts."""
         return self._qids.next()
+
+    def has_room(self) -> bool:
+        """Whether the queue file system can take a new message (asked at MAIL FROM).
+
+        Postfix's smtpd_check_queue: no when the free space is at most
+        ``queue_minfree`` or less than 1.5 x ``message_size_limit`` (the
+        session answers 452 4.3.1). The reading is reused for a second, so a
+        busy relay makes one statvfs a second, in the threadpool."""
+        read_at, block, free = self._space
+        if time.monotonic() - read_at >= SPACE_CHECK_INTERVAL:
+            st = blocking(os.statvfs, self.directory)
+            block, free = st.f_frsize or st.f_bsize, st.f_bavail
+            self._space = (time.monotonic(), block, free)
+        if (self.min_free // block >= free
+                or self.message_size_limit // block >= free / SPACE_MULTIPLIER):
+            log.warning("not enough free space in mail queue: %d bytes < %g*message size limit",
+                        free * block, SPACE_MULTIPLIER)
+            return False
+        return True
 
     def content_writer(self, queue_id: str) -> ContentWriter:
         """A writer for the content of ``queue_id``, fed during DATA."""
@@ -129,7 +166,8 @@ class QueueStore:
             raise QueueWriteError(f"{queue_id}: data file: {exc}") from exc
         size = content.size
         state = HOLD if hold else INCOMING
-        buffers = records.encode_message(queue_id, state, 0, 0.0, "", envelope.to_json(), chunks, size)
+        buffers = records.encode_message(queue_id, state, 0, 0.0, "", envelope.to_json(), chunks, size,
+                                         sync=self._writer.sync)
         framed = sum(len(b) for b in buffers)
 
         def durable(segment: int, offset: int) -> None:
@@ -185,7 +223,7 @@ class QueueStore:
                 raise KeyError(queue_id)
             try:
                 if where.content_offset < 0:
-                    return blocking(_read_file, os.path.join(self._data_dir, queue_id))
+                    return blocking(journal.read_file, os.path.join(self._data_dir, queue_id))
                 return blocking(journal.read_at, self._segment_path(where.segment),
                                 where.content_offset, where.content_size)
             except FileNotFoundError:
@@ -219,13 +257,13 @@ class QueueStore:
         for status, indexes in (("delivered", delivered), ("bounced", bounced)):
             if indexes:
                 rec = records.DoneRecord(queue_id, status, tuple((i, reply.get(i, "")) for i in indexes))
-                buffers += records.encode_done(queue_id, status, dict(rec.replies))
+                buffers += records.encode_done(queue_id, status, dict(rec.replies), sync=self._writer.sync)
                 self._state.apply_done(rec)
         finished = queue_id not in self._state.messages
         if not finished:
             when = time.time() if next_attempt is None else next_attempt
             rec = records.DeferredRecord(queue_id, when, tuple((i, reply.get(i, "")) for i in deferred))
-            buffers += records.encode_deferred(queue_id, when, dict(rec.reasons))
+            buffers += records.encode_deferred(queue_id, when, dict(rec.reasons), sync=self._writer.sync)
             self._state.apply_deferred(rec)
         self._committer.submit(Entry(buffers, self._finished(queue_id) if finished else None, retry=True))
 
@@ -252,7 +290,7 @@ class QueueStore:
             return False
         log.info("%s: %s", queue_id, logged)
         on_durable = self._finished(queue_id) if kind == records.DELETE else None
-        self._committer.submit(Entry(records.encode_queue_op(kind, queue_id), on_durable,
+        self._committer.submit(Entry(records.encode_queue_op(kind, queue_id, sync=self._writer.sync), on_durable,
                                      retry=True)).get()
         return True
 
@@ -349,7 +387,8 @@ class QueueStore:
         state = INCOMING if msg.state == ACTIVE else msg.state
         buffers = records.encode_message(msg.queue_id, state, msg.attempts, msg.next_attempt,
                                          msg.last_reason, msg.envelope.to_json(),
-                                         None if inline is None else [inline], where.content_size)
+                                         None if inline is None else [inline], where.content_size,
+                                         sync=self._writer.sync)
         framed = sum(len(b) for b in buffers)
 
         def durable(segment: int, offset: int) -> None:
@@ -359,7 +398,3 @@ class QueueStore:
                                                              where.content_size))
         return Entry(buffers, durable, retry=True)
 
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
