@@ -4,12 +4,21 @@ Small messages stay in memory and go inline into the journal record. Past
 ``inline_limit`` the content spills to ``<queue_directory>/data/<qid>``; the
 MESSAGE record then refers to that file. Writes to the file run in the
 threadpool and are batched so that one DATA line is not one system call.
+
+Every byte written goes through :class:`relayd.cleanup.StoredForm`, so every
+path into the queue (SMTP sessions, forwarded copies, DSNs) meets the
+stored-form invariant: content that would not be one DATA transmission is
+never committed (``finish`` raises :class:`StoredFormError`).
 """
 from __future__ import annotations
 
+import logging
 import os
 
+from relayd.cleanup import StoredForm
 from relayd.queue.offload import blocking
+
+log = logging.getLogger("relayd.cleanup")
 
 SPILL_CHUNK = 256 << 10    # bytes gathered in memory between two writes to a spilled file
 
@@ -37,6 +46,12 @@ def _remove(path: str) -> None:
         pass
 
 
+class StoredFormError(OSError):
+    """The content failed the stored-form invariant. It is an OSError so that
+    the commit refuses the message as it refuses any content it cannot write
+    (451 4.3.0 "queue file write error", as cleanup(8) answers a write error)."""
+
+
 class ContentWriter:
     """Collects one message's content: ``write(bytes)``, ``size``, ``abort()``.
 
@@ -55,6 +70,7 @@ class ContentWriter:
         self._fd = -1
         self._in_file = False
         self._closed = False
+        self._form = StoredForm()
 
     @property
     def spilled(self) -> bool:
@@ -65,8 +81,8 @@ class ContentWriter:
         """Append content bytes exactly as they will be delivered."""
         if self._closed:
             raise ValueError(f"{self.queue_id}: content writer already finished")
-        if not data:
-            return
+        if not data or not self._form.feed(data):
+            return   # nothing more is kept of content that will be refused
         self._chunks.append(bytes(data))
         self.size += len(data)
         self._buffered += len(data)
@@ -82,8 +98,14 @@ class ContentWriter:
         blocking(_write_chunks, self._fd, chunks)
 
     def finish(self) -> list[bytes] | None:
-        """Close the writer: the inline chunks, or None when the data file is complete and durable."""
+        """Close the writer: the inline chunks, or None when the data file is complete
+        and durable. StoredFormError when the content fails the invariant."""
         self._closed = True
+        problem = self._form.finish()
+        if problem is not None:
+            log.warning("%s: message refused: its stored form is not one DATA transmission: %s",
+                        self.queue_id, problem)
+            raise StoredFormError(f"stored form check failed: {problem}")
         if self._fd < 0:
             return self._chunks
         fd, chunks, self._fd, self._chunks = self._fd, self._chunks, -1, []
