@@ -26,6 +26,7 @@ from relayd.queue.store import QueueStore
 from relayd.smtp.data import DataReader
 from relayd.smtp.events import DataChunk
 from tests.content.conftest import CONTEXT, run
+from tests.support.bounds import hang_guard
 
 # --- the invariant itself ------------------------------------------------------------
 
@@ -223,3 +224,14 @@ def test_a_prepend_before_a_later_piece_goes_on_a_line_of_its_own(make_checks):
     checks = make_checks("body_checks = regexp:{dir}/bc\n", bc="/^\\.$/ PREPEND .tag\n")
     out, _ = run(checks.checker(CONTEXT), b"\r\n" + b"A" * 2048 + b".\r\n")
     assert out == b"\r\n" + b"A" * 2048 + b"\r\n..tag\r\n..\r\n"
+
+
+@pytest.mark.parametrize("value", [b" " * 100000, b'"\\' * 50000, b"; a=" * 25000,
+                                   b'x; boundary="' + b"\\\\" * 49990])
+def test_a_hostile_100_kb_content_type_is_parsed_in_one_pass(make_checks, value):
+    """The MIME tokenizer on client data: linear whatever the value holds."""
+    checks = make_checks("header_checks = regexp:{dir}/hc\n", hc="/^X-Never:/ WARN\n")
+    message = b"Content-Type: multipart/mixed;" + value + b"\r\n\r\nbody\r\n"
+    with hang_guard():
+        out, result = run(checks.checker(CONTEXT), message)
+    assert out == message and result.reply is None
