@@ -15,6 +15,15 @@ into records: body_checks see a longer line in pieces, and a folded header is
 one key whatever its length, the folding newlines kept as "\\n" (mime_state.c
 joins continuation lines with "\\n" before cleanup looks the header up).
 
+An edit of one piece must never change what the stored form means to the next
+hop: the checker tracks whether its *output* is at a line start, apart from
+its input, and a piece written at an output line start is dot-stuffed there
+(an IGNORE of a line's first piece makes the rest of the line a line of its
+own, as in Postfix's queue file). A dropped piece that ended its line still
+ends the output line; a PREPEND before a later piece first ends the output
+line, so the prepended text is always a line of its own. Unedited input goes
+out byte for byte.
+
 Once nothing more can be decided (a REJECT, DISCARD, REDIRECT or PASS ended
 inspection, or the last MIME boundary is behind us and body_checks are off or
 past body_checks_size_limit) ``feed`` returns its chunk untouched; in body
@@ -66,7 +75,8 @@ class ContentChecker:
     """
 
     __slots__ = ("checks", "context", "outcome", "_mime", "_tail", "_line_start", "_out",
-                 "_hdr_raw", "_hdr_key", "_hdr_size", "_hdr_flushed", "_delta", "_passthrough")
+                 "_out_start", "_hdr_raw", "_hdr_key", "_hdr_size", "_hdr_flushed", "_delta",
+                 "_passthrough")
 
     def __init__(self, checks: ContentChecks, context: LogContext | None = None):
         self.checks = checks
@@ -78,6 +88,7 @@ class ContentChecker:
         self._tail = b""            # an incomplete record, waiting for more bytes
         self._line_start = True     # the next byte begins a line, not a continuation piece
         self._out: list[bytes] = []
+        self._out_start = True      # the next byte written begins a stored line
         self._hdr_raw: list[bytes] | None = None   # the pending header, as received
         self._hdr_key = bytearray()                # ... and as the tables see it
         self._hdr_size = 0                         # ... its octets after unstuffing
@@ -116,11 +127,11 @@ class ContentChecker:
         pos, n = 0, len(data)
         piece = self.checks.line_length_limit
         while pos < n:
-            if self._hdr_raw is None and self._nothing_left_to_check():
+            if self._in_step() and self._nothing_left_to_check():
                 self._passthrough = not final
                 self._out.append(data[pos:])
                 return n
-            if not final and self._skippable():
+            if not final and self._in_step() and self._skippable():
                 skipped = self._skip(data, pos)
                 if skipped is None:
                     break
@@ -141,6 +152,11 @@ class ContentChecker:
             else:
                 break
         return pos
+
+    def _in_step(self) -> bool:
+        """Whether input may go out as it is: no header held, and the output
+        at a line start exactly when the input is (no piece edit pending)."""
+        return self._hdr_raw is None and self._out_start == self._line_start
 
     def _nothing_left_to_check(self) -> bool:
         return not self.outcome.active or (self._mime.final and not self._body_inspected())
@@ -174,7 +190,7 @@ class ContentChecker:
             if cut <= pos:
                 return None
         self._out.append(data[pos:cut])
-        self._line_start = data[max(pos, cut - 2):cut] == b"\r\n"
+        self._line_start = self._out_start = data[max(pos, cut - 2):cut] == b"\r\n"
         return cut
 
     def _record(self, line: bytes, raw: bytes, terminated: bool) -> None:
@@ -216,6 +232,7 @@ class ContentChecker:
         if self._hdr_size > self.checks.header_size_limit + self.checks.line_length_limit:
             # Memory stays bounded: a giant header is written out as it comes.
             self._out.extend(self._hdr_raw)
+            self._out_start = self._line_start
             self._hdr_raw.clear()
             self._hdr_flushed = True
 
@@ -238,7 +255,7 @@ class ContentChecker:
             log.warning("%s: %s: header longer than header_size_limit, left unedited: %.60r",
                         self.context.queue_id, maps.title, key)
             edit = KEEP
-        self._emit(edit, raw, size)
+        self._emit_header(edit, raw, size)
 
     # --- body -------------------------------------------------------------
 
@@ -250,7 +267,19 @@ class ContentChecker:
         if self._body_inspected() and self.outcome.active:
             edit = self._check(self.checks.body, actions.BODY, text)
         mime.body_offset += len(text) + 1
-        self._emit(edit, [raw], size, terminated=raw.endswith(b"\r\n"))
+        terminated = raw.endswith(b"\r\n")
+        if edit is KEEP:
+            self._keep(text, raw, at_start, terminated)
+        elif edit is DROP:
+            self._delta -= size
+            if terminated:
+                self._end_line()     # the rest of the line is gone, not its line end
+        elif isinstance(edit, Replace):
+            self._delta += self._put_lines(edit.text, terminated) - size
+        elif isinstance(edit, Prepend):
+            self._end_line()         # a prepended line is never glued to earlier pieces
+            self._delta += self._put_lines(edit.text, True)
+            self._keep(text, raw, at_start, terminated)
 
     # --- lookups and edits -------------------------------------------------
 
@@ -268,30 +297,56 @@ class ContentChecker:
             return KEEP
         return actions.act(self.outcome, self.context, where, text, value, maps.title)
 
-    def _emit(self, edit, raw: list[bytes], size: int, terminated: bool = True) -> None:
-        out = self._out
-        if edit is KEEP:
-            out.extend(raw)
+    def _emit_header(self, edit, raw: list[bytes], size: int) -> None:
+        """Write a whole header (it starts at a line start, in and out) or its edit."""
+        if edit is KEEP or isinstance(edit, Prepend):
+            if edit is not KEEP:
+                self._delta += self._put_lines(edit.text, True)
+            if raw:    # empty when a giant header went out as it came
+                self._out.extend(raw)
+                self._out_start = raw[-1].endswith(b"\r\n")
         elif edit is DROP:
             self._delta -= size
         elif isinstance(edit, Replace):
-            line = _wire(edit.text, terminated)
-            out.append(line)
-            self._delta += _unstuffed_size(line) - size
-        elif isinstance(edit, Prepend):
-            line = _wire(edit.text, True)
-            out.append(line)
-            out.extend(raw)
-            self._delta += _unstuffed_size(line)
+            self._delta += self._put_lines(edit.text, True) - size
+
+    # --- writing wire form ---------------------------------------------------
+
+    def _keep(self, text: bytes, raw: bytes, at_start: bool, terminated: bool) -> None:
+        """Write a record unedited: as received when the output is where the input
+        was, else its text stuffed for where the output is (delta unchanged)."""
+        if at_start == self._out_start:
+            self._out.append(raw)
+            self._out_start = terminated
+        else:
+            self._put(text, terminated)
+
+    def _put(self, text: bytes, terminated: bool) -> int:
+        """Write unstuffed *text* (no CR or LF in it) where the output is, stuffed
+        when that is a line start; returns its size after unstuffing."""
+        if self._out_start and text[:1] == b".":
+            self._out.append(b".")
+        self._out.append(text + b"\r\n" if terminated else text)
+        self._out_start = terminated or (self._out_start and not text)
+        return len(text) + 2 * terminated
+
+    def _put_lines(self, text: str, terminated: bool) -> int:
+        """Write action *text* (a "\\n" from a $N of a folded header is a line
+        end); returns its size after unstuffing."""
+        lines = text.encode("utf-8", "surrogateescape").split(b"\n")
+        size = 0
+        for index, line in enumerate(lines):
+            last = index == len(lines) - 1
+            size += self._put(line.rstrip(b"\r").translate(_NEUTRAL), terminated or not last)
+        return size
+
+    def _end_line(self) -> None:
+        """End the output line when a piece of it is out (a line end's two octets)."""
+        if not self._out_start:
+            self._out.append(b"\r\n")
+            self._out_start = True
+            self._delta += 2
 
 
-def _wire(text: str, terminated: bool) -> bytes:
-    """*text* as wire-form lines: each "\\n" (from a $N of a folded header) a CRLF,
-    each line dot-stuffed."""
-    lines = [line.rstrip(b"\r") for line in text.encode("utf-8", "surrogateescape").split(b"\n")]
-    wire = b"\r\n".join(b"." + line if line[:1] == b"." else line for line in lines)
-    return wire + b"\r\n" if terminated else wire
-
-
-def _unstuffed_size(wire: bytes) -> int:
-    return len(wire) - wire.count(b"\r\n.") - (wire[:1] == b".")
+# A stray CR or NUL in an action's text becomes a space, as the DATA reader does.
+_NEUTRAL = bytes.maketrans(b"\r\0", b"  ")

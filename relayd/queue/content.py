@@ -10,6 +10,11 @@ writes its file: the greenlet stops waiting, the thread does not stop. So
 the writer remembers the job in flight, and closing the file descriptor is
 ordered after it: closing it sooner would let the thread write into
 whatever file the kernel gives that descriptor number next.
+
+Every byte written goes through :class:`relayd.cleanup.StoredForm`, so every
+path into the queue (SMTP sessions, forwarded copies, DSNs) meets the
+stored-form invariant: content that would not be one DATA transmission is
+never committed (``finish`` raises :class:`StoredFormError`).
 """
 from __future__ import annotations
 
@@ -18,7 +23,10 @@ import os
 
 import gevent
 
+from relayd.cleanup import StoredForm
+
 log = logging.getLogger("relayd.queue")
+cleanup_log = logging.getLogger("relayd.cleanup")
 
 SPILL_CHUNK = 256 << 10    # bytes gathered in memory between two writes to a spilled file
 
@@ -49,6 +57,12 @@ def _discard(fd: int, path: str) -> None:
         pass
 
 
+class StoredFormError(OSError):
+    """The content failed the stored-form invariant. It is an OSError so that
+    the commit refuses the message as it refuses any content it cannot write
+    (451 4.3.0 "queue file write error", as cleanup(8) answers a write error)."""
+
+
 class ContentWriter:
     """Collects one message's content: ``write(bytes)``, ``size``, ``abort()``.
 
@@ -69,6 +83,7 @@ class ContentWriter:
         self._closed = False
         self._job = None          # the threadpool call on the data file in flight, if any
         self._error: OSError | None = None   # a failed write (disk full): reported by finish()
+        self._form = StoredForm()
 
     @property
     def spilled(self) -> bool:
@@ -83,8 +98,8 @@ class ContentWriter:
         the client hears 451 at the end of DATA instead of losing its session."""
         if self._closed:
             raise ValueError(f"{self.queue_id}: content writer already finished")
-        if not data or self._error is not None:
-            return
+        if not data or self._error is not None or not self._form.feed(data):
+            return   # a failed write, or content that will be refused: nothing more is kept
         self._chunks.append(bytes(data))
         self.size += len(data)
         self._buffered += len(data)
@@ -112,10 +127,16 @@ class ContentWriter:
         return result
 
     def finish(self) -> list[bytes] | None:
-        """Close the writer: the inline chunks, or None when the data file is complete and durable."""
+        """Close the writer: the inline chunks, or None when the data file is complete
+        and durable. StoredFormError when the content fails the invariant."""
         self._closed = True
         if self._error is not None:
             raise self._error
+        problem = self._form.finish()
+        if problem is not None:
+            cleanup_log.warning("%s: message refused: its stored form is not one DATA "
+                                "transmission: %s", self.queue_id, problem)
+            raise StoredFormError(f"stored form check failed: {problem}")
         if self._fd < 0:
             return self._chunks
         fd, chunks, self._fd, self._chunks = self._fd, self._chunks, -1, []

@@ -14,28 +14,48 @@ Any non-alphanumeric character may delimit a pattern. The result may use
 a dollar. relayd also accepts ``$0`` as the whole match (Postfix removed it
 in 2002 and skips such a rule). Every rule Postfix would warn about and
 skip is a ConfigError naming file and line here.
+
+Patterns run on the ``regex`` module (mrab-regex: Python's re syntax plus
+PCRE's atomic groups, possessive quantifiers and POSIX classes), because it
+bounds each match: a key is cut to header_size_limit characters before it is
+matched, and a match that runs longer than MATCH_TIME_LIMIT seconds is
+treated as Postfix's dict_pcre treats a match-limit error: a warning naming
+the map and line, and the rule does not match (an ``if`` skips its block);
+the lookup goes on with the next rule. A table author's pattern can then
+never hold the event loop on a client's header for longer than that.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Callable
+
+import regex
 
 from relayd.config import ConfigError
 from relayd.tables.filetable import FileTable
 from relayd.tables.regex_syntax import PatternSyntaxError
 from relayd.tables.textfile import logical_lines, read_source
 
+log = logging.getLogger("relayd.tables")
+
 # A result template: literal texts and group numbers.
 Template = tuple["str | int", ...]
+
+# Longest a pattern may run on one key, in seconds (see the module docstring).
+MATCH_TIME_LIMIT = 0.1
+# header_size_limit's default: the most of a key that is matched.
+KEY_SIZE_LIMIT = 102400
+_LIMITED = object()   # what a match that hit MATCH_TIME_LIMIT returns
 
 
 @dataclass(frozen=True)
 class Condition:
     """One pattern with its negation: holds when (it matches) != negate.
     ``find`` is the pattern's search, or its match when it is anchored."""
-    regex: re.Pattern
-    find: Callable[[str], "re.Match | None"]
+    regex: regex.Pattern
+    find: Callable[..., "regex.Match | None"]
     negate: bool
 
 
@@ -56,9 +76,14 @@ class PatternTable(FileTable):
     # Characters that end the flags after a pattern (regexp also allows '!').
     flag_stop = " \t"
 
-    def compile_pattern(self, text: str, flags: str) -> tuple[re.Pattern, bool]:
+    def __init__(self, spec: str, name: str, config=None):
+        limit = config.get("header_size_limit", KEY_SIZE_LIMIT) if config is not None else None
+        self.key_limit = int(limit or KEY_SIZE_LIMIT)
+        super().__init__(spec, name, config)
+
+    def compile_pattern(self, text: str, flags: str) -> tuple[regex.Pattern, bool]:
         """*text* compiled with *flags*, and whether it is anchored at the
-        start; ValueError, PatternSyntaxError or re.error when bad."""
+        start; ValueError, PatternSyntaxError or regex.error when bad."""
         raise NotImplementedError
 
     def load(self) -> tuple[Rule, ...]:
@@ -67,7 +92,7 @@ class PatternTable(FileTable):
         for number, line in logical_lines(read_source(self.path), self.path):
             try:
                 rule = self._parse_line(line, number, bool(open_ifs))
-            except (ValueError, re.error) as exc:
+            except (ValueError, regex.error) as exc:
                 raise ConfigError(f"{self.kind} map: {exc}", file=self.path, line=number) from None
             if rule.end_index == 0:  # an "if": its end is known at its endif
                 open_ifs.append(len(rules))
@@ -134,34 +159,45 @@ class PatternTable(FileTable):
         while flags_end < len(text) and text[flags_end] not in self.flag_stop:
             flags_end += 1
         try:
-            regex, anchored = self.compile_pattern(text[start:i], text[i + 1:flags_end])
+            compiled, anchored = self.compile_pattern(text[start:i], text[i + 1:flags_end])
         except PatternSyntaxError as exc:
             raise ValueError(f"{exc} in /{text[start:i]}/") from None
-        except re.error as exc:
+        except regex.error as exc:
             raise ValueError(f"regexp error: {exc} in /{text[start:i]}/") from None
-        find = regex.match if anchored else regex.search
-        return Condition(regex, find, negate), text[flags_end:]
+        find = compiled.match if anchored else compiled.search
+        return Condition(compiled, find, negate), text[flags_end:]
 
     def lookup(self, key: str) -> str | None:
         rules = self.contents()
+        key = key[:self.key_limit]
         i = 0
         while i < len(rules):
             rule = rules[i]
             if rule.result is None:  # if / endif
-                if rule.conditions and not _holds(rule.conditions[0], key):
+                if rule.conditions and not self._holds(rule, rule.conditions[0], key):
                     i = rule.end_index
                     continue
             else:
-                match = rule.conditions[0].find(key)
-                if (match is not None) != rule.conditions[0].negate and all(
-                        _holds(c, key) for c in rule.conditions[1:]):
+                first = rule.conditions[0]
+                match = self._match(rule, first, key)
+                if match is not _LIMITED and (match is not None) != first.negate and all(
+                        self._holds(rule, c, key) for c in rule.conditions[1:]):
                     return expand_template(rule.result, match)
             i += 1
         return None
 
+    def _match(self, rule: Rule, condition: Condition, key: str):
+        """The pattern's match on *key*, None, or _LIMITED (warned) past the time limit."""
+        try:
+            return condition.find(key, timeout=MATCH_TIME_LIMIT)
+        except TimeoutError:
+            log.warning("%s map %s, line %d: match limit exceeded", self.kind, self.path, rule.line)
+            return _LIMITED
 
-def _holds(condition: Condition, key: str) -> bool:
-    return (condition.find(key) is not None) != condition.negate
+    def _holds(self, rule: Rule, condition: Condition, key: str) -> bool:
+        """Whether *condition* holds; never when its match hit the time limit."""
+        match = self._match(rule, condition, key)
+        return match is not _LIMITED and (match is not None) != condition.negate
 
 
 def parse_template(text: str) -> Template:
@@ -205,7 +241,7 @@ def _reference(text: str, i: int) -> tuple[str, int]:
     return text[i:end], end
 
 
-def expand_template(template: Template, match: "re.Match | None") -> str:
+def expand_template(template: Template, match: "regex.Match | None") -> str:
     """The result text: group n's text (empty if it did not take part) for n."""
     if match is None:
         return "".join(template)  # a negative rule: no $n, checked at load

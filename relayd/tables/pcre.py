@@ -5,20 +5,22 @@ folding (on), ``s`` dot matches newline (on), ``m`` multi-line (off), ``x``
 extended/verbose (off), ``A`` anchored at the start, ``E`` ``$`` only at the
 very end; ``X`` is ignored, as Postfix built with PCRE2 ignores it. ``U``
 (ungreedy) has no Python equivalent and is refused: write ``*?`` instead.
-Python's re understands the PCRE syntax used in mail tables (lookaheads,
-lazy and possessive quantifiers, ``\\d``, named groups, POSIX classes).
+The regex module understands the PCRE syntax used in mail tables (lookaheads,
+lazy and possessive quantifiers, atomic groups, ``\\d``, named groups, POSIX
+classes) and bounds each match in time (relayd.tables.patterns).
 """
 from __future__ import annotations
 
 import logging
-import re
+
+import regex
 
 from relayd.tables.patterns import PatternTable
 from relayd.tables.regex_syntax import translate
 
 log = logging.getLogger("relayd.tables")
 
-_TOGGLES = {"i": re.IGNORECASE, "s": re.DOTALL, "m": re.MULTILINE, "x": re.VERBOSE}
+_TOGGLES = {"i": regex.IGNORECASE, "s": regex.DOTALL, "m": regex.MULTILINE, "x": regex.VERBOSE}
 
 
 class PcreTable(PatternTable):
@@ -26,8 +28,8 @@ class PcreTable(PatternTable):
 
     kind = "pcre"
 
-    def compile_pattern(self, text: str, flags: str) -> tuple[re.Pattern, bool]:
-        options = re.IGNORECASE | re.DOTALL
+    def compile_pattern(self, text: str, flags: str) -> tuple[regex.Pattern, bool]:
+        options = regex.IGNORECASE | regex.DOTALL
         anchored = dollar_end = False
         for flag in flags:
             if flag in _TOGGLES:
@@ -44,5 +46,5 @@ class PcreTable(PatternTable):
             else:
                 raise ValueError(f"unknown regexp option \"{flag}\"")
         # PCRE's E is ignored in multi-line mode, as in PCRE.
-        python = translate(text, posix=False, dollar_end=dollar_end and not options & re.MULTILINE)
-        return re.compile(python, options), anchored
+        python = translate(text, posix=False, dollar_end=dollar_end and not options & regex.MULTILINE)
+        return regex.compile(python, options), anchored

@@ -1,4 +1,5 @@
-"""POSIX ERE/BRE and PCRE pattern text rewritten for Python's ``re``.
+"""POSIX ERE/BRE and PCRE pattern text rewritten for Python's ``re`` syntax,
+which the ``regex`` module that runs the patterns (relayd.tables.patterns) shares.
 
 Python's syntax is close to PCRE's and a superset of most ERE usage; what
 differs and is rewritten here:

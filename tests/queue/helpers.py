@@ -19,7 +19,21 @@ def envelope(n_rcpt: int = 1, sender: str = "alice@example.org", size: int = 0) 
 def message_bytes(tag: str, body_size: int = 200) -> bytes:
     head = f"Subject: {tag}\r\nMessage-ID: <{tag}@example.org>\r\n\r\n".encode()
     line = b"The quick brown fox jumps over the lazy dog.\r\n"
-    return head + (line * (body_size // len(line) + 1))[:body_size]
+    body = (line * (body_size // len(line) + 1))[:body_size]
+    # Stored content is wire form: the last line ends with CRLF, whatever the size.
+    return head + body.rstrip(b"\r\n") + b"\r\n" if body else head
+
+
+def random_wire(size: int) -> bytes:
+    """*size* random octets as stored content is: CRLF lines without bare CR,
+    LF or NUL (the queue refuses anything else), the last one CRLF-ended."""
+    text = os.urandom(size).translate(bytes.maketrans(b"\r\n\0", b"xyz"))
+    out = bytearray()
+    while len(out) < size:
+        room = size - len(out) - 2
+        n = min(76, room) - (room - 76 == 1)   # never leave a single octet for the end
+        out += text[len(out):len(out) + n] + b"\r\n"
+    return bytes(out)
 
 
 def queue(store: QueueStore, content: bytes, n_rcpt: int = 1, chunk: int = 65536) -> str:

@@ -102,11 +102,23 @@ def test_damage_reaching_into_the_next_record_loses_both_and_nothing_else(tmp_pa
     store.close()
 
 
-def test_records_forged_in_message_content_are_never_taken_for_records(tmp_path):
+class _AnyContent:
+    """Stands in for the stored-form check, which refuses these binary bytes
+    before they reach the journal: the journal's own defence is shown alone."""
+
+    def feed(self, chunk):
+        return True
+
+    def finish(self):
+        return None
+
+
+def test_records_forged_in_message_content_are_never_taken_for_records(tmp_path, monkeypatch):
     """The sync word is random per journal and not in any byte a client sends, so
     a client cannot plant a record that a resync would pick up: here message
     content carries perfect records (every sync word but the real one, and
     version 1 frames), and the record holding it is damaged."""
+    monkeypatch.setattr("relayd.queue.content.StoredForm", _AnyContent)
     store = opened(tmp_path)
     before = queue(store, message_bytes("before"))
     forged_env = envelope(sender="ceo@victim.example").to_json()

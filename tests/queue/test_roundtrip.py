@@ -7,7 +7,7 @@ import time
 
 from relayd.queue.envelope import Envelope
 
-from tests.queue.helpers import envelope, message_bytes, opened, queue
+from tests.queue.helpers import envelope, message_bytes, opened, queue, random_wire
 
 
 def test_commit_close_reopen_keeps_messages_envelopes_and_content(tmp_path):
@@ -37,7 +37,7 @@ def test_envelope_json_round_trip_ignores_unknown_keys():
 
 def test_queue_ids_are_postfix_like_and_unique_across_restarts(tmp_path):
     store = opened(tmp_path)
-    first = [queue(store, b"x") for _ in range(5)]
+    first = [queue(store, b"x\r\n") for _ in range(5)]
     store.close()
     store = opened(tmp_path)
     second = [store.new_queue_id() for _ in range(1000)]
@@ -116,7 +116,7 @@ def test_due_is_oldest_first_and_skips_hold_and_active(tmp_path):
 
 def test_large_message_goes_through_a_data_file_and_round_trips(tmp_path):
     store = opened(tmp_path)
-    big = os.urandom(2 << 20)
+    big = random_wire(2 << 20)
     qid = queue(store, big, n_rcpt=2)
     assert os.path.getsize(tmp_path / "data" / qid) == len(big)
     assert os.path.getsize(tmp_path / "journal" / "00000001.seg") < 4096   # only a reference
@@ -146,7 +146,7 @@ def test_aborted_writer_and_orphan_data_files_are_removed(tmp_path):
 
 def test_missing_data_file_puts_the_message_in_the_corrupt_queue(tmp_path):
     store = opened(tmp_path, inline_limit=1024)
-    qid = queue(store, b"y" * 4096)
+    qid = queue(store, b"y" * 4094 + b"\r\n")
     store.close()
     os.unlink(tmp_path / "data" / qid)
     store = opened(tmp_path, inline_limit=1024)

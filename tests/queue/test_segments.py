@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-from tests.queue.helpers import message_bytes, opened, queue, segment_files
+from tests.queue.helpers import message_bytes, opened, queue, random_wire, segment_files
 
 SMALL = dict(segment_size=8 << 10, inline_limit=4 << 10)
 
@@ -15,7 +15,7 @@ def _fill(store, count: int, **kw) -> list[str]:
 
 def test_segments_are_deleted_once_every_message_in_them_is_finished(tmp_path):
     store = opened(tmp_path, **SMALL)
-    qids = _fill(store, 30) + [queue(store, os.urandom(20 << 10))]   # one through a data file
+    qids = _fill(store, 30) + [queue(store, random_wire(20 << 10))]   # one through a data file
     assert len(segment_files(tmp_path)) >= 4
     for qid in qids:
         store.record_results(qid, [0], [], [], {0: "250 2.0.0 Ok"}, None)
@@ -58,7 +58,7 @@ def test_an_old_live_segment_blocks_deletion_until_compacted(tmp_path):
 def test_compaction_happens_by_itself_for_segments_sealed_long_enough(tmp_path):
     store = opened(tmp_path, compact_after=0, **SMALL)
     qids = _fill(store, 30)
-    big = queue(store, os.urandom(20 << 10))
+    big = queue(store, random_wire(20 << 10))
     store.record_results(qids[0], [], [], [0], {0: "4.4.1 timeout"}, time.time() + 3600)
     store.record_results(big, [], [], [0], {0: "4.4.1 timeout"}, time.time() + 3600)
     for qid in qids[1:]:
