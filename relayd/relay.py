@@ -133,7 +133,8 @@ class Relay:
                      _version(), *listener.address)
         self.control = ControlServer(self.queue_directory, {
             "flush": self._flush, "list": self._list, "hold": self._queue_op,
-            "release": self._queue_op, "delete": self._queue_op, "requeue": self._queue_op})
+            "release": self._queue_op, "delete": self._queue_op, "requeue": self._queue_op},
+            timeout=self.config["ipc_timeout"])
         self.control.start()
 
     def _flush(self, command: str, args) -> str:
