@@ -143,3 +143,18 @@ def test_cli_as_another_user_says_permission_denied(public_relayd):
     assert stderr == ("relayd: fatal: permission denied: only root and the mail system owner "
                       "may use this socket\n")
     assert queued(public_relayd) == 1
+
+
+def test_client_that_does_not_read_the_answer_is_cut_off(public_relayd):
+    # An answer larger than the socket buffer: three messages of 1000 long recipients.
+    rcpts = [f"r{n}-{'x' * 70}@relay.example" for n in range(1000)]
+    for _ in range(3):
+        send(public_relayd, "a@example.org", rcpts, b"Subject: wide\r\n\r\nx\r\n")
+    path = socket_path(str(public_relayd.spool))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(15)
+        s.connect(path)
+        s.sendall(b"list\n")
+        public_relayd.wait_log(f"warning: {path}: cannot send control answer")
+        answer = s.makefile("rb").read()  # what was sent before the deadline, then EOF
+        assert 0 < len(answer) < 3 * 1000 * 80 and not answer.endswith(b"\n")
