@@ -1,9 +1,7 @@
 """smtpd_client_connection_count_limit counted exactly across two workers."""
 import os
-import re
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
@@ -34,11 +32,20 @@ def open_until_refused(port: int) -> tuple[list[socket.socket], bytes]:
 
 
 def worker_of(sock: socket.socket) -> int:
-    """The pid of the relayd process holding the server side of ``sock``."""
+    """The pid of the process holding the server side of ``sock`` (from /proc:
+    the TCP socket whose remote end is ``sock``, then the process with its inode)."""
     host, port = sock.getsockname()
-    out = subprocess.run(["ss", "-tnpH", "state", "established", "dst", f"{host}:{port}"],
-                         capture_output=True, text=True, check=True).stdout
-    return int(re.search(r"pid=(\d+)", out).group(1))
+    remote = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        inode = next(line.split()[9] for line in f if line.split()[2] == remote)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]"
+                   for fd in os.listdir(f"/proc/{pid}/fd")):
+                return int(pid)
+        except OSError:
+            continue
+    raise AssertionError(f"no process holds the server side of {host}:{port}")
 
 
 def close_all(socks) -> None:

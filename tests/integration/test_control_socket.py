@@ -58,7 +58,10 @@ def as_nobody(path: str, request: bytes) -> tuple[int, dict]:
                 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                     s.settimeout(10)
                     s.connect(path)
-                    s.sendall(request)
+                    try:
+                        s.sendall(request)
+                    except BrokenPipeError:
+                        pass  # refused before the request was read: read the refusal
                     report = {"answer": s.makefile("rb").readline().decode()}
             except OSError as exc:
                 report = {"error": type(exc).__name__}
