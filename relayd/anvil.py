@@ -69,14 +69,14 @@ class Anvil:
         (TOO_MANY_SESSIONS or TOO_MANY_FROM_CLIENT) and the count the session
         would have made; :meth:`disconnect` must follow a counted session.
         """
+        key = _key(service, client) if client is not None else None
         with self._locked():
             used, *sessions = self._header.unpack_from(self._map, 0)
             total = sum(sessions) + 1
             if total > session_limit:
                 return TOO_MANY_SESSIONS, total
             count = 0
-            if client is not None:
-                key = _key(service, client)
+            if key is not None:
                 slot, counts = self._find(key)
                 count = sum(counts) + 1
                 if count > client_limit:
@@ -92,13 +92,13 @@ class Anvil:
 
     def disconnect(self, service: str, client: str | None) -> None:
         """A session counted by :meth:`connect` (same arguments) ended."""
+        key = _key(service, client) if client is not None else None
         with self._locked():
-            if client is not None:
-                slot, counts = self._find(_key(service, client))
+            if key is not None:
+                slot, counts = self._find(key)
                 counts[self._worker] -= 1
                 if any(counts):
-                    self._entry.pack_into(self._map, self._offset(slot), _key(service, client),
-                                          *counts)
+                    self._entry.pack_into(self._map, self._offset(slot), key, *counts)
                 else:
                     self._delete(slot)
                     self._add(0, -1)
