@@ -24,7 +24,7 @@ import time
 import gevent
 
 from relayd import maillog
-from relayd.edge.counter import SessionCounter
+from relayd.anvil import Anvil
 from relayd.edge.listener import bind_all
 from relayd.queue.lock import MASTER_LOCK, DirectoryLock, QueueLocked
 from relayd.relay import Relay
@@ -119,7 +119,7 @@ class Master:
 
     def _supervise(self) -> int:
         self.sockets = bind_all(self.addresses)
-        self.counter = SessionCounter(self.workers)
+        self.anvil = Anvil(self.workers, capacity=self.config["smtpd_session_limit"])
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         log.info("starting %d worker processes", self.workers)
@@ -131,7 +131,10 @@ class Master:
             except ChildProcessError:
                 break
             worker = self.children.pop(pid, None)
-            if worker is None or self.stopping:
+            if worker is None:
+                continue
+            self.anvil.reset_worker(worker)  # its sessions died with it
+            if self.stopping:
                 continue
             log.warning("process relayd/worker pid %d exit status %d", pid,
                         os.waitstatus_to_exitcode(status))
@@ -172,10 +175,10 @@ class Master:
         gevent.reinit()
         logging.getLogger("relayd").removeHandler(self.handler)
         handler = maillog.configure(self.config["myhostname"], self.config["maillog_file"])
-        self.counter.use_slot(worker)
+        self.anvil.use_worker(worker)
         try:
             _serve(Relay(self.config, listen=self.listen, worker=worker, workers=self.workers,
-                         sockets=self.sockets, session_counter=self.counter))
+                         sockets=self.sockets, anvil=self.anvil))
         finally:
             handler.flush()
 

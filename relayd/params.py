@@ -150,6 +150,8 @@ _RELAYD = [
     Param("smtpd_session_limit", "int", "1000",
           "relayd extension: most simultaneous SMTP sessions of the whole relay, all workers "
           "together (Postfix limits sessions through the smtpd process count)."),
+    _time("ipc_timeout", "3600s",
+          "Time limit for a control socket client to send its request and to take the answer."),
     Param("smtpd_client_port_logging", "bool", "no", "Log the client port with its address."),
     Param("maillog_file", "str", "", "Log to this file instead of syslog."),
     Param("config_directory", "str", "/etc/relayd",

@@ -14,10 +14,10 @@ import re
 
 from gevent.event import Event
 
+from relayd.anvil import Anvil
 from relayd.config import load_config
 from relayd.control import ControlServer
 from relayd.delivery.qmgr import QueueManager
-from relayd.edge.counter import SessionCounter
 from relayd.edge.deadlines import DeadlineSweeper
 from relayd.edge.listener import Listener, SmtpdService, bind_all
 from relayd.pipeline.registry import CheckRegistry
@@ -40,7 +40,7 @@ class Relay:
     ``(host, port)`` addresses (port 0 picks a free one; see
     :attr:`addresses`).
 
-    ``worker`` / ``workers``, ``sockets`` and ``session_counter`` are for the
+    ``worker`` / ``workers``, ``sockets`` and ``anvil`` are for the
     ``relayd`` daemon, which runs one Relay per worker process on listening
     sockets it bound before forking: worker N keeps its queue in ``$queue_directory/worker-N``
     (worker 0 in ``$queue_directory`` itself) and also delivers what is left
@@ -51,7 +51,7 @@ class Relay:
                  main_cf: str | None = None, master_cf: str | None = None,
                  listen: list[tuple[str, int]] | None = None, worker: int = 0,
                  workers: int = 1, sockets: dict | None = None,
-                 session_counter: SessionCounter | None = None, **params):
+                 anvil: Anvil | None = None, **params):
         if config is None:
             config = load_config(config_directory, main_cf=main_cf, master_cf=master_cf,
                                  **params)
@@ -60,7 +60,7 @@ class Relay:
         self.config = config
         self._listen = listen
         self._sockets = sockets or {}
-        self.session_counter = session_counter or SessionCounter()
+        self.anvil = anvil or Anvil(capacity=config["smtpd_session_limit"])
         self.registry = CheckRegistry.from_entry_points()
         self.queue_directory = worker_queue_directory(config["queue_directory"], worker)
         queue_ids = QueueIdGenerator(stripe=worker)
@@ -127,7 +127,7 @@ class Relay:
                 continue
             service = SmtpdService(svc_config, store=self.store, restrictions=restrictions,
                                    sweeper=self.sweeper, name=name,
-                                   counter=self.session_counter, hooks=self.registry)
+                                   anvil=self.anvil, hooks=self.registry)
             listener = Listener(sockets[address], service)
             listener.start()
             self.listeners.append(listener)
@@ -135,7 +135,8 @@ class Relay:
                      _version(), *listener.address)
         self.control = ControlServer(self.queue_directory, {
             "flush": self._flush, "list": self._list, "hold": self._queue_op,
-            "release": self._queue_op, "delete": self._queue_op, "requeue": self._queue_op})
+            "release": self._queue_op, "delete": self._queue_op, "requeue": self._queue_op},
+            timeout=self.config["ipc_timeout"])
         self.control.start()
 
     def _open_queues(self) -> None:

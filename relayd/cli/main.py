@@ -19,6 +19,7 @@ import sys
 
 EX_OK = 0
 EX_UNAVAILABLE = 69
+EX_NOPERM = 77
 EX_CONFIG = 78
 
 
@@ -98,6 +99,9 @@ def _flush(config) -> int:
     from relayd.control import request_all
     try:
         answers = request_all(config["queue_directory"], "flush")
+    except PermissionError as exc:
+        print(f"relayd: fatal: {exc}", file=sys.stderr)
+        return EX_NOPERM
     except OSError:
         print("relayd: fatal: Cannot flush mail queue - mail system is down", file=sys.stderr)
         return EX_UNAVAILABLE

@@ -13,9 +13,10 @@ import json
 import sys
 import time
 
-from relayd.control import request_all
+from relayd.control import MAX_REQUEST, request_all
 
 EX_UNAVAILABLE = 69
+EX_NOPERM = 77
 # postsuper's words for what happened.
 _DONE = {"hold": "Placed on hold", "release": "Released from hold", "delete": "Deleted",
          "requeue": "Requeued"}
@@ -25,6 +26,9 @@ _MARK = {"active": "*", "hold": "!"}
 def mailq(queue_directory: str) -> int:
     try:
         answers = request_all(queue_directory, "list")
+    except PermissionError as exc:
+        print(f"relayd: fatal: {exc}", file=sys.stderr)
+        return EX_NOPERM
     except OSError:
         print("relayd: fatal: Queue report unavailable - mail system is down", file=sys.stderr)
         return EX_UNAVAILABLE
@@ -57,8 +61,13 @@ def queue_operation(queue_directory: str, argv: list[str]) -> int:
         print("usage: relayd queue hold|release|delete|requeue QUEUEID...|ALL", file=sys.stderr)
         return 64
     command, ids = argv[0], argv[1:]
+    answers = []
     try:
-        answers = request_all(queue_directory, " ".join([command, *ids]))
+        for request in _requests(command, ids):
+            answers += request_all(queue_directory, request)
+    except PermissionError as exc:
+        print(f"relayd: fatal: {exc}", file=sys.stderr)
+        return EX_NOPERM
     except OSError:
         print("relayd: fatal: mail system is down", file=sys.stderr)
         return EX_UNAVAILABLE
@@ -66,3 +75,14 @@ def queue_operation(queue_directory: str, argv: list[str]) -> int:
     print(f"relayd: {_DONE[command]}: {changed} message{'s' if changed != 1 else ''}",
           file=sys.stderr)
     return 0
+
+
+def _requests(command: str, ids: list[str]) -> list[str]:
+    """``command ID...`` requests, each within the control socket's size bound."""
+    requests, line = [], command
+    for qid in ids:
+        if len(line) + 1 + len(qid) > MAX_REQUEST and line != command:
+            requests.append(line)
+            line = command
+        line += " " + qid
+    return requests + [line]

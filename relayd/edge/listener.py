@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import errno
 import logging
-import math
 import socket
 
 import gevent
 from gevent.server import StreamServer
 
+from relayd.anvil import TOO_MANY_SESSIONS, Anvil
 from relayd.content import ContentChecks
-from relayd.edge.counter import SessionCounter
 from relayd.edge.session import SmtpdSession
 from relayd.networks import NetworkList
 from relayd.params import split_list
@@ -32,7 +31,7 @@ class SmtpdService:
     """The settings and shared parts of one smtpd service."""
 
     def __init__(self, config, *, store, restrictions, sweeper, name: str = "smtp",
-                 counter: SessionCounter | None = None, hooks: HookRegistry | None = None):
+                 anvil: Anvil | None = None, hooks: HookRegistry | None = None):
         self.name = name
         self.config = config
         self.store = store
@@ -62,43 +61,38 @@ class SmtpdService:
             vrfy_enabled=self.vrfy_enabled,
         )
         self.sessions: set[SmtpdSession] = set()
-        self.counter = counter or SessionCounter()
-        # smtpd_client_connection_count_limit (Postfix's anvil): per client address,
-        # each worker enforcing its share; $mynetworks is exempt by default.
-        limit = config["smtpd_client_connection_count_limit"]
-        self.client_limit = math.ceil(limit / self.counter.workers) if limit else 0
+        # smtpd_session_limit and smtpd_client_connection_count_limit, counted
+        # across the workers; $mynetworks is exempt from the latter by default.
+        self.anvil = anvil or Anvil(capacity=self.session_limit)
+        self.client_limit = config["smtpd_client_connection_count_limit"]
         self.client_limit_exceptions = NetworkList(
             split_list(config["smtpd_client_event_limit_exceptions"]),
             parameter="smtpd_client_event_limit_exceptions")
-        self.client_sessions: dict[str, int] = {}
 
     def handle(self, sock, address) -> None:
         """Serve one accepted connection (runs in its own greenlet)."""
         client = address[0]
-        if self.counter.total() >= self.session_limit:
+        counted = client if self.client_limit and client not in self.client_limit_exceptions \
+            else None
+        refused, count = self.anvil.connect(self.name, counted, self.session_limit,
+                                            self.client_limit)
+        if refused == TOO_MANY_SESSIONS:
             log.warning("too many connections: refusing %s", client)
             return _refuse(sock, R421_TOO_MANY_CONNECTIONS.format(self.myhostname))
-        count = self.client_sessions.get(client, 0) + 1
-        if self.client_limit and count > self.client_limit \
-                and client not in self.client_limit_exceptions:
+        if refused:
             log.warning("Connection concurrency limit exceeded: %d from unknown[%s] for service %s",
                         count, client, self.name)
             return _refuse(sock, R421_TOO_MANY_CLIENT_CONNECTIONS.format(self.myhostname, client))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        session = SmtpdSession(self, sock, address)
-        self.sessions.add(session)
-        self.counter.add(1)
-        self.client_sessions[client] = count
         try:
-            session.run()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            session = SmtpdSession(self, sock, address)
+            self.sessions.add(session)
+            try:
+                session.run()
+            finally:
+                self.sessions.discard(session)
         finally:
-            self.counter.add(-1)
-            left = self.client_sessions[client] - 1
-            if left:
-                self.client_sessions[client] = left
-            else:
-                del self.client_sessions[client]
-            self.sessions.discard(session)
+            self.anvil.disconnect(self.name, counted)
 
 
 def _refuse(sock, reply) -> None:

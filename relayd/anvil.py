@@ -1,0 +1,187 @@
+"""anvil: the session counts behind relayd's connection limits, exact across workers.
+
+Postfix's anvil(8) server counts each client's connections for smtpd;
+relayd's counts live in one table of shared memory that the master creates
+before it forks the workers, so every worker sees and changes the same
+numbers. An update takes an fcntl lock on the table's memfd: the kernel
+drops that lock when its holder dies, so a killed worker can never leave the
+table locked. The table counts
+
+- the sessions of the whole node (``smtpd_session_limit``), and
+- the sessions per service and client address
+  (``smtpd_client_connection_count_limit``),
+
+each per worker, so the master can take back a dead worker's share
+(:meth:`Anvil.reset_worker`). Checking a limit and counting the new session
+happen under one lock: the limits are exact, whichever worker accepts.
+
+Use from the event loop's thread only (fcntl locks belong to the process, so
+they do not exclude threads of one process); the lock is held for a few
+microseconds and never across a greenlet switch.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import mmap
+import os
+import struct
+from contextlib import contextmanager
+
+# connect() verdicts
+TOO_MANY_SESSIONS = "sessions"
+TOO_MANY_FROM_CLIENT = "client"
+
+_EMPTY = bytes(16)
+
+
+class Anvil:
+    """Session counts of one node, shared by its ``workers`` processes.
+
+    ``capacity`` is the most sessions the node counts at once (its
+    smtpd_session_limit): the table keeps at least twice as many slots, one
+    per distinct (service, client) with sessions open.
+    """
+
+    def __init__(self, workers: int = 1, capacity: int = 1000):
+        self.workers = workers
+        self._slots = 16
+        while self._slots < 2 * capacity:
+            self._slots *= 2
+        self._header = struct.Struct(f"q{workers}q")  # keys in use, sessions per worker
+        self._entry = struct.Struct(f"16s{workers}i")  # key, its sessions per worker
+        size = self._header.size + self._slots * self._entry.size
+        self._fd = os.memfd_create("relayd-anvil", os.MFD_CLOEXEC)
+        os.ftruncate(self._fd, size)
+        self._map = mmap.mmap(self._fd, size)
+        self._worker = 0
+
+    def use_worker(self, worker: int) -> None:
+        """Count this process's sessions as worker ``worker``'s (called in the worker)."""
+        self._worker = worker
+
+    def connect(self, service: str, client: str | None, session_limit: int,
+                client_limit: int) -> tuple[str | None, int]:
+        """Count a new session of ``client`` on ``service`` unless a limit forbids it.
+
+        ``client`` None: counted for the node only (no per-client limit, or the
+        client is exempt). Returns (None, count) when counted, else the verdict
+        (TOO_MANY_SESSIONS or TOO_MANY_FROM_CLIENT) and the count the session
+        would have made; :meth:`disconnect` must follow a counted session.
+        """
+        key = _key(service, client) if client is not None else None
+        with self._locked():
+            used, *sessions = self._header.unpack_from(self._map, 0)
+            total = sum(sessions) + 1
+            if total > session_limit:
+                return TOO_MANY_SESSIONS, total
+            count = 0
+            if key is not None:
+                slot, counts = self._find(key)
+                count = sum(counts) + 1
+                if count > client_limit:
+                    return TOO_MANY_FROM_CLIENT, count
+                if not any(counts):
+                    if used >= self._slots // 2:
+                        return TOO_MANY_SESSIONS, total  # more clients than capacity
+                    self._add(0, 1)
+                counts[self._worker] += 1
+                self._entry.pack_into(self._map, self._offset(slot), key, *counts)
+            self._add(1 + self._worker, 1)
+        return None, count
+
+    def disconnect(self, service: str, client: str | None) -> None:
+        """A session counted by :meth:`connect` (same arguments) ended."""
+        key = _key(service, client) if client is not None else None
+        with self._locked():
+            if key is not None:
+                slot, counts = self._find(key)
+                counts[self._worker] -= 1
+                if any(counts):
+                    self._entry.pack_into(self._map, self._offset(slot), key, *counts)
+                else:
+                    self._delete(slot)
+                    self._add(0, -1)
+            self._add(1 + self._worker, -1)
+
+    def sessions(self) -> int:
+        """Sessions open on the node."""
+        return sum(self._header.unpack_from(self._map, 0)[1:])
+
+    def client_sessions(self, service: str, client: str) -> int:
+        """Sessions ``client`` has open on ``service`` (counted ones)."""
+        with self._locked():
+            return sum(self._find(_key(service, client))[1])
+
+    def reset_worker(self, worker: int) -> None:
+        """Forget the sessions of ``worker``, a process that is gone (called by
+        the master). Also rebuilds the table, so that one left half-updated by
+        a process killed inside :meth:`connect` is whole again."""
+        with self._locked():
+            _, *sessions = self._header.unpack_from(self._map, 0)
+            sessions[worker] = 0
+            entries = {}
+            for slot in range(self._slots):
+                key, *counts = self._entry.unpack_from(self._map, self._offset(slot))
+                counts[worker] = 0
+                if key != _EMPTY and any(counts):
+                    entries.setdefault(key, counts)
+            self._map[:] = bytes(len(self._map))
+            self._header.pack_into(self._map, 0, len(entries), *sessions)
+            for key, counts in entries.items():
+                slot, _ = self._find(key)
+                self._entry.pack_into(self._map, self._offset(slot), key, *counts)
+
+    @contextmanager
+    def _locked(self):
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def _offset(self, slot: int) -> int:
+        return self._header.size + slot * self._entry.size
+
+    def _add(self, field: int, delta: int) -> None:
+        """Add ``delta`` to header field ``field`` (0: keys in use, 1 + N: worker N's sessions)."""
+        (value,) = struct.unpack_from("q", self._map, field * 8)
+        struct.pack_into("q", self._map, field * 8, value + delta)
+
+    def _find(self, key: bytes) -> tuple[int, list[int]]:
+        """The slot of ``key`` (linear probing) and its counts; for a key not in
+        the table, the empty slot where it goes and zero counts."""
+        mask = self._slots - 1
+        slot = int.from_bytes(key[:8], "little") & mask
+        while True:
+            found, *counts = self._entry.unpack_from(self._map, self._offset(slot))
+            if found == key:
+                return slot, counts
+            if found == _EMPTY:
+                return slot, [0] * self.workers
+            slot = (slot + 1) & mask
+
+    def _delete(self, slot: int) -> None:
+        """Empty ``slot``, moving later entries of its probe run back into the hole
+        (Knuth's algorithm R), so lookups never need tombstones."""
+        mask = self._slots - 1
+        size = self._entry.size
+        hole, probe = slot, slot
+        while True:
+            probe = (probe + 1) & mask
+            at = self._offset(probe)
+            key = bytes(self._map[at:at + 16])
+            if key == _EMPTY:
+                break
+            home = int.from_bytes(key[:8], "little") & mask
+            # Move it unless its home lies cyclically in (hole, probe].
+            if (hole < probe and (home <= hole or home > probe)) or \
+                    (hole > probe and home <= hole and home > probe):
+                self._map[self._offset(hole):self._offset(hole) + size] = self._map[at:at + size]
+                hole = probe
+        self._map[self._offset(hole):self._offset(hole) + size] = bytes(size)
+
+
+def _key(service: str, client: str) -> bytes:
+    """A fixed-size table key for (service, client), as anvil's "service:addr"."""
+    return hashlib.blake2b(f"{service}:{client}".encode(), digest_size=16).digest()
