@@ -85,8 +85,10 @@ def test_socket_is_private_to_its_owner(public_relayd):
 
 def test_other_users_are_refused_by_peer_credentials(public_relayd):
     # Even if the socket's mode lets another user in (an admin's chmod, a shared
-    # group), its peer credentials are checked: nothing is deleted.
+    # group; the queue directory itself is 0700), its peer credentials are checked:
+    # nothing is deleted.
     path = socket_path(str(public_relayd.spool))
+    os.chmod(public_relayd.spool, 0o711)
     os.chmod(path, 0o666)
     pid, report = as_nobody(path, b"delete ALL\n")
     assert report == {"answer": "error permission denied: only root and the mail system "
