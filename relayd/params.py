@@ -380,7 +380,10 @@ def _check_choice(param: Param, text: str) -> None:
 
 def split_list(text: str) -> list[str]:
     """Split a Postfix list on commas and whitespace; a ``{...}`` group stays one
-    item, its outer braces and the blanks just inside them removed."""
+    item, its outer braces and the blanks just inside them removed. *text* must
+    be text: a list parameter's value is split already."""
+    if not isinstance(text, str):
+        raise TypeError(f"split_list() needs main.cf text, not {type(text).__name__}")
     items, word, depth = [], [], 0
     for ch in text:
         if ch == "{":

@@ -49,7 +49,7 @@ class Restrictions:
     def __init__(self, config, registry: CheckRegistry | None = None):
         self.config = config
         self.registry = registry or CheckRegistry.from_entry_points()
-        class_names = [c.lower() for c in split_list(config["smtpd_restriction_classes"])]
+        class_names = [c.lower() for c in config["smtpd_restriction_classes"]]
         self.classes = {name: self._compile(name, _class_text(config, name), class_names)
                         for name in class_names}
         self.lists = {stage: self._compile(parameter, config[parameter], class_names, stage)

@@ -350,6 +350,50 @@ def test_reads_of_computed_names_are_the_known_ones():
     assert stale == []
 
 
+# Calls and methods that only make sense on main.cf text. The value of a read of
+# an int, size, time, bool, list or choice parameter is typed already (Config
+# converts it once, as its declaration says): treating it as text again is at
+# best dead code and at worst silent garbage (split_list() of a list).
+CONVERTERS = ("int", "bool", "str", "split_list", "split_postfix_list")
+TEXT_METHODS = ("split", "strip", "isdigit", "lower", "upper")
+BOOLEAN_WORDS = ("yes", "no", "true", "false")
+
+
+def _is_read(node) -> bool:
+    """A read of a parameter typed other than str: config[NAME] or config.get(NAME)
+    (raw() is text by design)."""
+    if isinstance(node, ast.Subscript) and _is_config(node.value):
+        name = _string(node.slice)
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+            and node.func.attr == "get" and _is_config(node.func.value) and node.args:
+        name = _string(node.args[0])
+    else:
+        return False
+    return name in PARAMS and PARAMS[name].type != "str"
+
+
+def conversions():
+    """"file:line: what" for each read whose value the code converts again."""
+    out = []
+    for rel, tree in MODULES:
+        for node in ast.walk(tree):
+            where = f"{rel}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Call) and _tail(node.func) in CONVERTERS \
+                    and any(map(_is_read, node.args)):
+                out.append(f"{where}: {_tail(node.func)}() of a typed value")
+            elif isinstance(node, ast.Attribute) and node.attr in TEXT_METHODS \
+                    and _is_read(node.value):
+                out.append(f"{where}: .{node.attr}() of a typed value")
+            elif isinstance(node, ast.Compare) and any(map(_is_read, [node.left, *node.comparators])) \
+                    and any(str(_string(n)).lower() in BOOLEAN_WORDS for n in node.comparators):
+                out.append(f"{where}: a typed value compared with yes/no text")
+    return sorted(out)
+
+
+def test_no_read_value_is_converted_again():
+    assert conversions() == []
+
+
 def test_compat_declarations_are_marked_unused():
     compat = {name for name, param in PARAMS.items() if getattr(param, "compat", False)}
     assert compat == set(POSTFIX_DEFAULTS)
