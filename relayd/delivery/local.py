@@ -19,7 +19,6 @@ import itertools
 import logging
 import os
 import re
-import socket
 import time
 from typing import Callable
 

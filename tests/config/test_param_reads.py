@@ -10,9 +10,10 @@ The test walks relayd/ with the ast module and finds every parameter read:
   their string arguments name (``AddressMaps(config, "canonical_maps")``):
   every literal string argument of such a call is a parameter name, and so is
   a literal default of the argument that carries it;
-- a read whose NAME is a variable: the names it takes when it iterates over a
-  literal tuple (``for stage, parameter in STAGE_PARAMETERS``) or is a module
-  constant; a variable the test cannot follow must be in DYNAMIC_READS.
+- a read whose NAME is a variable: the names it can hold when it is a local or
+  module constant, a conditional of literals, a constant dict's value, or is
+  bound by iterating over a literal tuple (``for stage, parameter in
+  STAGE_PARAMETERS``); a variable the test cannot follow must be in DYNAMIC_READS.
 
 A name read must be declared in relayd.params with a type. The ~900 Postfix
 parameters declared only for compatibility (relayd.config.compat, untyped
@@ -21,8 +22,11 @@ parameter's Postfix type is a number, a boolean or a list (issue 7: RSET's
 timeout read as "20s" crashed every delivery that needed an RSET).
 
 ACCESSORS is checked too: a relayd function that passes one of its own
-arguments on to a parameter read and is not listed fails the test, so a new
-helper cannot hide the names its callers pass.
+arguments on to a parameter read and is not listed fails the test (and its
+callers' names are still checked), so a new helper cannot hide the names its
+callers pass. No typed value may be handled as text again (int(), str(),
+split_list(), == "yes" ...), and reading a compat parameter at run time raises
+UnusedParameter, never a KeyError a fallback could swallow.
 """
 from __future__ import annotations
 
