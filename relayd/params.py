@@ -25,7 +25,10 @@ choice     one of the parameter's ``choices``                     str
 
 Parameters Postfix knows but relayd does not use yet are declared too (from
 ``relayd.config.compat``) so that a stock Postfix main.cf loads without
-"unused parameter" warnings.
+"unused parameter" warnings. They are marked ``compat``: ``config show`` prints
+them and ``$name`` expands them, but code never reads one (``Config[name]``
+raises :class:`relayd.config.UnusedParameter`, and tests/config/test_param_reads.py
+finds every read in the code): to use one, declare it here with its type.
 """
 from __future__ import annotations
 
@@ -47,8 +50,9 @@ COMPAT_DOC = "Postfix parameter, accepted for compatibility; not used yet."
 @dataclass(frozen=True)
 class Param:
     """One main.cf parameter: its name, value type, raw default text, a one-line
-    description, the default time unit (for "time" parameters) and the allowed
-    values (for "choice" parameters)."""
+    description, the default time unit (for "time" parameters), the allowed
+    values (for "choice" and "list" parameters) and whether it is only known
+    for compatibility (never read by relayd)."""
 
     name: str
     type: str
@@ -56,11 +60,127 @@ class Param:
     doc: str
     unit: str = "s"
     choices: tuple[str, ...] = field(default=())
+    compat: bool = False
 
 
 def _time(name: str, default: str, doc: str) -> Param:
     """A time parameter whose default unit is the unit of its default, as in Postfix."""
     return Param(name, "time", default, doc, unit=default[-1])
+
+
+_ADDRESS_CLASSES = ("envelope_sender", "envelope_recipient", "header_sender", "header_recipient")
+
+
+def _code(name: str, default: str, doc: str) -> Param:
+    """A reply-code parameter (an int, as in Postfix)."""
+    return Param(name, "int", default, doc)
+
+
+# Postfix parameters relayd reads, with Postfix's types and defaults (postconf(5),
+# src/global/mail_params.h): rejects and replies, content checks, address
+# rewriting, delivery.
+_POSTFIX_USED = [
+    Param("soft_bounce", "bool", "no",
+          "Turn every 5xx reply of the SMTP server into a 4xx one (a safety net while "
+          "testing a configuration)."),
+    _code("access_map_reject_code", "554", "Reply code for a REJECT access-map result."),
+    _code("access_map_defer_code", "450", "Reply code for a DEFER access-map result."),
+    _code("invalid_hostname_reject_code", "501",
+          "Reply code for reject_invalid_helo_hostname and its kin."),
+    _code("non_fqdn_reject_code", "504",
+          "Reply code for reject_non_fqdn_helo_hostname, _sender and _recipient."),
+    _code("unknown_virtual_alias_reject_code", "550",
+          "Reply code for a recipient in virtual_alias_domains with no virtual_alias_maps entry."),
+    _code("unknown_local_recipient_reject_code", "550",
+          "Reply code for a local recipient that local_recipient_maps does not list."),
+    _code("unknown_relay_recipient_reject_code", "550",
+          "Reply code for a relay_domains recipient that relay_recipient_maps does not list."),
+    Param("show_user_unknown_table_name", "bool", "yes",
+          "Name the table in 'User unknown in ... table' replies."),
+    Param("smtpd_reject_unlisted_recipient", "bool", "yes",
+          "Reject a recipient the recipient tables do not list, even with no restriction "
+          "naming reject_unlisted_recipient."),
+    Param("smtpd_reject_unlisted_sender", "bool", "no",
+          "Reject a sender the address tables would not accept as a recipient."),
+    Param("parent_domain_matches_subdomains", "list",
+          "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,"
+          "qmqpd_authorized_clients,relay_domains,smtpd_access_maps",
+          "Features where a domain also matches its subdomains (relayd reads relay_domains "
+          "and smtpd_access_maps)."),
+    Param("smtpd_null_access_lookup_key", "str", "<>",
+          "The access-map key looked up for the null sender address."),
+    Param("allow_untrusted_routing", "bool", "no",
+          "Let an access-map OK permit an address with sender-specified routing (%, !, @)."),
+    Param("append_at_myorigin", "bool", "yes", "Append @$myorigin to unqualified addresses."),
+    Param("smtpd_client_event_limit_exceptions", "list",
+          "${smtpd_client_connection_limit_exceptions:$mynetworks}",
+          "Clients exempt from the per-client limits (smtpd_client_connection_count_limit)."),
+    Param("local_recipient_maps", "list", "proxy:unix:passwd.byname $alias_maps",
+          "Valid local recipients (mydestination); empty: any local recipient."),
+    Param("relocated_maps", "list", "", "Tables of users who moved: 'User has moved to ...'."),
+    # Content checks (header_checks(5), cleanup(8)).
+    Param("header_checks", "list", "", "Pattern tables applied to each message header."),
+    Param("mime_header_checks", "list", "$header_checks",
+          "Pattern tables applied to MIME headers of body parts."),
+    Param("nested_header_checks", "list", "$header_checks",
+          "Pattern tables applied to the headers of attached messages."),
+    Param("body_checks", "list", "", "Pattern tables applied to each body line."),
+    Param("body_checks_size_limit", "int", "51200",
+          "How much of each body part body_checks inspect, in bytes."),
+    Param("header_size_limit", "int", "102400",
+          "Most bytes kept of one message header (with its continuation lines); the rest "
+          "is discarded."),
+    Param("mime_nesting_limit", "int", "100", "Deepest MIME multipart nesting inspected."),
+    Param("mime_boundary_length_limit", "int", "2048",
+          "Longest MIME boundary string recognised, in bytes."),
+    Param("disable_mime_input_processing", "bool", "no",
+          "Treat the body as plain text: no MIME structure is parsed."),
+    Param("receive_override_options", "list", "",
+          "Processing turned off on the way in (e.g. for a content filter's reinjection).",
+          choices=("no_unknown_recipient_checks", "no_address_mappings",
+                   "no_header_body_checks", "no_milters")),
+    # Address rewriting (canonical(5), virtual(5), generic(5)).
+    Param("canonical_maps", "list", "",
+          "Address mapping tables for sender and recipient addresses."),
+    Param("sender_canonical_maps", "list", "", "Address mapping tables for sender addresses."),
+    Param("recipient_canonical_maps", "list", "",
+          "Address mapping tables for recipient addresses."),
+    Param("canonical_classes", "list", ", ".join(_ADDRESS_CLASSES),
+          "Addresses canonical_maps applies to.", choices=_ADDRESS_CLASSES),
+    Param("sender_canonical_classes", "list", "envelope_sender, header_sender",
+          "Addresses sender_canonical_maps applies to.", choices=_ADDRESS_CLASSES),
+    Param("recipient_canonical_classes", "list", "envelope_recipient, header_recipient",
+          "Addresses recipient_canonical_maps applies to.", choices=_ADDRESS_CLASSES),
+    Param("masquerade_domains", "list", "",
+          "Domains whose subdomains are stripped from addresses (!domain: not stripped)."),
+    Param("masquerade_exceptions", "list", "", "User names never masqueraded."),
+    Param("masquerade_classes", "list", "envelope_sender, header_sender, header_recipient",
+          "Addresses masquerading applies to.", choices=_ADDRESS_CLASSES),
+    Param("propagate_unmatched_extensions", "list", "canonical, virtual",
+          "Mappings that keep an address extension their table entry does not match.",
+          choices=("canonical", "virtual", "alias", "forward", "include", "generic")),
+    Param("virtual_maps", "list", "",
+          "Obsolete name of virtual_alias_maps (reached through its default; a warning when set)."),
+    Param("virtual_alias_domains", "list", "$virtual_alias_maps",
+          "Domains whose every address is an alias (virtual_alias_maps)."),
+    Param("virtual_alias_expansion_limit", "int", "1000",
+          "Most addresses one virtual alias expansion may produce."),
+    Param("virtual_alias_recursion_limit", "int", "1000",
+          "Deepest nesting of virtual alias expansion."),
+    Param("local_header_rewrite_clients", "list", "permit_inet_interfaces",
+          "Clients whose message header addresses are rewritten (canonical, masquerade)."),
+    Param("remote_header_rewrite_domain", "str", "",
+          "Domain appended to incomplete header addresses from other clients; empty: no "
+          "rewriting of their headers."),
+    Param("proxy_interfaces", "list", "",
+          "Addresses this host receives mail on through a proxy or NAT (local destinations)."),
+    Param("smtp_generic_maps", "list", "",
+          "Address mapping tables applied by the SMTP client to outgoing mail."),
+    # Delivery.
+    Param("local_transport", "str", "local:$myhostname",
+          "Transport for mail to mydestination domains."),
+    _time("smtp_rset_timeout", "20s", "Time to wait for the RSET reply."),
+]
 
 
 _RELAYD = [
@@ -171,7 +291,8 @@ _RELAYD = [
     Param("smtpd_tls_cert_file", "str", "", "Server certificate (PEM)."),
     Param("smtpd_tls_key_file", "str", "$smtpd_tls_cert_file", "Server private key (PEM)."),
     Param("smtpd_sasl_auth_enable", "bool", "no", "Offer SMTP AUTH."),
-    Param("alias_maps", "list", "hash:/etc/aliases, nis:mail.aliases", COMPAT_DOC),
+    Param("alias_maps", "list", "hash:/etc/aliases, nis:mail.aliases",
+          "Alias tables of local_transport = local (aliases(5))."),
     Param("alias_database", "list", "hash:/etc/aliases", COMPAT_DOC),
     Param("virtual_alias_maps", "list", "$virtual_maps", "Address rewriting tables (virtual(5))."),
     Param("relay_recipient_maps", "list", "", "Valid recipients in relay_domains."),
@@ -200,10 +321,12 @@ _RELAYD = [
     Param("relayd_worker_processes", "str", "auto",
           "relayd extension: worker processes, each a whole relay on the shared listeners "
           "with its own queue journal; 'auto' means one per CPU core."),
+    *_POSTFIX_USED,
 ]
 
 PARAMS: dict[str, Param] = {
-    **{name: Param(name, "str", default, COMPAT_DOC) for name, default in POSTFIX_DEFAULTS.items()},
+    **{name: Param(name, "str", default, COMPAT_DOC, compat=True)
+       for name, default in POSTFIX_DEFAULTS.items()},
     **{p.name: p for p in _RELAYD},
 }
 
@@ -266,7 +389,10 @@ def _check_choice(param: Param, text: str) -> None:
 
 def split_list(text: str) -> list[str]:
     """Split a Postfix list on commas and whitespace; a ``{...}`` group stays one
-    item, its outer braces and the blanks just inside them removed."""
+    item, its outer braces and the blanks just inside them removed. *text* must
+    be text: a list parameter's value is split already."""
+    if not isinstance(text, str):
+        raise TypeError(f"split_list() needs main.cf text, not {type(text).__name__}")
     items, word, depth = [], [], 0
     for ch in text:
         if ch == "{":

@@ -147,7 +147,7 @@ class _Dialogue:
         self.core = ServerSession(
             hostname=config["myhostname"], message_size_limit=config["message_size_limit"],
             line_length_limit=config["line_length_limit"],
-            bare_newline=str(config["smtpd_forbid_bare_newline"]).lower(),
+            bare_newline=config["smtpd_forbid_bare_newline"],
             helo_required=config["smtpd_helo_required"],
             vrfy_enabled=not config["disable_vrfy_command"])
         self.notes: dict = {}

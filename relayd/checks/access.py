@@ -17,7 +17,6 @@ from relayd.checks.names import (CLIENT_CLASS, HELO_CLASS, RECIPIENT_CLASS, SEND
 from relayd.checks.relay import Destinations
 from relayd.config.derived import PerConfig
 from relayd.pipeline.context import CheckContext
-from relayd.pipeline.dispatcher import split_list
 from relayd.pipeline.verdicts import DUNNO, Permit, Verdict
 from relayd.tables.base import Table, TemporaryLookupError, open_table
 from relayd.tables.search import address_queries, host_queries, hostname_queries, search
@@ -32,8 +31,7 @@ class AccessTables(PerConfig):
     def __init__(self, config):
         self.config = config
         self.tables: dict[str, Table] = {}
-        self.parent_matches = "smtpd_access_maps" in split_list(
-            config["parent_domain_matches_subdomains"])
+        self.parent_matches = "smtpd_access_maps" in config["parent_domain_matches_subdomains"]
         self.delimiters = config["recipient_delimiter"]
         self.null_key = config["smtpd_null_access_lookup_key"]
 
@@ -99,7 +97,7 @@ def check_recipient_access(ctx: CheckContext) -> Verdict:
         return DUNNO
     verdict = _address_verdict(ctx, ctx.recipient, RECIPIENT_CLASS, "recipient")
     # A source-routed recipient is too suspicious for OK (SUSPICIOUS() in smtpd_check.c).
-    if isinstance(verdict, Permit) and not _yes(ctx.config["allow_untrusted_routing"]):
+    if isinstance(verdict, Permit) and not ctx.config["allow_untrusted_routing"]:
         if route(ctx.recipient, Destinations.of(ctx.config).is_local).routed:
             return DUNNO
     return verdict
@@ -115,13 +113,9 @@ def _address_verdict(ctx: CheckContext, address: str, reply_class: str, stage: s
 def _qualified(address: str, config) -> str:
     """A bare local part as trivial-rewrite sees it: ``user@$myorigin``."""
     localpart, domain = split_address(address)
-    if domain or not _yes(config["append_at_myorigin"]):
+    if domain or not config["append_at_myorigin"]:
         return address
     return f"{localpart}@{config['myorigin']}"
-
-
-def _yes(value) -> bool:
-    return value if isinstance(value, bool) else str(value).strip().lower() in ("yes", "true")
 
 
 def register(registry) -> None:

@@ -13,7 +13,6 @@ import logging
 import re
 
 from relayd.checks.names import RECIPIENT_CLASS, SENDER_CLASS
-from relayd.config import ConfigError
 from relayd.pipeline.dispatcher import split_list
 from relayd.pipeline.verdicts import (DUNNO, OK, Bcc, Defer, DeferIfPermit, DeferIfReject,
                                       Discard, Filter, Hold, Info, Prepend, Redirect, Reject,
@@ -56,16 +55,6 @@ def split_dsn(text: str, default: str) -> tuple[str, str]:
     return ".".join(match.groups()), text[match.end():]
 
 
-def int_parameter(config, name: str) -> int:
-    """A numeric main.cf parameter declared only for compatibility (a str)."""
-    value = config[name]
-    if isinstance(value, int):
-        return value
-    if not str(value).strip().isdigit():
-        raise ConfigError(f"bad numerical value: {value}", parameter=name)
-    return int(value)
-
-
 def _refusal(code: int, default_dsn: str, text: str, default_text: str,
              name: str, reply_class: str) -> Reply:
     status, text = split_dsn(text, default_dsn)
@@ -95,13 +84,13 @@ def access_verdict(value: str, *, name: str, reply_class: str, stage: str, confi
     if action in ("OK", "RELAY") or value.isdigit():
         return OK
     if action == "REJECT":
-        return _decided(_refusal(int_parameter(config, "access_map_reject_code"), "5.7.1", text,
+        return _decided(_refusal(config["access_map_reject_code"], "5.7.1", text,
                                  "Access denied", name, reply_class))
     if action == "DEFER":
-        return _decided(_refusal(int_parameter(config, "access_map_defer_code"), "4.7.1", text,
+        return _decided(_refusal(config["access_map_defer_code"], "4.7.1", text,
                                  "Access denied", name, reply_class))
     if action in ("DEFER_IF_PERMIT", "DEFER_IF_REJECT"):
-        reply = _refusal(int_parameter(config, "access_map_defer_code"), "4.7.1", text,
+        reply = _refusal(config["access_map_defer_code"], "4.7.1", text,
                          "Service unavailable", name, reply_class)
         return DeferIfPermit(reply) if action == "DEFER_IF_PERMIT" else DeferIfReject(reply)
     if len(command) == 3 and command[0] in "45" and command.isdigit() and text:

@@ -28,7 +28,7 @@ from relayd.pipeline.context import CheckContext
 from relayd.pipeline.verdicts import DUNNO, Defer, Reject
 from relayd.rewrite.domains import LOCAL, RELAY, VIRTUAL_ALIAS, AddressClasses
 from relayd.rewrite.maps import AddressMaps
-from relayd.rewrite.tables import setting, virtual_alias_parameter
+from relayd.rewrite.tables import warn_virtual_maps
 from relayd.smtp.replies import R550_USER_MOVED, R550_USER_UNKNOWN, Reply
 
 RECIPIENT, SENDER = "Recipient address", "Sender address"
@@ -47,18 +47,17 @@ class RecipientTables(PerConfig):
             RECIPIENT: [AddressMaps(config, "recipient_canonical_maps")],
             SENDER: [AddressMaps(config, "sender_canonical_maps")],
         }
-        common = [AddressMaps(config, "canonical_maps"),
-                  AddressMaps(config, virtual_alias_parameter(config))]
+        warn_virtual_maps(config)
+        common = [AddressMaps(config, "canonical_maps"), AddressMaps(config, "virtual_alias_maps")]
         for maps in self.known.values():
             maps.extend(common)
         self.relocated = AddressMaps(config, "relocated_maps")
         self.local = AddressMaps(config, "local_recipient_maps")
         self.relay = AddressMaps(config, "relay_recipient_maps")
-        self.myorigin = setting(config, "myorigin").lower()
-        self.relocated_prefix = setting(config, "relocated_prefix_enable", "yes") != "no"
-        self.show_table = setting(config, "show_user_unknown_table_name", "yes") != "no"
-        self.special = (*_ALWAYS_LOCAL, setting(config, "double_bounce_sender",
-                                                "double-bounce").lower())
+        self.myorigin = config["myorigin"].lower()
+        self.relocated_prefix = config["relocated_prefix_enable"]
+        self.show_table = config["show_user_unknown_table_name"]
+        self.special = (*_ALWAYS_LOCAL, config["double_bounce_sender"].lower())
 
     def unlisted_reply(self, address: str, address_class: str = RECIPIENT) -> Reply | None:
         """The reply rejecting ``address`` as unknown or moved, or None when it passes."""
@@ -72,22 +71,24 @@ class RecipientTables(PerConfig):
             return self._moved(address, address_class, moved[0])
         kind = self.classes.classify(domain)
         if kind == VIRTUAL_ALIAS:
-            return self._unknown(address, address_class, "unknown_virtual_alias_reject_code",
-                                 "virtual alias")
+            return self._unknown(address, address_class,
+                                 self.config["unknown_virtual_alias_reject_code"], "virtual alias")
         if kind == LOCAL and self.local and resolved.localpart.lower() not in self.special \
                 and not self.local.find(key):
-            return self._unknown(address, address_class, "unknown_local_recipient_reject_code",
+            return self._unknown(address, address_class,
+                                 self.config["unknown_local_recipient_reject_code"],
                                  "local recipient")
         if kind == RELAY and self.relay and not self.relay.find(key):
-            return self._unknown(address, address_class, "unknown_relay_recipient_reject_code",
+            return self._unknown(address, address_class,
+                                 self.config["unknown_relay_recipient_reject_code"],
                                  "relay recipient")
         return None
 
-    def _unknown(self, address: str, address_class: str, code_parameter: str, table: str) -> Reply:
+    def _unknown(self, address: str, address_class: str, code: int, table: str) -> Reply:
         reply = R550_USER_UNKNOWN.format(address, address_class,
                                          f" in {table} table" if self.show_table else "")
         status = "5.1.0" if address_class == SENDER else reply.status
-        return _with_code(reply, int(setting(self.config, code_parameter, "550")), status)
+        return _with_code(reply, code, status)
 
     def _moved(self, address: str, address_class: str, value: str) -> Reply:
         if self.relocated_prefix:

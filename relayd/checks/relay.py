@@ -17,7 +17,6 @@ from relayd.config import ConfigError
 from relayd.config.derived import PerConfig
 from relayd.networks import NetworkList
 from relayd.pipeline.context import CheckContext
-from relayd.pipeline.dispatcher import split_list
 from relayd.pipeline.verdicts import DUNNO, OK, Defer, Reject
 from relayd.smtp.replies import (R450_ACCESS_DENIED, R454_RELAY_DEFERRED,
                                  R554_ACCESS_DENIED, R554_RELAY_DENIED)
@@ -49,7 +48,7 @@ class Destinations(PerConfig):
         # ".example.com" matches subdomains only; a plain "example.com" matches its
         # subdomains too when parent_domain_matches_subdomains names relay_domains.
         self.relay_parents = {d[1:] for d in relay if d.startswith(".")}
-        self.relay_subdomains = "relay_domains" in _words(config["parent_domain_matches_subdomains"])
+        self.relay_subdomains = "relay_domains" in config["parent_domain_matches_subdomains"]
         if self.relay_subdomains:
             self.relay_parents |= self.relay
         self.myorigin = normalize_domain(config["myorigin"])
@@ -88,14 +87,10 @@ class Destinations(PerConfig):
         return AddressClasses.of(self.config).classify(r.domain or self.myorigin) != DEFAULT
 
 
-def _words(value) -> list[str]:
-    return split_list(value) if isinstance(value, str) else list(value)
-
-
 def _domain_list(config, name: str) -> tuple[list[str], list]:
     """A domain-list parameter: its domain names and its ``type:table`` items."""
     names, tables = [], []
-    for word in _words(config[name]):
+    for word in config[name]:
         if word.startswith("/"):
             raise ConfigError(f"/file/name patterns are not supported yet (use a table, e.g. "
                               f"texthash:{word}): {word}", parameter=name)

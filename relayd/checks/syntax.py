@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from relayd.checks.actions import int_parameter
 from relayd.checks.names import HELO_CLASS, RECIPIENT_CLASS, SENDER_CLASS, stage_class, stage_name
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.verdicts import DUNNO, Defer, Reject, Verdict
@@ -63,7 +62,7 @@ def _bad_hostaddr(ctx: CheckContext, helo: str) -> Verdict:
     inner = helo[1:-1] if len(helo) > 2 and helo.endswith("]") else helo
     if valid_mailhost_addr(inner):
         return DUNNO
-    return _refuse(R501_INVALID_HOSTADDR, int_parameter(ctx.config, "invalid_hostname_reject_code"),
+    return _refuse(R501_INVALID_HOSTADDR, ctx.config["invalid_hostname_reject_code"],
                    helo, HELO_CLASS)
 
 
@@ -77,7 +76,7 @@ def reject_invalid_helo_hostname(ctx: CheckContext) -> Verdict:
     name = _truncated(helo)
     if valid_hostname(name) or valid_mailhost_addr(name):
         return DUNNO
-    return _refuse(R501_INVALID_HOSTNAME, int_parameter(ctx.config, "invalid_hostname_reject_code"),
+    return _refuse(R501_INVALID_HOSTNAME, ctx.config["invalid_hostname_reject_code"],
                    helo, HELO_CLASS)
 
 
@@ -92,7 +91,7 @@ def reject_non_fqdn_helo_hostname(ctx: CheckContext) -> Verdict:
     name = _truncated(helo)
     if valid_hostname(name) and "." in name:
         return DUNNO
-    return _refuse(R504_NON_FQDN_HOSTNAME, int_parameter(ctx.config, "non_fqdn_reject_code"),
+    return _refuse(R504_NON_FQDN_HOSTNAME, ctx.config["non_fqdn_reject_code"],
                    helo, HELO_CLASS)
 
 
@@ -103,7 +102,7 @@ def _non_fqdn_address(ctx: CheckContext, address: str, reply_class: str) -> Verd
     domain = _truncated(domain)
     if domain and valid_hostname(domain) and "." in domain:
         return DUNNO
-    return _refuse(R504_NON_FQDN_ADDRESS, int_parameter(ctx.config, "non_fqdn_reject_code"),
+    return _refuse(R504_NON_FQDN_ADDRESS, ctx.config["non_fqdn_reject_code"],
                    address, reply_class)
 
 

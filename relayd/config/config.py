@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Iterable, Mapping
 
 from relayd import params
-from relayd.config.errors import ConfigError
+from relayd.config.errors import ConfigError, UnusedParameter
 from relayd.config.expand import ExpansionError, expand, references
 from relayd.config.maincf import Setting, parse_main_cf
 from relayd.config.mastercf import (DEFAULT_MASTER_CF, PIPE, Service, is_delivery_agent,
@@ -17,6 +17,7 @@ from relayd.config.mastercf import (DEFAULT_MASTER_CF, PIPE, Service, is_deliver
 
 log = logging.getLogger("relayd.config")
 
+_MISSING = object()
 _INTERFACES = {"all": ("0.0.0.0", "::"), "loopback-only": ("127.0.0.1", "::1")}
 # Transports that must name a service relayd can run (the pipe(8) check).
 _TRANSPORT_PARAMS = ("default_transport", "relay_transport")
@@ -26,7 +27,9 @@ class Config:
     """An immutable configuration. ``config[name]`` is the expanded, typed
     value (see relayd.params for the types); ``raw(name)`` the text as written.
     Parameters set in main.cf that relayd does not declare are available as
-    expanded strings; other unknown names raise KeyError."""
+    expanded strings (restriction class names); other unknown names raise
+    KeyError, and a parameter declared only for compatibility raises
+    UnusedParameter (``raw``, ``expand`` and ``config show`` still have it)."""
 
     __slots__ = ("_settings", "_defaults", "_cache", "config_directory", "services")
 
@@ -42,19 +45,31 @@ class Config:
         raise AttributeError("Config is immutable; use with_overrides()")
 
     def __getitem__(self, name: str):
-        if name not in self._cache:
-            param = params.PARAMS.get(name)
-            if param is None and name not in self._settings:
-                raise KeyError(name)
-            setting = self._settings.get(name)
-            where = {"file": setting.file, "line": setting.line} if setting else {}
-            try:
-                text = self._text(name, (name,))
-                value = params.convert(param, text) if param else text
-            except (ExpansionError, params.BadValue) as exc:
-                raise ConfigError(str(exc), parameter=name, **where) from None
+        value = self._cache.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+        param = params.PARAMS.get(name)
+        if param is not None and param.compat:
+            raise UnusedParameter(name)
+        return self._value(name, param)
+
+    def _value(self, name: str, param: "params.Param | None"):
+        """The typed value of *name* (*param* its declaration, if any); cached
+        unless *param* is a compat one (whose value only _validate computes)."""
+        if name in self._cache:
+            return self._cache[name]
+        if param is None and name not in self._settings:
+            raise KeyError(name)
+        setting = self._settings.get(name)
+        where = {"file": setting.file, "line": setting.line} if setting else {}
+        try:
+            text = self._text(name, (name,))
+            value = params.convert(param, text) if param else text
+        except (ExpansionError, params.BadValue) as exc:
+            raise ConfigError(str(exc), parameter=name, **where) from None
+        if param is None or not param.compat:
             self._cache[name] = value
-        return self._cache[name]
+        return value
 
     def get(self, name: str, default=None):
         """``config[name]``, or *default* for an unknown name."""
@@ -147,7 +162,7 @@ class Config:
         typed = [name for name, p in params.PARAMS.items()
                  if p.type not in ("str", "list") and name not in params.COMPUTED]
         for name in [*self._settings, *typed]:
-            self[name]
+            self._value(name, params.PARAMS.get(name))
 
     def _interface_addresses(self) -> list[str]:
         protocols = set(self["inet_protocols"])

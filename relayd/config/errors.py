@@ -1,4 +1,5 @@
-"""The one error a configuration can raise, and the exit status it maps to."""
+"""The error a configuration raises, the exit status it maps to, and the
+programming error of reading a parameter relayd does not declare with a type."""
 from __future__ import annotations
 
 # sysexits(3) EX_CONFIG: what relayd exits with when its configuration is bad.
@@ -28,3 +29,15 @@ class ConfigError(Exception):
             parts.append(f"parameter {self.parameter}")
         parts.append(self.message)
         return ": ".join(parts)
+
+
+class UnusedParameter(LookupError):
+    """Code read a parameter that relayd.params declares only for compatibility
+    (as text, never used). A bug in relayd, not in the configuration: the
+    parameter must be declared with its type before code reads it. Not a
+    KeyError, so that no ``except KeyError`` fallback can hide it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"parameter {name} is declared for compatibility only; declare it "
+                         f"with its type in relayd/params.py before reading it")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relayd.config import ConfigError
-from relayd.params import split_list
 from relayd.tables.base import Table, open_table
 
 HEADER_CHECKS = "header_checks"
@@ -19,14 +18,12 @@ MIME_HEADER_CHECKS = "mime_header_checks"
 NESTED_HEADER_CHECKS = "nested_header_checks"
 BODY_CHECKS = "body_checks"
 
-# Postfix's defaults, for a configuration object that does not declare them.
-_LIMITS = {
-    "body_checks_size_limit": 51200,
-    "header_size_limit": 102400,
-    "line_length_limit": 2048,
-    "mime_nesting_limit": 100,
-    "mime_boundary_length_limit": 2048,
-}
+# The limits: (ContentChecks field, parameter).
+_LIMITS = (("body_size_limit", "body_checks_size_limit"),
+           ("header_size_limit", "header_size_limit"),
+           ("line_length_limit", "line_length_limit"),
+           ("nesting_limit", "mime_nesting_limit"),
+           ("boundary_limit", "mime_boundary_length_limit"))
 
 
 class CheckMaps:
@@ -84,14 +81,14 @@ class ContentChecks:
         as it does in Postfix (set with -o on a content filter's re-injection
         service). A bad table spec or limit is a ConfigError naming the parameter.
         """
-        overrides = _words(config.get("receive_override_options", ""))
-        if "no_header_body_checks" in overrides:
-            return cls(**_limits(config), mime_disabled=_mime_disabled(config))
+        mime_disabled = config["disable_mime_input_processing"]
+        if "no_header_body_checks" in config["receive_override_options"]:
+            return cls(**_limits(config), mime_disabled=mime_disabled)
         maps = {name: _open_maps(config, name, opener)
                 for name in (HEADER_CHECKS, MIME_HEADER_CHECKS, NESTED_HEADER_CHECKS, BODY_CHECKS)}
         return cls(header=maps[HEADER_CHECKS], mime=maps[MIME_HEADER_CHECKS],
                    nested=maps[NESTED_HEADER_CHECKS], body=maps[BODY_CHECKS],
-                   mime_disabled=_mime_disabled(config), **_limits(config))
+                   mime_disabled=mime_disabled, **_limits(config))
 
     def checker(self, context=None):
         """A :class:`~relayd.content.checker.ContentChecker` for one message."""
@@ -99,17 +96,8 @@ class ContentChecks:
         return ContentChecker(self, context)
 
 
-def _words(value) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    return split_list(str(value or ""))
-
-
 def _open_maps(config, name: str, opener) -> CheckMaps | None:
-    value = config.get(name, None)
-    if value is None and name in (MIME_HEADER_CHECKS, NESTED_HEADER_CHECKS):
-        value = config.get(HEADER_CHECKS, "")     # Postfix's default: $header_checks
-    specs = _words(value)
+    specs = config[name]     # mime_ and nested_header_checks default to $header_checks
     if not specs:
         return None
     tables = []
@@ -124,22 +112,9 @@ def _open_maps(config, name: str, opener) -> CheckMaps | None:
 
 
 def _limits(config) -> dict[str, int]:
-    fields = ("body_size_limit", "header_size_limit", "line_length_limit",
-              "nesting_limit", "boundary_limit")
     out = {}
-    for field_name, (param, default) in zip(fields, _LIMITS.items()):
-        value = config.get(param, default)
-        try:
-            out[field_name] = int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"bad numerical value: {value}", parameter=param) from None
-        if out[field_name] < 0 or (out[field_name] == 0 and param != "body_checks_size_limit"):
+    for field_name, param in _LIMITS:
+        value = out[field_name] = config[param]
+        if value == 0 and param != "body_checks_size_limit":   # as Postfix's minimum of 1
             raise ConfigError(f"bad numerical value: {value}", parameter=param)
     return out
-
-
-def _mime_disabled(config) -> bool:
-    value = config.get("disable_mime_input_processing", False)
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("yes", "true", "1")

@@ -19,7 +19,6 @@ import itertools
 import logging
 import os
 import re
-import socket
 import time
 from typing import Callable
 
@@ -30,7 +29,6 @@ from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, De
                                     Outcome, RecipientRef, log_outcome)
 from relayd.rewrite.aliases import LocalAliases
 from relayd.rewrite.maps import strip_extension
-from relayd.rewrite.tables import setting
 from relayd.tables.base import TemporaryLookupError
 
 __all__ = ["LocalDeliveryAgent", "maildir_base", "write_maildir", "mailbox_text"]
@@ -47,9 +45,9 @@ Forwarder = Callable[[DeliveryRequest, RecipientRef, list[str]], str]
 
 def maildir_base(config) -> str:
     """``relayd_maildir_base``, else ``$queue_directory/../mail``."""
-    base = setting(config, "relayd_maildir_base")
+    base = config["relayd_maildir_base"]
     if not base:
-        base = os.path.join(os.path.dirname(setting(config, "queue_directory").rstrip("/")), "mail")
+        base = os.path.join(os.path.dirname(config["queue_directory"].rstrip("/")), "mail")
     return base
 
 
@@ -102,8 +100,8 @@ class LocalDeliveryAgent:
     def __init__(self, config, forward: Forwarder):
         self.aliases = LocalAliases(config)
         self.base = maildir_base(config)
-        self.myhostname = setting(config, "myhostname", socket.gethostname())
-        self.delimiters = setting(config, "recipient_delimiter")
+        self.myhostname = config["myhostname"]
+        self.delimiters = config["recipient_delimiter"]
         self.forward = forward
 
     def deliver(self, request: DeliveryRequest) -> DeliveryResult:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from relayd.addresses import route
 from relayd.rewrite.domains import DEFAULT, LOCAL, RELAY, VIRTUAL_ALIAS, AddressClasses
 from relayd.rewrite.maps import AddressMaps
-from relayd.rewrite.tables import setting
 
 __all__ = ["Destination", "Router", "Transport", "parse_nexthop", "transport_kind"]
 
@@ -34,8 +33,6 @@ _KINDS = {"smtp": SMTP, "lmtp": SMTP, "relay": SMTP, "local": LOCAL_AGENT, "erro
 
 _TRANSPORT_PARAMETERS = {LOCAL: "local_transport", RELAY: "relay_transport",
                          DEFAULT: "default_transport"}
-_TRANSPORT_DEFAULTS = {"local_transport": "local", "relay_transport": "relay",
-                       "default_transport": "smtp"}
 
 
 @dataclass(frozen=True)
@@ -63,8 +60,8 @@ class Router:
         self.config = config
         self.classes = AddressClasses.of(config)
         self.relocated = AddressMaps(config, "relocated_maps")
-        self.myorigin = setting(config, "myorigin").lower()
-        self.relayhost = setting(config, "relayhost")
+        self.myorigin = config["myorigin"].lower()
+        self.relayhost = config["relayhost"]
         self._by_class: dict[str, Transport] = {}  # the transport depends on the class only
 
     def resolve(self, address: str) -> Transport:
@@ -84,7 +81,7 @@ class Router:
 
     def _transport(self, kind: str) -> Transport:
         parameter = _TRANSPORT_PARAMETERS.get(kind, "default_transport")
-        name, _, nexthop = setting(self.config, parameter, _TRANSPORT_DEFAULTS[parameter]).partition(":")
+        name, _, nexthop = self.config[parameter].partition(":")
         transport = Transport(transport_kind(self.config, name), name, nexthop)
         if transport.kind == SMTP and not nexthop:
             transport = Transport(SMTP, name, self.relayhost)

@@ -29,18 +29,9 @@ from relayd.rewrite.headers import rewrite_generic_headers
 from relayd.smtp.replies import Reply
 from relayd.tables.base import TemporaryLookupError
 
-__all__ = ["SmtpDeliveryAgent", "SMTP_DEFAULTS"]
+__all__ = ["SmtpDeliveryAgent"]
 
 log = logging.getLogger("relayd.smtp")
-
-#: Postfix's defaults (seconds), used for parameters the config lacks.
-SMTP_DEFAULTS = {
-    "smtp_connect_timeout": 30.0, "smtp_helo_timeout": 300.0, "smtp_mail_timeout": 300.0,
-    "smtp_rcpt_timeout": 300.0, "smtp_data_init_timeout": 120.0, "smtp_data_xfer_timeout": 180.0,
-    "smtp_data_done_timeout": 600.0, "smtp_quit_timeout": 300.0, "smtp_rset_timeout": 20.0,
-    "smtp_connection_cache_time_limit": 2.0, "smtp_connection_reuse_time_limit": 300.0,
-    "smtp_line_length_limit": 998,
-}
 
 
 def reply_outcome(reply: Reply, conn: SmtpConnection, command: str) -> Outcome:
@@ -60,15 +51,9 @@ class SmtpDeliveryAgent:
     def __init__(self, config: Mapping, *, clock: Callable[[], float] = time.time,
                  cache: ConnectionCache | None = None) -> None:
         self._config, self._clock = config, clock
-        self.cache = cache or ConnectionCache(self._param("smtp_connection_cache_time_limit"),
-                                              self._param("smtp_connection_reuse_time_limit"))
+        self.cache = cache or ConnectionCache(self._config["smtp_connection_cache_time_limit"],
+                                              self._config["smtp_connection_reuse_time_limit"])
         self.generic = GenericMaps(config)
-
-    def _param(self, name: str):
-        try:
-            return self._config[name]
-        except KeyError:
-            return SMTP_DEFAULTS[name]
 
     def deliver(self, destination: Destination, request: DeliveryRequest) -> DeliveryResult:
         """One delivery attempt of ``request`` to ``destination``; logs one
@@ -117,8 +102,8 @@ class SmtpDeliveryAgent:
         conn = self.cache.take(destination.nexthop)
         if conn is not None:
             return conn
-        conn = connect(destination.host, destination.port, self._param("smtp_connect_timeout"),
-                       line_length_limit=self._param("smtp_line_length_limit"))
+        conn = connect(destination.host, destination.port, self._config["smtp_connect_timeout"],
+                       line_length_limit=self._config["smtp_line_length_limit"])
         try:
             self._handshake(conn)
         except Trouble:
@@ -127,7 +112,7 @@ class SmtpDeliveryAgent:
         return conn
 
     def _handshake(self, conn: SmtpConnection) -> None:
-        timeout = self._param("smtp_helo_timeout")
+        timeout = self._config["smtp_helo_timeout"]
         greeting = conn.read_reply(timeout, "receiving the initial server greeting")
         if not greeting.is_positive:
             # Postfix skips a host that will not talk (smtp_skip_5xx_greeting):
@@ -168,9 +153,9 @@ class SmtpDeliveryAgent:
             for rcpt in accepted:
                 result.outcomes[rcpt.index] = reply_outcome(data_reply, conn, "DATA")
             return self._reset(conn)
-        conn.write(conn.session.send_data(request.content), self._param("smtp_data_xfer_timeout"),
+        conn.write(conn.session.send_data(request.content), self._config["smtp_data_xfer_timeout"],
                    "sending message body")
-        final = conn.read_reply(self._param("smtp_data_done_timeout"),
+        final = conn.read_reply(self._config["smtp_data_done_timeout"],
                                 "sending end of data -- message may be sent more than once")
         for rcpt in accepted:
             result.outcomes[rcpt.index] = reply_outcome(final, conn, "end of DATA")
@@ -189,8 +174,8 @@ class SmtpDeliveryAgent:
                         request.queue_id, self.generic.maps.parameter, exc)
             raise Trouble("4.3.0", f"{self.generic.maps.parameter} map lookup problem") from None
         mail = f"MAIL FROM:<{sender}>" + self._mail_params(conn, request)
-        mail_t, rcpt_t = self._param("smtp_mail_timeout"), self._param("smtp_rcpt_timeout")
-        data_t = self._param("smtp_data_init_timeout")
+        mail_t, rcpt_t = self._config["smtp_mail_timeout"], self._config["smtp_rcpt_timeout"]
+        data_t = self._config["smtp_data_init_timeout"]
         if "PIPELINING" in conn.session.extensions:
             wire = b"".join(conn.session.send_command(line) for line in (mail, *rcpts, "DATA"))
             conn.write(wire, mail_t, "sending MAIL FROM")
@@ -219,6 +204,6 @@ class SmtpDeliveryAgent:
     def _reset(self, conn: SmtpConnection) -> bool:
         """RSET after a refused transaction; True when the server agreed."""
         try:
-            return conn.command("RSET", self._param("smtp_rset_timeout"), "sending RSET").is_positive
+            return conn.command("RSET", self._config["smtp_rset_timeout"], "sending RSET").is_positive
         except Trouble:
             return False

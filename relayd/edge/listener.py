@@ -17,7 +17,6 @@ from relayd.anvil import TOO_MANY_SESSIONS, Anvil
 from relayd.content import ContentChecks
 from relayd.edge.session import SmtpdSession
 from relayd.networks import NetworkList
-from relayd.params import split_list
 from relayd.pipeline.hooks import HookRegistry
 from relayd.rewrite import Rewriter
 from relayd.rewrite.headers import HeaderRules
@@ -56,7 +55,7 @@ class SmtpdService:
             hostname=self.myhostname,
             message_size_limit=config["message_size_limit"],
             line_length_limit=config["line_length_limit"],
-            bare_newline=str(config["smtpd_forbid_bare_newline"]).lower(),
+            bare_newline=config["smtpd_forbid_bare_newline"],
             helo_required=config["smtpd_helo_required"],
             vrfy_enabled=self.vrfy_enabled,
         )
@@ -66,7 +65,7 @@ class SmtpdService:
         self.anvil = anvil or Anvil(capacity=self.session_limit)
         self.client_limit = config["smtpd_client_connection_count_limit"]
         self.client_limit_exceptions = NetworkList(
-            split_list(config["smtpd_client_event_limit_exceptions"]),
+            config["smtpd_client_event_limit_exceptions"],
             parameter="smtpd_client_event_limit_exceptions")
 
     def handle(self, sock, address) -> None:

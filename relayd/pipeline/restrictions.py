@@ -49,7 +49,7 @@ class Restrictions:
     def __init__(self, config, registry: CheckRegistry | None = None):
         self.config = config
         self.registry = registry or CheckRegistry.from_entry_points()
-        class_names = [c.lower() for c in split_list(config["smtpd_restriction_classes"])]
+        class_names = [c.lower() for c in config["smtpd_restriction_classes"]]
         self.classes = {name: self._compile(name, _class_text(config, name), class_names)
                         for name in class_names}
         self.lists = {stage: self._compile(parameter, config[parameter], class_names, stage)
@@ -62,10 +62,10 @@ class Restrictions:
                 "defer_unauth_destination, reject, defer, defer_if_permit or check_relay_domains",
                 parameter="smtpd_relay_restrictions")
         self.delay_reject = config["smtpd_delay_reject"]
-        self.soft_bounce = _yes(config, "soft_bounce")
+        self.soft_bounce = config["soft_bounce"]
         self.implicit = {name: self._compile(parameter, [name], class_names)
                          for parameter, name in _IMPLICIT
-                         if _yes(config, parameter) and self.registry.get(name) is not None}
+                         if config[parameter] and self.registry.get(name) is not None}
         self._class_names = class_names
         self._values: dict[tuple, tuple] = {}
         # Warm the per-configuration caches the built-in checks use, so that a bad
@@ -116,11 +116,6 @@ def _class_text(config, name: str):
         raise ConfigError(f"restriction class {name} is not defined: specify "
                           f"\"{name} = restrictions...\"",
                           parameter="smtpd_restriction_classes") from None
-
-
-def _yes(config, name: str) -> bool:
-    value = config[name]
-    return value if isinstance(value, bool) else str(value).strip().lower() in ("yes", "true")
 
 
 __all__ = ["Restrictions", "STAGE_PARAMETERS", "split_list"]

@@ -26,7 +26,6 @@ from relayd.addresses import split_address
 from relayd.params import split_list
 from relayd.rewrite.domains import LocalDomains
 from relayd.rewrite.maps import AddressMaps, strip_extension
-from relayd.rewrite.tables import setting
 from relayd.tables.base import TemporaryLookupError
 
 log = logging.getLogger("relayd.local")
@@ -49,9 +48,7 @@ class LocalAliases:
     def __init__(self, config):
         self.maps = AddressMaps(config, "alias_maps")
         self.local = LocalDomains.of(config)
-        # A bool from a Config, the main.cf text from a plain mapping.
-        self.allow_include = setting(config, "relayd_allow_alias_include", "no").lower() \
-            in ("yes", "true")
+        self.allow_include = config["relayd_allow_alias_include"]
 
     def lookup(self, name: str) -> str | None:
         """The alias value of local name ``name`` (with, then without its extension)."""

@@ -14,7 +14,6 @@ import logging
 
 from relayd.addresses import split_address
 from relayd.rewrite.maps import AddressMaps
-from relayd.rewrite.tables import words
 from relayd.tables.base import TemporaryLookupError
 
 log = logging.getLogger("relayd.cleanup")
@@ -31,17 +30,13 @@ class AliasExpansionError(TemporaryLookupError):
     answers "4.6.0 Alias expansion error" and keeps nothing; try again later."""
 
 
-def _propagates(config, kind: str) -> bool:
-    return kind in words(config, "propagate_unmatched_extensions")
-
-
 class CanonicalMaps:
     """One canonical parameter and the address classes it applies to."""
 
     def __init__(self, config, parameter: str, classes_parameter: str):
         self.maps = AddressMaps(config, parameter)
-        self.classes = set(words(config, classes_parameter))
-        self.propagate = _propagates(config, "canonical")
+        self.classes = set(config[classes_parameter])
+        self.propagate = "canonical" in config["propagate_unmatched_extensions"]
 
     def rewrite(self, address: str, address_class: str) -> str:
         """``address`` mapped until it stops changing (cleanup_map11())."""
@@ -66,9 +61,9 @@ class Masquerade:
     """masquerade_domains with masquerade_exceptions and masquerade_classes."""
 
     def __init__(self, config):
-        self.domains = words(config, "masquerade_domains")
-        self.exceptions = {w.lower() for w in words(config, "masquerade_exceptions")}
-        self.classes = set(words(config, "masquerade_classes"))
+        self.domains = config["masquerade_domains"]
+        self.exceptions = {w.lower() for w in config["masquerade_exceptions"]}
+        self.classes = set(config["masquerade_classes"])
 
     def rewrite(self, address: str, address_class: str) -> str:
         """``user@host.sub.example.com`` -> ``user@example.com`` when

@@ -13,7 +13,7 @@ import ipaddress
 from relayd.addresses import normalize_domain
 from relayd.checks.relay import Destinations
 from relayd.config.derived import PerConfig
-from relayd.rewrite.tables import open_tables, table_specs, words
+from relayd.rewrite.tables import open_tables, table_specs
 
 LOCAL, VIRTUAL_ALIAS, RELAY, DEFAULT = "local", "virtual_alias", "relay", "default"
 
@@ -35,14 +35,10 @@ class LocalDomains(PerConfig):
     """$mydestination plus the ``[address]`` literals of this host's interfaces."""
 
     def __init__(self, config):
-        try:
-            destinations = Destinations.of(config)
-            self.names, self.tables = set(destinations.local), destinations.local_tables
-        except KeyError:  # a bare dict configuration (the queue manager's tests)
-            self.names = {normalize_domain(d) for d in words(config, "mydestination")}
-            self.tables = []
+        destinations = Destinations.of(config)
+        self.names, self.tables = set(destinations.local), destinations.local_tables
         for parameter in ("inet_interfaces", "proxy_interfaces"):
-            for word in words(config, parameter):
+            for word in config[parameter]:
                 for address in _INTERFACE_WORDS.get(word, (word,)):
                     self.names.add(_literal(address))
 
@@ -81,10 +77,7 @@ class AddressClasses(PerConfig):
     def __init__(self, config):
         self.local = LocalDomains.of(config)
         self.virtual_alias = DomainList(config, "virtual_alias_domains")
-        try:
-            self.relay = Destinations.of(config)
-        except KeyError:   # a bare dict configuration (the queue manager's tests): no relay domains
-            self.relay = None
+        self.relay = Destinations.of(config)
 
     def classify(self, domain: str) -> str:
         """LOCAL, VIRTUAL_ALIAS, RELAY or DEFAULT for ``domain``."""
@@ -93,6 +86,6 @@ class AddressClasses(PerConfig):
             return LOCAL
         if domain in self.virtual_alias:
             return VIRTUAL_ALIAS
-        if self.relay is not None and self.relay.is_relay(domain):
+        if self.relay.is_relay(domain):
             return RELAY
         return DEFAULT

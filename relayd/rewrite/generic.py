@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 from relayd.rewrite.maps import AddressMaps
-from relayd.rewrite.tables import words
 
 log = logging.getLogger("relayd.smtp")
 
@@ -20,9 +19,9 @@ log = logging.getLogger("relayd.smtp")
 class GenericMaps:
     """The smtp_generic_maps of one configuration."""
 
-    def __init__(self, config, parameter: str = "smtp_generic_maps"):
-        self.maps = AddressMaps(config, parameter)
-        self.propagate = "generic" in words(config, "propagate_unmatched_extensions")
+    def __init__(self, config):
+        self.maps = AddressMaps(config, "smtp_generic_maps")
+        self.propagate = "generic" in config["propagate_unmatched_extensions"]
 
     def __bool__(self) -> bool:
         return bool(self.maps)

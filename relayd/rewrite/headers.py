@@ -28,7 +28,6 @@ from relayd.networks import NetworkList
 from relayd.rewrite.canonical import HEADER_RECIPIENT, HEADER_SENDER, Canonical
 from relayd.rewrite.generic import GenericMaps
 from relayd.rewrite.maps import qualify
-from relayd.rewrite.tables import setting, words
 from relayd.tables.base import TemporaryLookupError
 
 # header_opts.c: the headers flagged HDR_OPT_SENDER and HDR_OPT_RECIP.
@@ -327,12 +326,12 @@ class LocalHeaderClients:
         self.everyone = False
         self.networks: list[NetworkList] = []
         parameter = "local_header_rewrite_clients"
-        for item in words(config, parameter):
+        for item in config[parameter]:
             key = item.lower()
             if key == "permit_inet_interfaces":
                 self.networks.append(NetworkList(_interface_addresses(config), parameter=parameter))
             elif key == "permit_mynetworks":
-                self.networks.append(NetworkList(words(config, "mynetworks")))
+                self.networks.append(NetworkList(config["mynetworks"]))
             elif key == "static:all":
                 self.everyone = True
             elif key not in _NEVER_MATCHING:
@@ -347,7 +346,7 @@ def _interface_addresses(config) -> list[str]:
     """The addresses permit_inet_interfaces matches. relayd cannot list the
     host's interfaces, so ``all`` means the loopback addresses."""
     out = []
-    for word in words(config, "inet_interfaces"):
+    for word in config["inet_interfaces"]:
         if word in ("all", "loopback-only"):
             out.extend(_LOOPBACK)
             continue
@@ -367,9 +366,9 @@ class HeaderRules(PerConfig):
     def __init__(self, config):
         self.canonical = Canonical(config)
         self.local_clients = LocalHeaderClients(config)
-        self.myorigin = setting(config, "myorigin").lower()
-        self.remote_domain = setting(config, "remote_header_rewrite_domain").lower()
-        self.size_limit = int(setting(config, "header_size_limit", "102400"))
+        self.myorigin = config["myorigin"].lower()
+        self.remote_domain = config["remote_header_rewrite_domain"].lower()
+        self.size_limit = config["header_size_limit"]
 
     def context(self, client_addr: str | None) -> str | None:
         """LOCAL_CONTEXT, REMOTE_CONTEXT, or None: headers are not rewritten."""

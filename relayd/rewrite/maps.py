@@ -19,7 +19,7 @@ from relayd.addresses import split_address
 from relayd.config import ConfigError
 from relayd.params import split_list
 from relayd.rewrite.domains import LocalDomains
-from relayd.rewrite.tables import open_tables, setting
+from relayd.rewrite.tables import open_tables
 
 
 def strip_extension(localpart: str, delimiters: str) -> tuple[str, str]:
@@ -54,8 +54,8 @@ class AddressMaps:
         self.parameter = parameter
         self.tables = open_tables(config, parameter, specs)
         self.local = LocalDomains.of(config)
-        self.delimiters = setting(config, "recipient_delimiter")
-        self.myorigin = setting(config, "myorigin").lower()
+        self.delimiters = config["recipient_delimiter"]
+        self.myorigin = config["myorigin"].lower()
 
     def __bool__(self) -> bool:
         return bool(self.tables)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from relayd.queue.envelope import Recipient
 from relayd.rewrite.canonical import Canonical
 from relayd.rewrite.maps import qualify
-from relayd.rewrite.tables import setting
 from relayd.rewrite.virtual import VirtualAliases
 
 
@@ -21,7 +20,7 @@ class Rewriter:
     def __init__(self, config):
         self.canonical = Canonical(config)
         self.virtual = VirtualAliases(config)
-        self.myorigin = setting(config, "myorigin").lower()
+        self.myorigin = config["myorigin"].lower()
 
     def sender(self, address: str) -> str:
         """The envelope sender as queued ("" stays ""); TemporaryLookupError

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 
 from relayd.config import ConfigError
-from relayd.params import split_list
 from relayd.tables.base import Table, open_table_or_surrogate
 
 log = logging.getLogger("relayd.cleanup")
@@ -18,27 +17,10 @@ _NEVER_SUPPORTED = ("nis:",)
 _warned: set[tuple[str, str]] = set()
 
 
-def words(config, parameter: str) -> list[str]:
-    """The items of a list-valued parameter; [] when the config lacks it."""
-    try:
-        value = config[parameter]
-    except KeyError:
-        return []
-    return split_list(value) if isinstance(value, str) else list(value)
-
-
-def setting(config, parameter: str, default: str = "") -> str:
-    """A parameter's value as text; ``default`` when the config lacks it."""
-    try:
-        return str(config[parameter])
-    except KeyError:
-        return default
-
-
 def table_specs(config, parameter: str) -> list[str]:
     """The items of ``parameter`` with ``proxy:`` removed and ``nis:`` left out."""
     specs = []
-    for item in words(config, parameter):
+    for item in config[parameter]:
         while item.startswith("proxy:"):
             item = item[len("proxy:"):]
         if item.startswith(_NEVER_SUPPORTED):
@@ -65,13 +47,12 @@ def open_tables(config, parameter: str, specs: list[str] | None = None) -> list[
     return tables
 
 
-def virtual_alias_parameter(config) -> str:
-    """``virtual_alias_maps``, warning when the legacy ``virtual_maps`` is set
-    (its value reaches virtual_alias_maps through the default ``$virtual_maps``)."""
-    if config.get("virtual_maps"):
+def warn_virtual_maps(config) -> None:
+    """Warn (once) when the legacy ``virtual_maps`` is set: its value reaches
+    virtual_alias_maps through that parameter's default ``$virtual_maps``."""
+    if config["virtual_maps"]:
         key = ("virtual_maps", "")
         if key not in _warned:
             _warned.add(key)
             log.warning('support for parameter "virtual_maps" will be removed; '
                         'instead, specify "virtual_alias_maps"')
-    return "virtual_alias_maps"

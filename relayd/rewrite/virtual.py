@@ -14,7 +14,7 @@ import logging
 
 from relayd.rewrite.canonical import AliasExpansionError
 from relayd.rewrite.maps import AddressMaps
-from relayd.rewrite.tables import virtual_alias_parameter, words
+from relayd.rewrite.tables import warn_virtual_maps
 
 log = logging.getLogger("relayd.cleanup")
 
@@ -23,10 +23,11 @@ class VirtualAliases:
     """The virtual_alias_maps of one configuration."""
 
     def __init__(self, config):
-        self.maps = AddressMaps(config, virtual_alias_parameter(config))
-        self.propagate = "virtual" in words(config, "propagate_unmatched_extensions")
-        self.expansion_limit = _int(config, "virtual_alias_expansion_limit", 1000)
-        self.recursion_limit = _int(config, "virtual_alias_recursion_limit", 1000)
+        warn_virtual_maps(config)
+        self.maps = AddressMaps(config, "virtual_alias_maps")
+        self.propagate = "virtual" in config["propagate_unmatched_extensions"]
+        self.expansion_limit = config["virtual_alias_expansion_limit"]
+        self.recursion_limit = config["virtual_alias_recursion_limit"]
 
     def __bool__(self) -> bool:
         return bool(self.maps)
@@ -61,11 +62,4 @@ class VirtualAliases:
     def _refuse(what: str, address: str) -> None:
         log.warning("%s for %s -- message not accepted, try again later", what, address)
         raise AliasExpansionError("4.6.0 Alias expansion error")
-
-
-def _int(config, parameter: str, default: int) -> int:
-    try:
-        return int(config[parameter])
-    except KeyError:
-        return default
 

@@ -117,3 +117,33 @@ def test_show_n_prints_what_postconf_n_prints(tmp_path, main_cf):
     assert ours.returncode == 0
     assert ours.stdout.splitlines() == postconf.stdout.splitlines()
     assert len(ours.stdout.splitlines()) >= 15
+
+
+# Typed parameters whose default is relayd's own, each said in docs/configuration.md
+# ("Differences from Postfix"): Postfix's text is a compatibility_level or stress
+# expression, a host-specific value, or a name of Postfix's own.
+OWN_DEFAULTS = {"append_dot_mydomain", "compatibility_level", "mynetworks_style", "relay_domains",
+                "smtpd_relay_restrictions", "smtputf8_enable",          # level >= 3.6
+                "smtpd_hard_error_limit", "smtpd_timeout",              # ${stress?...} unstressed
+                "myhostname", "mynetworks",                             # computed for the host
+                "config_directory", "queue_directory", "mail_name",     # relayd's names
+                "smtpd_forbid_bare_newline"}                            # Postfix >= 3.9
+
+
+@pytest.mark.skipif(shutil.which("postconf") is None, reason="Postfix's postconf not installed")
+def test_show_d_prints_postconf_d_for_every_typed_parameter(capsys):
+    declared = sorted(n for n, p in PARAMS.items() if not p.compat)
+    postconf = subprocess.run(["postconf", "-d", *declared], capture_output=True, text=True,
+                              check=True)   # names it does not know: a warning, no line
+    theirs = dict(line.partition(" =")[::2] for line in postconf.stdout.splitlines())
+    typed = [n for n in declared if n in theirs]
+    assert run(["show", "-d", *typed]) == 0
+    ours = dict(line.partition(" =")[::2] for line in capsys.readouterr().out.splitlines())
+    assert len(typed) > 120
+    assert {n: (ours[n], theirs[n]) for n in typed
+            if ours[n] != theirs[n] and n not in OWN_DEFAULTS} == {}
+    # The ones relayd does not share are its extensions or newer than this Postfix.
+    assert {n for n, p in PARAMS.items() if not p.compat and n not in theirs} == {
+        "smtpd_session_limit", "relayd_queue_fsync", "relayd_queue_segment_size",
+        "relocated_prefix_enable", "relayd_maildir_base", "relayd_allow_alias_include",
+        "relayd_plugins", "relayd_worker_processes"}

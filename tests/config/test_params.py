@@ -60,6 +60,22 @@ def test_postfix_defaults_an_admin_relies_on():
     assert config["smtpd_delay_reject"] is True
 
 
+def test_parameters_relayd_reads_have_postfix_types_and_defaults():
+    config = load_config(myhostname="mx.example.com")
+    assert config["smtp_rset_timeout"] == 20
+    assert config["soft_bounce"] is False and config["smtpd_reject_unlisted_recipient"] is True
+    assert config["header_size_limit"] == 102400 and config["body_checks_size_limit"] == 51200
+    assert (config["access_map_reject_code"], config["access_map_defer_code"]) == (554, 450)
+    assert config["unknown_local_recipient_reject_code"] == 550
+    assert config["propagate_unmatched_extensions"] == ["canonical", "virtual"]
+    assert config["local_transport"] == "local:mx.example.com"
+    assert config["smtpd_client_event_limit_exceptions"] == config["mynetworks"]
+    headers = load_config(header_checks="regexp:/etc/h", smtp_rset_timeout="2m")
+    assert headers["mime_header_checks"] == headers["nested_header_checks"] == ["regexp:/etc/h"]
+    assert headers["smtp_rset_timeout"] == 120
+    assert load_config(virtual_maps="hash:/v")["virtual_alias_maps"] == ["hash:/v"]
+
+
 def test_mydomain_follows_myhostname():
     assert load_config(myhostname="mx.example.com")["mydomain"] == "example.com"
     assert load_config(myhostname="standalone")["mydomain"] == "localdomain"
@@ -86,6 +102,12 @@ def test_time_without_unit_in_seconds_for_seconds_parameters():
     ("smtpd_helo_required", "maybe", "bad boolean value: maybe"),
     ("mynetworks_style", "world", "bad value: 'world'"),
     ("inet_protocols", "ipv5", "bad value: 'ipv5'"),
+    ("header_size_limit", "100k", "bad numerical value: 100k"),
+    ("access_map_reject_code", "5xx", "bad numerical value: 5xx"),
+    ("soft_bounce", "maybe", "bad boolean value: maybe"),
+    ("smtp_rset_timeout", "20x", "bad time value or unit: 20x"),
+    ("masquerade_classes", "envelope_sender, sender", "bad value: 'sender'"),
+    ("receive_override_options", "no_header_checks", "bad value: 'no_header_checks'"),
 ])
 def test_bad_values(name, text, message):
     with pytest.raises(BadValue, match=message):

@@ -5,6 +5,7 @@ import time
 import gevent
 import pytest
 
+from relayd.config import load_config
 from relayd.queue.envelope import Envelope, Recipient
 from relayd.queue.store import QueueStore
 
@@ -13,18 +14,13 @@ CONTENT = (b"From: alice@example.com\r\nTo: bob@example.net\r\nSubject: test\r\n
 
 
 @pytest.fixture
-def config(sink):
-    return {
-        "myhostname": "relay.example.com", "relayhost": f"[127.0.0.1]:{sink.port}",
-        "queue_run_delay": 300.0, "minimal_backoff_time": 300.0, "maximal_backoff_time": 4000.0,
-        "maximal_queue_lifetime": 5 * 86400.0, "bounce_queue_lifetime": 5 * 86400.0,
-        "default_destination_concurrency_limit": 20, "default_process_limit": 100,
-        "smtp_connect_timeout": 5.0, "smtp_helo_timeout": 5.0, "smtp_mail_timeout": 5.0,
-        "smtp_rcpt_timeout": 5.0, "smtp_data_init_timeout": 5.0, "smtp_data_xfer_timeout": 5.0,
-        "smtp_data_done_timeout": 5.0, "smtp_quit_timeout": 5.0,
-        "smtp_connection_reuse_time_limit": 300.0, "smtp_connection_cache_time_limit": 2.0,
-        "double_bounce_sender": "double-bounce", "mail_name": "Postfix",
-    }
+def config(sink, tmp_path):
+    """A checked configuration: Postfix's defaults, the sink as relayhost, short timeouts."""
+    timeouts = ("connect", "helo", "mail", "rcpt", "data_init", "data_xfer", "data_done", "quit",
+                "rset")
+    return load_config(myhostname="relay.example.com", relayhost=f"[127.0.0.1]:{sink.port}",
+                       queue_directory=str(tmp_path / "queue"), mail_name="Postfix",
+                       **{f"smtp_{name}_timeout": "5s" for name in timeouts})
 
 
 @pytest.fixture

@@ -155,7 +155,7 @@ def test_expired_message_is_returned_to_sender(qmgr, store, sink, clock, config,
 
 
 def test_destination_concurrency_limit(store, config, sink):
-    config["default_destination_concurrency_limit"] = 2
+    config = config.with_overrides({"default_destination_concurrency_limit": 2})
     qmgr = QueueManager(store, config)
     try:
         for n in range(10):
@@ -170,7 +170,7 @@ def test_destination_concurrency_limit(store, config, sink):
 
 def test_no_relayhost_defers(store, config, sink, caplog):
     caplog.set_level(logging.INFO)
-    config["relayhost"] = ""
+    config = config.with_overrides({"relayhost": ""})
     qmgr = QueueManager(store, config)
     qmgr.start()
     try:

@@ -107,7 +107,7 @@ def test_silent_server_times_out(config):
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
-        config = dict(config, smtp_helo_timeout=0.2)
+        config = config.with_overrides({"smtp_helo_timeout": "1s"})
         agent = SmtpDeliveryAgent(config)
         outcome = agent.deliver(parse_nexthop(f"[127.0.0.1]:{silent.getsockname()[1]}"),
                                 request()).outcomes[0]
@@ -131,7 +131,7 @@ def test_stale_cached_connection_is_not_used(agent, dest, sink):
 
 
 def test_smtp_line_length_limit_from_the_config(config, dest, sink):
-    config["smtp_line_length_limit"] = 78
+    config = config.with_overrides({"smtp_line_length_limit": 78})
     content = b"Subject: x\r\nX-Long: " + b"h" * 200 + b"\r\n\r\n" + b"b" * 300 + b"\r\n"
     agent = SmtpDeliveryAgent(config)
     try:

@@ -6,7 +6,7 @@ from relayd.rewrite.maps import AddressMaps, strip_extension
 
 
 def maps(make_config, table, **params):
-    return AddressMaps(make_config(test_maps=table, **params), "test_maps")
+    return AddressMaps(make_config(canonical_maps=table, **params), "canonical_maps")
 
 
 def test_full_address_with_extension_wins(make_config):
@@ -82,5 +82,5 @@ def test_several_delimiter_characters():
 
 def test_proxy_prefix_is_removed_and_a_bad_type_names_the_parameter(make_config):
     assert maps(make_config, "proxy:inline:{ a@b=c@d }").find("a@b") == ("c@d", "")
-    with pytest.raises(ConfigError, match="parameter test_maps: unsupported dictionary type: nosuch"):
+    with pytest.raises(ConfigError, match="parameter canonical_maps: unsupported dictionary type: nosuch"):
         maps(make_config, "nosuch:/etc/x")
