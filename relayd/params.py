@@ -96,6 +96,9 @@ _RELAYD = [
     Param("smtpd_hard_error_limit", "int", "20", "Errors after which the session is closed."),
     Param("smtpd_soft_error_limit", "int", "10", "Errors after which each reply is delayed."),
     _time("smtpd_error_sleep_time", "1s", "Delay before an error reply past the soft limit."),
+    Param("smtpd_junk_command_limit", "int", "100",
+          "Junk commands (HELO, EHLO, RSET, NOOP, VRFY) a client may send before each "
+          "further one counts as an error; a delivered message resets the count."),
     Param("hopcount_limit", "int", "50", "Most Received: headers before a message is bounced."),
     Param("smtpd_forbid_bare_newline", "choice", "normalize",
           "Bare <LF> handling as in Postfix >= 3.9: normalize (=yes) requires CRLF.CRLF to end "

@@ -50,6 +50,7 @@ class SmtpdService:
         self.hard_error_limit = config["smtpd_hard_error_limit"]
         self.soft_error_limit = config["smtpd_soft_error_limit"]
         self.error_sleep_time = float(config["smtpd_error_sleep_time"])
+        self.junk_command_limit = config["smtpd_junk_command_limit"]
         self.hopcount_limit = config["hopcount_limit"]
         self.vrfy_enabled = not config["disable_vrfy_command"]
         self.session_limit = config["smtpd_session_limit"]

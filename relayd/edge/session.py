@@ -82,6 +82,7 @@ class SmtpdSession:
         self.protocol = "SMTP"
         self.tx: Transaction | None = None
         self.errors = 0
+        self.junk = 0  # HELO/EHLO/RSET/NOOP/VRFY since the last message (smtpd_junk_command_limit)
         self.counts: dict[str, list[int]] = {}
         self.last_command = "CONNECT"
         self.deadline = INFINITY
@@ -189,6 +190,10 @@ class SmtpdSession:
 
         Past the soft limit each error reply is delayed (smtpd_error_sleep_time)."""
         self._count(name, False)
+        return self._error(reply)
+
+    def _error(self, reply: Reply) -> Reply:
+        """Count one error against the soft and hard limits (see :meth:`_failed`)."""
         self.errors += 1
         service = self.service
         if self.errors >= service.hard_error_limit:
@@ -198,6 +203,16 @@ class SmtpdSession:
             gevent.sleep(service.error_sleep_time)
         return reply
 
+    def _junk(self, reply: Reply) -> Reply:
+        """Count a junk command (Postfix's SMTPD_CMD_FLAG_LIMIT: HELO, EHLO, RSET,
+        NOOP, VRFY) answered ``reply``; past smtpd_junk_command_limit each one
+        also counts as an error, so a client cannot keep a session busy with them."""
+        self.junk += 1
+        # Postfix: "if (state->junk_cmds++ > var_smtpd_junk_cmd_limit) error_count++"
+        if self.junk <= self.service.junk_command_limit + 1 or reply.code == 421:
+            return reply
+        return self._error(reply)
+
     # -- commands ----------------------------------------------------------------------
 
     def on_helo(self, event: ev.Helo) -> Reply:
@@ -205,13 +220,13 @@ class SmtpdSession:
         name = "ehlo" if event.extended else "helo"
         refusal = self.policy.on_helo(event.name, event.extended)
         if refusal is not None:
-            return self._failed(name, refusal)
+            return self._junk(self._failed(name, refusal))
         self.helo = event.name
         self.protocol = "ESMTP" if event.extended else "SMTP"
         self._count(name, True)
         if event.extended:
-            return self.core.ehlo_reply()
-        return R250_HELO.format(self.service.myhostname)
+            return self._junk(self.core.ehlo_reply())
+        return self._junk(R250_HELO.format(self.service.myhostname))
 
     def _note_pipelining(self) -> None:
         """A client that did not say EHLO may not send commands ahead of replies
@@ -357,16 +372,17 @@ class SmtpdSession:
                 self.policy.view, tx.queue_id, sender, tuple(r.address for r in recipients), size,
                 message_id, self.notes))
         self._count("data", True)
+        self.errors = self.junk = 0  # Postfix forgives a client that delivered a message
         return R250_QUEUED.format(tx.queue_id)
 
     def on_rset(self, event) -> Reply:
         self._reset()
         self._count("rset", True)
-        return R250_OK
+        return self._junk(R250_OK)
 
     def on_noop(self, event) -> Reply:
         self._count("noop", True)
-        return R250_OK
+        return self._junk(R250_OK)
 
     def on_quit(self, event) -> Reply:
         self._count("quit", True)
@@ -374,10 +390,10 @@ class SmtpdSession:
 
     def on_vrfy(self, event: ev.Vrfy) -> Reply:
         if not self.service.vrfy_enabled:
-            return self._failed("vrfy", R502_VRFY_DISABLED)
+            return self._junk(self._failed("vrfy", R502_VRFY_DISABLED))
         # Never reveal whether a user exists (that is what RCPT is for).
         self._count("vrfy", True)
-        return R252_VRFY.format(event.argument)
+        return self._junk(R252_VRFY.format(event.argument))
 
     def on_expn(self, event) -> Reply:
         # Postfix has no EXPN: it never expands a list for a stranger.

@@ -68,7 +68,8 @@ class Reply:
 
 # --- positive completion -------------------------------------------------
 R211_SYSTEM_STATUS = Reply(211, "2.0.0", "{}")
-R214_HELP = Reply(214, "2.0.0", "Ok")
+R214_HELP = Reply(214, "2.0.0", "Commands: AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET "
+                                "STARTTLS VRFY")
 R220_GREETING = Reply(220, "", "{}")
 R220_READY_FOR_TLS = Reply(220, "2.0.0", "Ready to start TLS")
 R221_BYE = Reply(221, "2.0.0", "Bye")

@@ -386,7 +386,8 @@ class ServerSession:
         return BadCommand(R501_SYNTAX.format("RSET")) if argument else Rset()
 
     def _noop(self, argument: str):
-        return BadCommand(R501_SYNTAX.format("NOOP")) if argument else Noop()
+        # RFC 5321 4.1.1.9: "NOOP [ SP String ]", the string ignored (Postfix too).
+        return Noop()
 
     def _quit(self, argument: str):
         return Quit()
