@@ -22,6 +22,7 @@ from relayd.params import split_list
 from relayd.pipeline.hooks import HookRegistry
 from relayd.rewrite import Rewriter
 from relayd.rewrite.headers import HeaderRules
+from relayd.sockets import send_last
 from relayd.smtp.replies import R421_TOO_MANY_CLIENT_CONNECTIONS, R421_TOO_MANY_CONNECTIONS
 from relayd.tables.base import open_table_or_surrogate
 
@@ -103,10 +104,7 @@ class SmtpdService:
 
 
 def _refuse(sock, reply) -> None:
-    try:
-        sock.sendall(reply.to_bytes())
-    except OSError:
-        pass
+    send_last(sock, reply.to_bytes())  # no session, no deadline: never wait for the client
     sock.close()
 
 

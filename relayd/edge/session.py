@@ -25,7 +25,7 @@ from relayd.queue.envelope import Envelope
 from relayd.queue.store import QueueWriteError
 from relayd.rewrite.headers import HeaderRewriter
 from relayd.tables.base import TemporaryLookupError
-from relayd.sockets import send_all
+from relayd.sockets import send_all, send_last
 from relayd.smtp import events as ev
 from relayd.smtp.replies import (R221_BYE, R250_HELO, R250_OK, R250_QUEUED, R250_RECIPIENT_OK,
                                  R250_SENDER_OK, R252_VRFY, R354_START_DATA, R421_TIMEOUT,
@@ -91,6 +91,7 @@ class SmtpdSession:
         self.policy = service.restrictions.session(
             SessionView(self.client_addr, self.client_name, self.client_port), self.notes)
         self._out: list[bytes] = []  # replies not yet written (answers to pipelined commands)
+        self._writing = False  # a flush is under way (the client may have stopped reading)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -153,17 +154,20 @@ class SmtpdSession:
                 return
 
     def _flush(self) -> None:
+        """Write the collected replies; the session deadline bounds the wait."""
         data = b"".join(self._out)
         self._out.clear()
         if data:
+            self._writing = True
             send_all(self.sock, data)
+            self._writing = False
 
     def _say_last(self, reply: Reply) -> None:
-        """Write the replies still owed to pipelined commands, then ``reply``."""
-        try:
-            self.sock.sendall(b"".join(self._out) + reply.to_bytes())
-        except OSError:
-            pass
+        """Write the replies still owed to pipelined commands, then ``reply``,
+        without waiting (:func:`~relayd.sockets.send_last`). After a write that
+        was cut short nothing more is sent: it would land inside a reply."""
+        if not self._writing:
+            send_last(self.sock, b"".join(self._out) + reply.to_bytes())
 
     def _count(self, name: str, ok: bool) -> None:
         c = self.counts.get(name)

@@ -1,5 +1,10 @@
 """Issue 7 (hardening) on the SMTP server side, over real sockets against a relayd process:
 junk commands, client strings in logs and replies, and sessions that must end."""
+import socket
+import time
+
+import pytest
+
 from relayd.smtp import replies as R
 from tests.integration.test_limits import reply_lines
 from tests.integration.test_relay_path import dialogue
@@ -29,3 +34,127 @@ def test_a_delivered_message_resets_the_junk_count(relayd_factory, sink):
     codes = [line[:3] for line in reply_lines(out)]
     assert codes == [b"250"] * 6 + [b"250", b"250", b"354", b"250"] + [b"250"] * 5 + [b"221"]
     sink.wait_for(1)
+
+
+# --- item 5: a session ends at most smtpd_timeout after its last progress ------------
+# One worker and one session slot: while a stuck session holds the slot, a new
+# client hears "421 too many connections"; once relayd has closed the stuck
+# session's socket, the new client gets its 220.
+TIMEOUT_CF = ("smtpd_timeout = 2s\nsmtpd_session_limit = 1\nrelayd_worker_processes = 1\n"
+              "smtpd_junk_command_limit = 100000\n")  # the timeout must hold on its own
+
+
+def _slot_freed(relayd, bound=20.0):
+    """Poll (bounded) until a new client gets its 220; return the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < bound:
+        with socket.create_connection(("127.0.0.1", relayd.port), timeout=10) as c:
+            greeting = c.recv(1024)
+            if greeting.startswith(b"220"):
+                c.sendall(b"QUIT\r\n")
+                return time.monotonic() - started
+            assert greeting.startswith(b"421 4.7.0"), greeting
+        time.sleep(0.2)
+    raise AssertionError(f"the stuck session still holds its slot after {bound}s:\n{relayd.log()}")
+
+
+def _stuck_client(relayd, rcvbuf=4096):
+    """A client with a small receive buffer, so that the server's replies fill
+    its send buffer quickly once the client stops reading."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    # A small MSS keeps relayd's autotuned send buffer small, as on a real network
+    # (over loopback it grows to megabytes, and small writes always find room).
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    s.connect(("127.0.0.1", relayd.port))
+    return s
+
+
+def _pipeline(s, data, bound=10.0):
+    """Send ``data`` as far as the peer takes it within ``bound`` seconds."""
+    s.settimeout(bound)
+    try:
+        s.sendall(data)
+    except OSError:
+        pass
+
+
+EHLOS = b"EHLO x\r\n" * 60000  # ~5.7 MB of replies: more than any loopback send buffer
+
+
+def test_client_that_pipelines_and_never_reads_is_disconnected(relayd_factory):
+    relayd = relayd_factory(TIMEOUT_CF)
+    s = _stuck_client(relayd)
+    try:
+        _pipeline(s, EHLOS)
+        relayd.wait_log("timeout after EHLO from unknown[127.0.0.1]", timeout=20)
+        _slot_freed(relayd)
+        relayd.wait_log("disconnect from unknown[127.0.0.1] ehlo=")
+    finally:
+        s.close()
+
+
+def test_client_that_reads_one_byte_at_a_time_is_disconnected(relayd_factory):
+    relayd = relayd_factory(TIMEOUT_CF)
+    s = _stuck_client(relayd)
+    try:
+        _pipeline(s, EHLOS)
+        s.settimeout(10)
+        started = time.monotonic()
+        while "timeout after EHLO" not in relayd.log():  # a drip of reading is no progress
+            assert s.recv(1), "closed before the timeout was logged"
+            assert time.monotonic() - started < 20, relayd.log()
+            time.sleep(0.2)
+        _slot_freed(relayd)
+    finally:
+        s.close()
+
+
+def test_client_that_half_closes_and_never_reads_is_disconnected(relayd_factory):
+    relayd = relayd_factory(TIMEOUT_CF)
+    s = _stuck_client(relayd)
+    try:
+        _pipeline(s, EHLOS)
+        s.shutdown(socket.SHUT_WR)  # the server sees the end of input with replies owed
+        _slot_freed(relayd)
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("prefix", [b"", b"EHLO c\r\nMAIL FROM:<a@example.org>\r\n"
+                                        b"RCPT TO:<b@relay.example>\r\nDATA\r\n"],
+                         ids=["command", "data"])
+def test_client_that_sends_one_byte_at_a_time_is_disconnected(relayd_factory, prefix):
+    relayd = relayd_factory(TIMEOUT_CF)
+    with socket.create_connection(("127.0.0.1", relayd.port), timeout=10) as s:
+        s.sendall(prefix)
+        started = time.monotonic()
+        # Bytes keep coming, twice a second, but never a whole line: no progress.
+        while "timeout after" not in relayd.log():
+            try:
+                s.sendall(b"x")
+            except OSError:
+                break
+            assert time.monotonic() - started < 20, relayd.log()
+            time.sleep(0.5)
+        _slot_freed(relayd)
+
+
+@pytest.mark.parametrize("extra_cf, last_line", [
+    ("smtpd_soft_error_limit = 1\nsmtpd_error_sleep_time = 30s\n", b"FOO\r\n"),
+    ("", b"GET / HTTP/1.0\r\n"),
+], ids=["error-sleep", "protocol-error"])
+def test_last_words_never_wait_for_a_client_that_does_not_read(relayd_factory, extra_cf,
+                                                               last_line):
+    # Replies owed to a pipelined group are still unwritten when the session ends:
+    # during an error sleep (smtpd_error_sleep_time) the deadline passes; after a
+    # non-SMTP command the session ends with 221. The last words (owed replies and
+    # the 421 or 221) must not wait for a client that does not read.
+    relayd = relayd_factory(TIMEOUT_CF + extra_cf)
+    s = _stuck_client(relayd)
+    try:
+        _pipeline(s, b"HELP\r\n" * 10000 + last_line)
+        _slot_freed(relayd)
+        assert "Traceback" not in relayd.log()
+    finally:
+        s.close()
