@@ -220,11 +220,13 @@ class SmtpdSession:
     # -- commands ----------------------------------------------------------------------
 
     def on_helo(self, event: ev.Helo) -> Reply:
-        self._reset()
         name = "ehlo" if event.extended else "helo"
         refusal = self.policy.on_helo(event.name, event.extended)
-        if refusal is not None:
+        if refusal is not None:  # the core keeps the transaction: so does the driver (smtpd.c)
             return self._junk(self._failed(name, refusal))
+        if self.tx is not None:
+            self.tx.abort()
+            self.tx = None
         self.helo = event.name
         self.protocol = "ESMTP" if event.extended else "SMTP"
         self._count(name, True)
