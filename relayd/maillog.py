@@ -8,8 +8,14 @@ Postfix's syslog lines look, so pflogsumm and other log tools read them::
 
     Nov 25 09:36:43 mail relayd/smtpd[4242]: 4F3A21C0B2: client=localhost[127.0.0.1]
 
+Every line is made :func:`printable` as it is formatted, as Postfix's
+msg_output does: client and next-hop strings (HELO names, addresses, header
+texts, replies) can carry CR, LF, escape sequences or Unicode line
+separators, and none of them may start a new log line or drive a terminal.
+
 Embedding programs keep control of logging: nothing here installs a handler
-unless the ``relayd`` command calls :func:`configure`.
+unless the ``relayd`` command calls :func:`configure`; they get the same
+sanitising by using :class:`MaillogFormatter`.
 """
 from __future__ import annotations
 
@@ -27,6 +33,23 @@ QMGR = logging.getLogger("relayd.qmgr")
 SMTP = logging.getLogger("relayd.smtp")
 BOUNCE = logging.getLogger("relayd.bounce")
 MASTER = logging.getLogger("relayd.master")
+
+# Printable (str.isprintable) but unwanted: the decoder's stand-in for bad bytes.
+_REPLACEMENT_CHAR = "\ufffd"
+
+
+def printable(text: str, replacement: str = "?") -> str:
+    """Postfix's printable() (src/util/printable.c) for ``text``: each character
+    that is not printable becomes ``replacement``. Printable ASCII and printable
+    UTF-8 stay (Postfix with smtputf8_enable); ASCII and C1 controls (CR, LF,
+    TAB, ESC, NUL, U+0085), U+2028/U+2029 and other separators and format
+    characters, lone surrogates and U+FFFD (an undecodable byte) do not. The
+    result never holds a line break. One C-speed test in the common case."""
+    if text.isprintable() and _REPLACEMENT_CHAR not in text:
+        return text
+    return "".join(ch if ch.isprintable() and ch != _REPLACEMENT_CHAR else replacement
+                   for ch in text)
+
 
 # Postfix marks severities with a word before the text (msg_warn, msg_error, msg_fatal, msg_panic).
 _SEVERITY_PREFIX = {
@@ -52,8 +75,8 @@ class MaillogFormatter(logging.Formatter):
         self.pid = os.getpid()
 
     def format(self, record: logging.LogRecord) -> str:
-        text = _SEVERITY_PREFIX.get(record.levelno, "") + record.getMessage()
-        if record.exc_info:
+        text = _SEVERITY_PREFIX.get(record.levelno, "") + printable(record.getMessage())
+        if record.exc_info:  # a traceback keeps its lines
             text += "\n" + self.formatException(record.exc_info)
         return self.line(program_name(record.name), text, record.created, record.process)
 
@@ -168,5 +191,6 @@ def _direct_info(name: str, handler: BatchingHandler, formatter: MaillogFormatte
     def info(msg, *args, **kwargs):
         if kwargs:  # exc_info, stack_info...: the general path knows them
             return logging.Logger.info(logging.getLogger(name), msg, *args, **kwargs)
-        handler.emit_line(formatter.line(program, msg % args if args else msg, time.time()))
+        handler.emit_line(formatter.line(program, printable(msg % args if args else msg),
+                                         time.time()))
     return info

@@ -18,6 +18,7 @@ from relayd.cleanup import HeaderScan, received_header
 from relayd.content import LogContext
 from relayd.edge.deadlines import SessionTimeout
 from relayd.edge.disposition import disposition, prepended_headers
+from relayd.maillog import printable
 from relayd.pipeline.context import SessionView
 from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
                                    DataEndEvent, QueuedEvent)
@@ -221,13 +222,14 @@ class SmtpdSession:
 
     def on_helo(self, event: ev.Helo) -> Reply:
         name = "ehlo" if event.extended else "helo"
-        refusal = self.policy.on_helo(event.name, event.extended)
+        helo = printable(event.name).translate(_NEUTER)
+        refusal = self.policy.on_helo(helo, event.extended)
         if refusal is not None:  # the core keeps the transaction: so does the driver (smtpd.c)
             return self._junk(self._failed(name, refusal))
         if self.tx is not None:
             self.tx.abort()
             self.tx = None
-        self.helo = event.name
+        self.helo = helo
         self.protocol = "ESMTP" if event.extended else "SMTP"
         self._count(name, True)
         if event.extended:
@@ -433,6 +435,11 @@ class SmtpdSession:
         ev.BadCommand: on_bad_command, ev.ConnectionClosed: on_closed,
     }
 
+
+# What Postfix's helo_cmd stores of a HELO name: printable(), then these
+# (NEUTER_CHARACTERS, smtpd.c) as "?", so the name cannot break a log line's
+# "helo=<...>" or a Received header's comment.
+_NEUTER = str.maketrans(dict.fromkeys(' <>()\\";@', "?"))
 
 # Answered as usual even after a connect-time rejection (Postfix: QUIT works).
 _ALWAYS_ANSWERED = (ev.Quit, ev.ConnectionClosed)

@@ -158,3 +158,20 @@ def test_last_words_never_wait_for_a_client_that_does_not_read(relayd_factory, e
         assert "Traceback" not in relayd.log()
     finally:
         s.close()
+
+
+# --- items 8 and 10b: client strings reach logs and headers printable ----------------
+def test_client_strings_reach_the_log_and_the_received_header_printable(relayd_factory, sink):
+    relayd = relayd_factory("mynetworks = 192.0.2.0/24\n")  # so that a relay attempt is logged
+    helo = "\x1b[2J\x1b]0;pwned\x07evil<x>\u2028Subject: injected".encode()
+    out = dialogue(relayd.port, b"EHLO " + helo + b"\r\n"
+                   b"MAIL FROM:<a@example.org>\r\nRCPT TO:<x@elsewhere.example>\r\n"
+                   b"RCPT TO:<b@relay.example>\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\nQUIT\r\n")
+    assert [line[:3] for line in reply_lines(out)][-4:] == [b"250", b"354", b"250", b"221"]
+    # Postfix's helo_cmd: printable(), then " <>()\\\";@" neutered, all as "?".
+    log = relayd.wait_log("helo=<?[2J?]0?pwned?evil?x??Subject:?injected>")
+    assert not any(ch in log for ch in "\x1b\x07\u2028")
+    (msg,) = sink.wait_for(1)
+    received = msg.data.split(b"\r\n\r\n")[0].decode("utf-8")
+    assert not any(ch in received for ch in "\x1b\x07\u2028")
+    assert "\nSubject: injected" not in received
