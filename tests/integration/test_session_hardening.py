@@ -40,7 +40,7 @@ def test_a_delivered_message_resets_the_junk_count(relayd_factory, sink):
 # One worker and one session slot: while a stuck session holds the slot, a new
 # client hears "421 too many connections"; once relayd has closed the stuck
 # session's socket, the new client gets its 220.
-TIMEOUT_CF = ("smtpd_timeout = 2s\nsmtpd_session_limit = 1\nrelayd_worker_processes = 1\n"
+TIMEOUT_CF = ("smtpd_timeout = 1s\nsmtpd_session_limit = 1\nrelayd_worker_processes = 1\n"
               "smtpd_junk_command_limit = 100000\n")  # the timeout must hold on its own
 
 
