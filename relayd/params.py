@@ -175,7 +175,9 @@ _RELAYD = [
     Param("double_bounce_sender", "str", "double-bounce", "Sender of postmaster notices."),
     Param("notify_classes", "list", "resource, software", "Problems reported to postmaster."),
     Param("queue_minfree", "size", "0", "Free space the queue file system must keep, in bytes."),
-    Param("smtputf8_enable", "bool", "yes", "Offer SMTPUTF8."),
+    Param("smtputf8_enable", "bool", "yes",
+          "Postfix: offer SMTPUTF8. relayd has no SMTPUTF8 yet and never offers it: a "
+          "non-ASCII address is refused (553 5.6.7; 501 for a non-ASCII domain)."),
     Param("mailbox_size_limit", "size", "51200000", COMPAT_DOC),
     Param("relayd_queue_fsync", "bool", "yes",
           "relayd extension: flush queue writes to disk; 'no' is for tests only."),

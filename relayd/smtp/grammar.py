@@ -128,6 +128,9 @@ def split_command(line: str) -> tuple[str, str]:
     Postfix tokenises on blanks, so leading blanks and tabs are tolerated.
     Linear: C-speed scans only (a regex here was quadratic on runs of blanks).
     """
+    if "\t" not in line:  # the common case: one partition
+        verb, _, argument = line.lstrip(" ").partition(" ")
+        return verb.upper(), argument.strip(" ")
     line = line.lstrip(" \t")
     end = len(line)
     for blank in " \t":
