@@ -82,41 +82,33 @@ def _pipeline(s, data, bound=10.0):
 EHLOS = b"EHLO x\r\n" * 60000  # ~5.7 MB of replies: more than any loopback send buffer
 
 
-def test_client_that_pipelines_and_never_reads_is_disconnected(relayd_factory):
+def _never_reads(s, relayd):
+    relayd.wait_log("timeout after EHLO from unknown[127.0.0.1]", timeout=20)
+
+
+def _reads_one_byte_at_a_time(s, relayd):
+    s.settimeout(10)
+    started = time.monotonic()
+    while "timeout after EHLO" not in relayd.log():  # a drip of reading is no progress
+        assert s.recv(1), "closed before the timeout was logged"
+        assert time.monotonic() - started < 20, relayd.log()
+        time.sleep(0.2)
+
+
+def _half_closes(s, relayd):
+    s.shutdown(socket.SHUT_WR)  # relayd sees the end of input with replies still owed
+
+
+@pytest.mark.parametrize("client", [_never_reads, _reads_one_byte_at_a_time, _half_closes],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_client_that_pipelines_and_stops_reading_is_disconnected(relayd_factory, client):
     relayd = relayd_factory(TIMEOUT_CF)
     s = _stuck_client(relayd)
     try:
         _pipeline(s, EHLOS)
-        relayd.wait_log("timeout after EHLO from unknown[127.0.0.1]", timeout=20)
+        client(s, relayd)
         _slot_freed(relayd)
         relayd.wait_log("disconnect from unknown[127.0.0.1] ehlo=")
-    finally:
-        s.close()
-
-
-def test_client_that_reads_one_byte_at_a_time_is_disconnected(relayd_factory):
-    relayd = relayd_factory(TIMEOUT_CF)
-    s = _stuck_client(relayd)
-    try:
-        _pipeline(s, EHLOS)
-        s.settimeout(10)
-        started = time.monotonic()
-        while "timeout after EHLO" not in relayd.log():  # a drip of reading is no progress
-            assert s.recv(1), "closed before the timeout was logged"
-            assert time.monotonic() - started < 20, relayd.log()
-            time.sleep(0.2)
-        _slot_freed(relayd)
-    finally:
-        s.close()
-
-
-def test_client_that_half_closes_and_never_reads_is_disconnected(relayd_factory):
-    relayd = relayd_factory(TIMEOUT_CF)
-    s = _stuck_client(relayd)
-    try:
-        _pipeline(s, EHLOS)
-        s.shutdown(socket.SHUT_WR)  # the server sees the end of input with replies owed
-        _slot_freed(relayd)
     finally:
         s.close()
 
