@@ -140,7 +140,8 @@ class SmtpdSession:
                 continue
             self.deadline = sweeper.now() + timeout
             if type(event) is ev.DataChunk:
-                self._data_chunk(event)
+                if event.data:
+                    self._data_chunk(event)
                 continue
             if self.policy.access_denied is not None and type(event) not in _ALWAYS_ANSWERED:
                 reply = self._failed("unknown", self.policy.access_denied)

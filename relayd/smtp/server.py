@@ -164,7 +164,10 @@ class ServerSession:
         if self._mode is _Mode.CLOSED:
             return ConnectionClosed()
         if self._mode is _Mode.DATA:
+            before = len(self._buffer)
             event = self._data.next_event(self._buffer)
+            if event is None and len(self._buffer) < before:
+                event = DataChunk(b"")  # lines read past the size limit: no content, but progress
         else:
             event = self._next_command()
         if event is None:

@@ -167,3 +167,23 @@ def test_client_strings_reach_the_log_and_the_received_header_printable(relayd_f
     received = msg.data.split(b"\r\n\r\n")[0].decode("utf-8")
     assert not any(ch in received for ch in "\x1b\x07\u2028")
     assert "\nSubject: injected" not in received
+
+
+def test_content_past_the_size_limit_is_progress_too(relayd_factory):
+    # Past message_size_limit the content is discarded while relayd reads on to the
+    # final dot; a client that keeps sending whole lines must get its 552, not a
+    # timeout. (Only whole lines count: see the drip tests above.)
+    relayd = relayd_factory("smtpd_timeout = 1s\nmessage_size_limit = 1000\n")
+    with socket.create_connection(("127.0.0.1", relayd.port), timeout=10) as s:
+        s.recv(1024)
+        s.sendall(b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@relay.example>\r\nDATA\r\n")
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:  # well past smtpd_timeout
+            s.sendall(b"x" * 78 + b"\r\n")
+            time.sleep(0.05)
+        s.sendall(b".\r\nQUIT\r\n")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    assert R.R552_MESSAGE_TOO_BIG.to_bytes() in out, out
+    assert b"421" not in out
