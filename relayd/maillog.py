@@ -8,8 +8,14 @@ Postfix's syslog lines look, so pflogsumm and other log tools read them::
 
     Nov 25 09:36:43 mail relayd/smtpd[4242]: 4F3A21C0B2: client=localhost[127.0.0.1]
 
+Every line is made :func:`printable` as it is formatted, as Postfix's
+msg_output does: client and next-hop strings (HELO names, addresses, header
+texts, replies) can carry CR, LF, escape sequences or Unicode line
+separators, and none of them may start a new log line or drive a terminal.
+
 Embedding programs keep control of logging: nothing here installs a handler
-unless the ``relayd`` command calls :func:`configure`.
+unless the ``relayd`` command calls :func:`configure`; they get the same
+sanitising by using :class:`MaillogFormatter`.
 """
 from __future__ import annotations
 
@@ -20,6 +26,8 @@ import threading
 import time
 
 import gevent
+
+from relayd.smtp.text import printable
 
 SMTPD = logging.getLogger("relayd.smtpd")
 CLEANUP = logging.getLogger("relayd.cleanup")
@@ -52,8 +60,8 @@ class MaillogFormatter(logging.Formatter):
         self.pid = os.getpid()
 
     def format(self, record: logging.LogRecord) -> str:
-        text = _SEVERITY_PREFIX.get(record.levelno, "") + record.getMessage()
-        if record.exc_info:
+        text = _SEVERITY_PREFIX.get(record.levelno, "") + printable(record.getMessage())
+        if record.exc_info:  # a traceback keeps its lines
             text += "\n" + self.formatException(record.exc_info)
         return self.line(program_name(record.name), text, record.created, record.process)
 
@@ -168,5 +176,6 @@ def _direct_info(name: str, handler: BatchingHandler, formatter: MaillogFormatte
     def info(msg, *args, **kwargs):
         if kwargs:  # exc_info, stack_info...: the general path knows them
             return logging.Logger.info(logging.getLogger(name), msg, *args, **kwargs)
-        handler.emit_line(formatter.line(program, msg % args if args else msg, time.time()))
+        handler.emit_line(formatter.line(program, printable(msg % args if args else msg),
+                                         time.time()))
     return info

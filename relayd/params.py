@@ -216,6 +216,9 @@ _RELAYD = [
     Param("smtpd_hard_error_limit", "int", "20", "Errors after which the session is closed."),
     Param("smtpd_soft_error_limit", "int", "10", "Errors after which each reply is delayed."),
     _time("smtpd_error_sleep_time", "1s", "Delay before an error reply past the soft limit."),
+    Param("smtpd_junk_command_limit", "int", "100",
+          "Junk commands (HELO, EHLO, RSET, NOOP, VRFY) a client may send before each "
+          "further one counts as an error; a delivered message resets the count."),
     Param("hopcount_limit", "int", "50", "Most Received: headers before a message is bounced."),
     Param("smtpd_forbid_bare_newline", "choice", "normalize",
           "Bare <LF> handling as in Postfix >= 3.9: normalize (=yes) requires CRLF.CRLF to end "
@@ -302,7 +305,9 @@ _RELAYD = [
     Param("queue_minfree", "size", "0",
           "Free space the queue file system must keep, in bytes: MAIL FROM gets 452 4.3.1 when "
           "the free space is at most this or under 1.5 x message_size_limit (smtpd_check_queue)."),
-    Param("smtputf8_enable", "bool", "yes", "Offer SMTPUTF8."),
+    Param("smtputf8_enable", "bool", "yes",
+          "Postfix: offer SMTPUTF8. relayd has no SMTPUTF8 yet and never offers it: a "
+          "non-ASCII address is refused (553 5.6.7; 501 for a non-ASCII domain)."),
     Param("mailbox_size_limit", "size", "51200000", COMPAT_DOC),
     Param("relayd_queue_fsync", "bool", "yes",
           "relayd extension: flush queue writes to disk; 'no' is for tests only."),

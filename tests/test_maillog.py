@@ -48,8 +48,10 @@ def test_configured_loggers_write_the_same_lines_by_the_direct_path(tmp_path):
     try:
         maillog.SMTPD.info("%s: client=%s", "ABC", "x[192.0.2.1]")
         maillog.QMGR.warning("disk %s", "full")
+        maillog.SMTPD.info("helo=<%s>", "a\r\nb\x1b")  # the direct path sanitises too
         handler.flush()
         lines = path.read_text().splitlines()
+        assert lines[2].endswith("helo=<a??b?>")
         assert re.fullmatch(r"\w{3} [ \d]\d \d\d:\d\d:\d\d mail\.example relayd/smtpd\[\d+\]: "
                             r"ABC: client=x\[192\.0\.2\.1\]", lines[0])
         assert lines[1].endswith("relayd/qmgr[%d]: warning: disk full" % os.getpid())
@@ -63,3 +65,21 @@ def test_configured_loggers_write_the_same_lines_by_the_direct_path(tmp_path):
          logging.logProcesses) = flags
         handler.close()
         os.close(handler.fd)
+
+
+def test_every_line_is_made_printable_at_the_formatter():
+    # Client and next-hop strings can carry CR, LF, escape sequences and Unicode
+    # line separators; none may start a log line or reach a terminal (Postfix's
+    # msg_output runs printable() on every line). Printable UTF-8 stays.
+    fmt = MaillogFormatter("m", with_timestamp=False)
+    hostile = "helo=<evil\r\nNov 25 09:36:43 mail relayd/smtpd[1]: forged\x1b[2J\u2028\u0085\t\ufffd>"
+    line = fmt.format(record("relayd.smtpd", logging.INFO, "%s J\u00f6rg", hostile))
+    assert line.endswith("helo=<evil??Nov 25 09:36:43 mail relayd/smtpd[1]: forged?[2J????> J\u00f6rg")
+    assert line.isprintable()
+
+
+def test_printable_keeps_clean_text_as_it_is():
+    from relayd.smtp.text import printable
+    text = "4F3A21C0B2: from=<a@example.org>, size=1234, nrcpt=1 (queue active) \u00e9"
+    assert printable(text) is text
+    assert printable("a\x00b", "_") == "a_b"

@@ -702,7 +702,6 @@ smtpd_expansion_filter = \t\40!"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQR
 smtpd_forbid_unauth_pipelining = no
 smtpd_forbidden_commands = CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}}
 smtpd_history_flush_threshold = 100
-smtpd_junk_command_limit = 100
 smtpd_log_access_permit_actions =
 smtpd_milter_maps =
 smtpd_milters =

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from relayd.content.mime import header_name
 from relayd.maillog import CLEANUP as log
 from relayd.smtp.replies import R451_CONTENT_DEFERRED, R550_CONTENT_REJECTED, Reply
+from relayd.smtp.text import printable
 
 HEADER = "header"   # cleanup's log context words
 BODY = "body"
@@ -69,18 +70,9 @@ class Outcome:
     active: bool = True              # False once REJECT/DISCARD/REDIRECT/PASS ended inspection
 
 
-# ASCII controls (a folded header's "\n" among them) are logged as "?",
-# as Postfix's msg_output printable() does.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
-
-
-def _printable(text: str) -> str:
-    return _UNPRINTABLE.sub("?", text)
-
-
 def log_action(ctx: LogContext, action: str, where: str, content: str, text: str) -> None:
     """One cleanup_act_log() line."""
-    line = [f"{ctx.queue_id}: {action}: {where} {_printable(content[:200])} from {ctx.origin};"]
+    line = [f"{ctx.queue_id}: {action}: {where} {printable(content[:200])} from {ctx.origin};"]
     if ctx.sender is not None:
         line.append(f" from=<{ctx.sender}>")
     if ctx.recipient:
@@ -90,7 +82,7 @@ def log_action(ctx: LogContext, action: str, where: str, content: str, text: str
     if ctx.helo:
         line.append(f" helo=<{ctx.helo}>")
     if text:
-        line.append(f": {_printable(text)}")
+        line.append(f": {printable(text)}")
     log.info("%s", "".join(line))
 
 
@@ -111,7 +103,7 @@ def reject_reply(text: str) -> Reply:
         log.warning("bad DSN action in %s -- need 4.x.x or 5.x.x", text)
         dsn = "4" + dsn[1:]
     template = R451_CONTENT_DEFERRED if dsn[0] == "4" else R550_CONTENT_REJECTED
-    return dataclasses.replace(template, status=dsn, text=_printable(rest))
+    return dataclasses.replace(template, status=dsn, text=printable(rest))
 
 
 def act(outcome: Outcome, ctx: LogContext, where: str, content: str, value: str,

@@ -20,6 +20,7 @@ from relayd.networks import NetworkList
 from relayd.pipeline.hooks import HookRegistry
 from relayd.rewrite import Rewriter
 from relayd.rewrite.headers import HeaderRules
+from relayd.sockets import send_last
 from relayd.smtp.replies import R421_TOO_MANY_CLIENT_CONNECTIONS, R421_TOO_MANY_CONNECTIONS
 from relayd.tables.base import open_table_or_surrogate
 
@@ -48,6 +49,7 @@ class SmtpdService:
         self.hard_error_limit = config["smtpd_hard_error_limit"]
         self.soft_error_limit = config["smtpd_soft_error_limit"]
         self.error_sleep_time = float(config["smtpd_error_sleep_time"])
+        self.junk_command_limit = config["smtpd_junk_command_limit"]
         self.hopcount_limit = config["hopcount_limit"]
         self.vrfy_enabled = not config["disable_vrfy_command"]
         self.session_limit = config["smtpd_session_limit"]
@@ -95,10 +97,7 @@ class SmtpdService:
 
 
 def _refuse(sock, reply) -> None:
-    try:
-        sock.sendall(reply.to_bytes())
-    except OSError:
-        pass
+    send_last(sock, reply.to_bytes())  # no session, no deadline: never wait for the client
     sock.close()
 
 

@@ -24,17 +24,17 @@ from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, Con
 from relayd.queue.envelope import Envelope
 from relayd.queue.store import QueueWriteError
 from relayd.rewrite.headers import HeaderRewriter
-from relayd.tables.base import TemporaryLookupError
-from relayd.sockets import send_all
 from relayd.smtp import events as ev
-from relayd.smtp.replies import (R221_BYE, R250_HELO, R250_OK, R250_QUEUED, R250_RECIPIENT_OK,
-                                 R250_SENDER_OK, R252_VRFY, R354_START_DATA, R421_TIMEOUT,
-                                 R421_TOO_MANY_ERRORS, R451_QUEUE_WRITE_ERROR,
-                                 R452_TOO_MANY_RECIPIENTS, R500_UNRECOGNIZED, R502_NOT_IMPLEMENTED,
-                                 R502_VRFY_DISABLED,
-                                 R214_HELP, R554_TOO_MANY_HOPS, Reply)
-from relayd.smtp.replies import R452_INSUFFICIENT_STORAGE
+from relayd.sockets import send_all, send_last
+from relayd.tables.base import TemporaryLookupError
+from relayd.smtp.replies import (R214_HELP, R221_BYE, R250_HELO, R250_OK, R250_QUEUED,
+                                 R250_RECIPIENT_OK, R250_SENDER_OK, R252_VRFY, R354_START_DATA,
+                                 R421_TIMEOUT, R421_TOO_MANY_ERRORS, R451_QUEUE_WRITE_ERROR,
+                                 R452_INSUFFICIENT_STORAGE, R452_TOO_MANY_RECIPIENTS,
+                                 R500_UNRECOGNIZED, R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED,
+                                 R554_TOO_MANY_HOPS, Reply)
 from relayd.smtp.server import ProtocolError, ServerSession
+from relayd.smtp.text import printable
 
 log = logging.getLogger("relayd.smtpd")
 cleanup_log = logging.getLogger("relayd.cleanup")
@@ -83,6 +83,7 @@ class SmtpdSession:
         self.protocol = "SMTP"
         self.tx: Transaction | None = None
         self.errors = 0
+        self.junk = 0  # HELO/EHLO/RSET/NOOP/VRFY since the last message (smtpd_junk_command_limit)
         self.counts: dict[str, list[int]] = {}
         self.last_command = "CONNECT"
         self.deadline = INFINITY
@@ -91,6 +92,7 @@ class SmtpdSession:
         self.policy = service.restrictions.session(
             SessionView(self.client_addr, self.client_name, self.client_port), self.notes)
         self._out: list[bytes] = []  # replies not yet written (answers to pipelined commands)
+        self._writing = False  # a flush is under way (the client may have stopped reading)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -138,7 +140,8 @@ class SmtpdSession:
                 continue
             self.deadline = sweeper.now() + timeout
             if type(event) is ev.DataChunk:
-                self._data_chunk(event)
+                if event.data:
+                    self._data_chunk(event)
                 continue
             if self.policy.access_denied is not None and type(event) not in _ALWAYS_ANSWERED:
                 reply = self._failed("unknown", self.policy.access_denied)
@@ -153,17 +156,20 @@ class SmtpdSession:
                 return
 
     def _flush(self) -> None:
+        """Write the collected replies; the session deadline bounds the wait."""
         data = b"".join(self._out)
         self._out.clear()
         if data:
+            self._writing = True
             send_all(self.sock, data)
+            self._writing = False
 
     def _say_last(self, reply: Reply) -> None:
-        """Write the replies still owed to pipelined commands, then ``reply``."""
-        try:
-            self.sock.sendall(b"".join(self._out) + reply.to_bytes())
-        except OSError:
-            pass
+        """Write the replies still owed to pipelined commands, then ``reply``,
+        without waiting (:func:`~relayd.sockets.send_last`). After a write that
+        was cut short nothing more is sent: it would land inside a reply."""
+        if not self._writing:
+            send_last(self.sock, b"".join(self._out) + reply.to_bytes())
 
     def _count(self, name: str, ok: bool) -> None:
         c = self.counts.get(name)
@@ -190,6 +196,10 @@ class SmtpdSession:
 
         Past the soft limit each error reply is delayed (smtpd_error_sleep_time)."""
         self._count(name, False)
+        return self._error(reply)
+
+    def _error(self, reply: Reply) -> Reply:
+        """Count one error against the soft and hard limits (see :meth:`_failed`)."""
         self.errors += 1
         service = self.service
         if self.errors >= service.hard_error_limit:
@@ -199,20 +209,33 @@ class SmtpdSession:
             gevent.sleep(service.error_sleep_time)
         return reply
 
+    def _junk(self, reply: Reply) -> Reply:
+        """Count a junk command (Postfix's SMTPD_CMD_FLAG_LIMIT: HELO, EHLO, RSET,
+        NOOP, VRFY) answered ``reply``; past smtpd_junk_command_limit each one
+        also counts as an error, so a client cannot keep a session busy with them."""
+        self.junk += 1
+        # Postfix: "if (state->junk_cmds++ > var_smtpd_junk_cmd_limit) error_count++"
+        if self.junk <= self.service.junk_command_limit + 1 or reply.code == 421:
+            return reply
+        return self._error(reply)
+
     # -- commands ----------------------------------------------------------------------
 
     def on_helo(self, event: ev.Helo) -> Reply:
-        self._reset()
         name = "ehlo" if event.extended else "helo"
-        refusal = self.policy.on_helo(event.name, event.extended)
-        if refusal is not None:
-            return self._failed(name, refusal)
-        self.helo = event.name
+        helo = printable(event.name).translate(_NEUTER)
+        refusal = self.policy.on_helo(helo, event.extended)
+        if refusal is not None:  # the core keeps the transaction: so does the driver (smtpd.c)
+            return self._junk(self._failed(name, refusal))
+        if self.tx is not None:
+            self.tx.abort()
+            self.tx = None
+        self.helo = helo
         self.protocol = "ESMTP" if event.extended else "SMTP"
         self._count(name, True)
         if event.extended:
-            return self.core.ehlo_reply()
-        return R250_HELO.format(self.service.myhostname)
+            return self._junk(self.core.ehlo_reply())
+        return self._junk(R250_HELO.format(self.service.myhostname))
 
     def _note_pipelining(self) -> None:
         """A client that did not say EHLO may not send commands ahead of replies
@@ -361,16 +384,17 @@ class SmtpdSession:
                 self.policy.view, tx.queue_id, sender, tuple(r.address for r in recipients), size,
                 message_id, self.notes))
         self._count("data", True)
+        self.errors = self.junk = 0  # Postfix forgives a client that delivered a message
         return R250_QUEUED.format(tx.queue_id)
 
     def on_rset(self, event) -> Reply:
         self._reset()
         self._count("rset", True)
-        return R250_OK
+        return self._junk(R250_OK)
 
     def on_noop(self, event) -> Reply:
         self._count("noop", True)
-        return R250_OK
+        return self._junk(R250_OK)
 
     def on_quit(self, event) -> Reply:
         self._count("quit", True)
@@ -378,10 +402,10 @@ class SmtpdSession:
 
     def on_vrfy(self, event: ev.Vrfy) -> Reply:
         if not self.service.vrfy_enabled:
-            return self._failed("vrfy", R502_VRFY_DISABLED)
+            return self._junk(self._failed("vrfy", R502_VRFY_DISABLED))
         # Never reveal whether a user exists (that is what RCPT is for).
         self._count("vrfy", True)
-        return R252_VRFY.format(event.argument)
+        return self._junk(R252_VRFY.format(event.argument))
 
     def on_expn(self, event) -> Reply:
         # Postfix has no EXPN: it never expands a list for a stranger.
@@ -415,6 +439,11 @@ class SmtpdSession:
         ev.BadCommand: on_bad_command, ev.ConnectionClosed: on_closed,
     }
 
+
+# What Postfix's helo_cmd stores of a HELO name: printable(), then these
+# (NEUTER_CHARACTERS, smtpd.c) as "?", so the name cannot break a log line's
+# "helo=<...>" or a Received header's comment.
+_NEUTER = str.maketrans(dict.fromkeys(' <>()\\";@', "?"))
 
 # Answered as usual even after a connect-time rejection (Postfix: QUIT works).
 _ALWAYS_ANSWERED = (ev.Quit, ev.ConnectionClosed)

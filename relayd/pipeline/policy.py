@@ -38,6 +38,9 @@ log = logging.getLogger("relayd.smtpd")
 # Checks that, once run for a recipient/sender, make the implicit one unnecessary.
 _UNLISTED_RECIPIENT = ("reject_unlisted_recipient", "check_recipient_maps")
 _UNLISTED_SENDER = ("reject_unlisted_sender",)
+# What reset_transaction() clears (each is replaced, never changed in place).
+_TRANSACTION = ("sender", "recipient", "recipients", "_last_recipient", "_discard", "_actions",
+                "_ran")
 
 
 class SessionPolicy:
@@ -91,13 +94,21 @@ class SessionPolicy:
         """HELO (``extended`` False) or EHLO ``name``: helo restrictions unless delayed."""
         self._where = "EHLO" if extended else "HELO"
         before = self.view
+        transaction = {name: getattr(self, name) for name in _TRANSACTION}
+        permit_deferred = self._permit_deferred.get("sender")
         self.update(helo_name=name, protocol="ESMTP" if extended else "SMTP")
         self.reset_transaction()
         if self.restrictions.delay_reject:
             return None
         reply = self._logged(self._helo_stage())
         if reply is not None:
-            self.view = before  # a rejected HELO does not name the client (smtpd.c helo_cmd)
+            # A rejected HELO changes nothing: it neither names the client nor ends
+            # the transaction in progress (smtpd.c helo_cmd returns before mail_reset).
+            self.view = before
+            for field, value in transaction.items():
+                setattr(self, field, value)
+            if permit_deferred is not None:
+                self._permit_deferred["sender"] = permit_deferred
         return reply
 
     def on_mail(self, sender: str) -> Reply | None:

@@ -61,7 +61,9 @@ class Data:
 @dataclass(frozen=True, slots=True)
 class DataChunk:
     """Message content in wire form: whole CRLF lines, still dot-stuffed,
-    without the final ".\\r\\n" (a very long line may be split). Owes no reply."""
+    without the final ".\\r\\n" (a very long line may be split). Owes no reply.
+    Empty when lines arrived past message_size_limit and were dropped: the
+    client made progress (a session deadline moves), there is nothing to store."""
 
     data: bytes
 

@@ -68,7 +68,8 @@ class Reply:
 
 # --- positive completion -------------------------------------------------
 R211_SYSTEM_STATUS = Reply(211, "2.0.0", "{}")
-R214_HELP = Reply(214, "2.0.0", "Ok")
+R214_HELP = Reply(214, "2.0.0", "Commands: AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET "
+                                "STARTTLS VRFY")
 R220_GREETING = Reply(220, "", "{}")
 R220_READY_FOR_TLS = Reply(220, "2.0.0", "Ready to start TLS")
 R221_BYE = Reply(221, "2.0.0", "Bye")
@@ -114,6 +115,7 @@ R503_NEED_RCPT = Reply(503, "5.5.1", "Error: need RCPT command")
 R503_TLS_ACTIVE = Reply(503, "5.5.1", "Error: TLS already active")
 R521_BARE_NEWLINE = Reply(521, "5.5.2", "{} Error: bare <LF> received")
 R552_MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed limit")
+R553_SMTPUTF8_REQUIRED = Reply(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address")
 R554_NO_VALID_RECIPIENTS = Reply(554, "5.5.1", "Error: no valid recipients")
 R554_TOO_MANY_HOPS = Reply(554, "5.4.0", "Error: too many hops")
 R554_RELAY_DENIED = Reply(554, "5.7.1", "<{}>: Relay access denied")

@@ -53,7 +53,7 @@ from relayd.smtp.replies import (
     R501_MAIL_SYNTAX, R501_RCPT_SYNTAX, R501_SYNTAX, R502_NOT_IMPLEMENTED,
     R503_ALREADY_AUTHENTICATED, R503_AUTH_NOT_ENABLED, R503_MAIL_IN_PROGRESS,
     R503_NEED_HELO, R503_NEED_MAIL, R503_NEED_RCPT, R503_NESTED_MAIL, R550_BARE_NEWLINE,
-    R552_MESSAGE_TOO_BIG, R554_NO_VALID_RECIPIENTS, R554_TLS_ACTIVE,
+    R552_MESSAGE_TOO_BIG, R553_SMTPUTF8_REQUIRED, R554_NO_VALID_RECIPIENTS, R554_TLS_ACTIVE,
     R555_UNSUPPORTED_OPTION, Reply)
 
 BARE_NEWLINE_MODES = ("normalize", "yes", "note", "reject", "no")
@@ -164,7 +164,10 @@ class ServerSession:
         if self._mode is _Mode.CLOSED:
             return ConnectionClosed()
         if self._mode is _Mode.DATA:
+            before = len(self._buffer)
             event = self._data.next_event(self._buffer)
+            if event is None and len(self._buffer) < before:
+                event = DataChunk(b"")  # lines read past the size limit: no content, but progress
         else:
             event = self._next_command()
         if event is None:
@@ -336,6 +339,8 @@ class ServerSession:
             return BadCommand(R501_MAIL_SYNTAX)
         except grammar.AddressSyntaxError:
             return BadCommand(R501_BAD_SENDER)
+        if not sender.isascii():
+            return BadCommand(_unicode_address_refusal(sender, R501_BAD_SENDER))
         return self._with_params(rest, lambda params: Mail(sender, params), self._mail_param_error)
 
     def _rcpt(self, argument: str):
@@ -348,6 +353,8 @@ class ServerSession:
             return BadCommand(R501_RCPT_SYNTAX)
         except grammar.AddressSyntaxError:
             return BadCommand(R501_BAD_RECIPIENT)
+        if not recipient.isascii():
+            return BadCommand(_unicode_address_refusal(recipient, R501_BAD_RECIPIENT))
         # No RCPT parameter is supported yet (NOTIFY/ORCPT come with DSN).
         return self._with_params(rest, lambda params: Rcpt(recipient, params), _unsupported)
 
@@ -386,13 +393,18 @@ class ServerSession:
         return BadCommand(R501_SYNTAX.format("RSET")) if argument else Rset()
 
     def _noop(self, argument: str):
-        return BadCommand(R501_SYNTAX.format("NOOP")) if argument else Noop()
+        # RFC 5321 4.1.1.9: "NOOP [ SP String ]", the string ignored (Postfix too).
+        return Noop()
 
     def _quit(self, argument: str):
         return Quit()
 
     def _vrfy(self, argument: str):
-        return Vrfy(argument) if argument else BadCommand(R501_SYNTAX.format("VRFY address"))
+        if not argument:
+            return BadCommand(R501_SYNTAX.format("VRFY address"))
+        if not argument.isascii():
+            return BadCommand(_unicode_address_refusal(argument, R501_BAD_RECIPIENT))
+        return Vrfy(argument)
 
     def _expn(self, argument: str):
         return Expn(argument)
@@ -420,6 +432,14 @@ class ServerSession:
         if not 1 <= len(words) <= 2:
             return BadCommand(R501_SYNTAX.format("AUTH mechanism"))
         return Auth(words[0].upper(), words[1] if len(words) == 2 else None)
+
+
+def _unicode_address_refusal(address: str, bad_syntax: Reply) -> Reply:
+    """The refusal of a non-ASCII address: relayd has no SMTPUTF8 (RFC 6531), so no
+    client can declare it. As Postfix with strict_smtputf8: a non-ASCII domain is
+    bad syntax without SMTPUTF8 (smtpd_check_addr), a non-ASCII local part 553 5.6.7."""
+    _, at, domain = address.rpartition("@")
+    return bad_syntax if at and not domain.isascii() else R553_SMTPUTF8_REQUIRED
 
 
 def _unsupported(keyword: str, value: str | None) -> Reply:

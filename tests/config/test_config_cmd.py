@@ -125,6 +125,7 @@ def test_show_n_prints_what_postconf_n_prints(tmp_path, main_cf):
 OWN_DEFAULTS = {"append_dot_mydomain", "compatibility_level", "mynetworks_style", "relay_domains",
                 "smtpd_relay_restrictions", "smtputf8_enable",          # level >= 3.6
                 "smtpd_hard_error_limit", "smtpd_timeout",              # ${stress?...} unstressed
+                "smtpd_junk_command_limit",
                 "myhostname", "mynetworks",                             # computed for the host
                 "config_directory", "queue_directory", "mail_name",     # relayd's names
                 "smtpd_forbid_bare_newline"}                            # Postfix >= 3.9

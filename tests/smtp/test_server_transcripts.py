@@ -146,7 +146,6 @@ def test_pipelined_commands_are_answered_in_order_and_state_follows_replies():
     (b"HELO x\r\nMAIL FROM:\r\n", R.R501_MAIL_SYNTAX),
     (b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT FROM:<a@b>\r\n", R.R501_RCPT_SYNTAX),
     (b"RSET x\r\n", R.R501_SYNTAX.format("RSET")),
-    (b"NOOP x\r\n", R.R501_SYNTAX.format("NOOP")),
     (b"VRFY\r\n", R.R501_SYNTAX.format("VRFY address")),
     (b"ETRN example.org\r\n", R.R500_UNRECOGNIZED),
     (b"\r\n", R.R500_BAD_SYNTAX),
@@ -278,3 +277,14 @@ def test_ehlo_keywords_follow_postfix_order():
 def test_greeting():
     session = ServerSession(hostname=HOST)
     assert session.greeting(f"{HOST} ESMTP relayd") == b"220 mx.example.net ESMTP relayd\r\n"
+
+
+def test_arguments_of_noop_help_quit_are_ignored_as_postfix_does():
+    # RFC 5321 4.1.1.9 "NOOP [ SP String ]"; Postfix answers 250 (smtpd.c noop_cmd),
+    # ignores HELP's argument and QUIT's ("don't bother checking the syntax"),
+    # and answers RSET with an argument "501 5.5.4 Syntax: RSET".
+    written = converse(b"NOOP hello there\r\nHELP MAIL\r\nRSET now\r\nQUIT now\r\n")
+    assert written == (R.R250_OK.to_bytes() + R.R214_HELP.to_bytes()
+                       + R.R501_SYNTAX.format("RSET").to_bytes() + R.R221_BYE.to_bytes())
+    assert R.R214_HELP.to_bytes() == (
+        b"214 2.0.0 Commands: AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET STARTTLS VRFY\r\n")
