@@ -58,7 +58,9 @@ def test_local_delivery_into_maildir_with_aliases(relay_config, run_qmgr, store,
                                       "{ann = ann, \"|/usr/bin/vacation\"}, root=bob }"))
     run_qmgr(config)
     qid = queue_message(store, "alice@elsewhere.example", ["staff@example.com", "root+x@localhost"])
-    wait_until(lambda: store.get(qid) is None and sink.messages, what="delivery")
+    # Done when the message is gone and both the forward and the bounce (a new message) arrived.
+    wait_until(lambda: store.get(qid) is None and {tuple(t.recipients) for t in sink.messages}
+               >= {("carl@corp.example",), ("alice@elsewhere.example",)}, what="delivery")
     [bob_staff, bob_root] = maildir_messages(tmp_path, "bob")
     assert bob_staff.startswith(b"Return-Path: <alice@elsewhere.example>\nX-Original-To: staff@example.com\n"
                                 b"Delivered-To: staff@example.com\nFrom: alice@example.com\n")
