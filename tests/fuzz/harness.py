@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 _EXAMPLES = os.environ.get("RELAYD_FUZZ_EXAMPLES")
@@ -26,6 +26,8 @@ def fuzz_settings(examples: int) -> settings:
         database=None,
         deadline=None,
         print_blob=True,
+        # No "explain" phase: it costs seconds per failure and the suite has xfails.
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                HealthCheck.filter_too_much, HealthCheck.large_base_example])
 
