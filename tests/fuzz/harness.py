@@ -4,17 +4,20 @@ In the test suite every harness runs a fixed, derandomized set of examples
 (the same inputs on every run and every machine), so the suite stays
 bounded and repeatable. tools/fuzz runs the very same test functions with
 random seeds and large example counts: it sets RELAYD_FUZZ_EXAMPLES (examples
-per call) and RELAYD_FUZZ_RANDOM=1 before importing the harnesses.
+per call), RELAYD_FUZZ_RANDOM=1 and RELAYD_FUZZ_DB (a directory where failing
+examples are kept, to replay and shrink them) before importing the harnesses.
 """
 from __future__ import annotations
 
 import os
 
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis import strategies as st
 
 _EXAMPLES = os.environ.get("RELAYD_FUZZ_EXAMPLES")
 _RANDOM = os.environ.get("RELAYD_FUZZ_RANDOM") == "1"
+_DB = os.environ.get("RELAYD_FUZZ_DB")
 
 
 def fuzz_settings(examples: int) -> settings:
@@ -23,7 +26,7 @@ def fuzz_settings(examples: int) -> settings:
     return settings(
         max_examples=int(_EXAMPLES) if _EXAMPLES else examples,
         derandomize=not _RANDOM,
-        database=None,
+        database=DirectoryBasedExampleDatabase(_DB) if _DB else None,
         deadline=None,
         print_blob=True,
         # No "explain" phase: it costs seconds per failure and the suite has xfails.

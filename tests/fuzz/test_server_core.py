@@ -99,7 +99,9 @@ class Transcript:
         session = self.session
         if isinstance(event, (DataChunk, DataEnd)):
             assert state is State.DATA, (state, event)
-        elif isinstance(event, AuthResponse):
+        elif isinstance(event, AuthResponse) or (isinstance(event, BadCommand)
+                                                  and state is State.AUTH):
+            # A SASL line that is not UTF-8 or holds NUL is a BadCommand (see below).
             assert state is State.AUTH, (state, event)
         else:
             assert state in COMMAND_STATES, (state, event)
@@ -222,3 +224,13 @@ def test_envelope_addresses_are_printable_ascii(local, domain):
     for event in transcript.events:
         if isinstance(event, Mail):
             assert event.sender.isascii() and text_violation(event.sender) is None, event
+
+
+@pytest.mark.xfail(strict=False, reason="new finding (no item yet; relayd/smtp/server.py): a SASL "
+                   "line that is not UTF-8 or holds NUL gets 500 but the AUTH exchange goes on, so "
+                   "the client's next command is read as a SASL response")
+def test_bad_line_during_auth_ends_the_exchange():
+    transcript = accepting_driver(ServerSession(hostname=HOST, auth_mechanisms=("PLAIN",)))
+    transcript.feed(b"EHLO c\r\nAUTH PLAIN\r\n\xff\r\nNOOP\r\n")
+    assert isinstance(transcript.events[-2], BadCommand)
+    assert transcript.events[-1] == Noop()
