@@ -64,6 +64,15 @@ def test_header_scan_does_not_depend_on_the_cuts(message, data):
     assert scan(data.draw(split(message, 10))) == scan([message])
 
 
+@pytest.mark.xfail(strict=False, reason="new finding (no item yet; relayd/cleanup.py): past "
+                   "header_size_limit the hop count depends on where the reads cut the stream")
+def test_header_scan_past_the_size_limit_does_not_depend_on_the_cuts():
+    pad = b"X-Pad: " + b"p" * (HEADER_SIZE_LIMIT - 9) + b"\r\n"    # exactly the limit
+    message = pad + b"Received: from a\r\nReceived: from b\r\n\r\nbody\r\n"
+    cut = len(pad)
+    assert scan([message[:cut], message[cut:]]) == scan([message])
+
+
 # --- the MIME state machine and the content checker ----------------------------------
 
 @fuzz_settings(300)
@@ -167,18 +176,22 @@ def test_header_rewriting_keeps_the_wire_form(head, body, rewrite, limit, data):
 
 
 UNCLOSED_QUOTE = ("new finding (no item yet; relayd/rewrite/headers.py): an unclosed quote in "
-                  "an address header takes the header's CRLF into the rewritten address, "
-                  "e.g. 'To: \"x' CRLF CRLF 'body' CRLF")
+                  "an address header takes the header's CRLF into the rewritten address; as the "
+                  "last line of a message without body ('To: \"x' CRLF) the stored content no "
+                  "longer ends with CRLF and delivery fails with ValueError on every retry")
 
 
 @pytest.mark.xfail(strict=False, reason=UNCLOSED_QUOTE)
 @fuzz_settings(400)
-@given(head=HEADS, body=st.lists(BODY_LINES, max_size=5),
+@given(head=HEADS, body=st.one_of(st.none(), st.lists(BODY_LINES, max_size=5)),
        rewrite=st.sampled_from(range(len(REWRITES))), limit=st.sampled_from([64, 102400]),
        data=st.data())
 def test_header_rewriting_keeps_the_header_block_well_formed(head, body, rewrite, limit, data):
-    message = dot_stuff(b"\r\n".join(head + [b""] + body) + b"\r\n")
+    """Also messages that are headers only (``body`` None: no empty line)."""
+    lines = head if body is None else head + [b""] + body
+    message = dot_stuff(b"\r\n".join(lines) + b"\r\n") if lines else b""
     out = rewrite_headers(HeaderStream(REWRITES[rewrite], limit), message, data)
+    assert_wire_form(out)
     block = _header_block(message)
     if block is not None:
         out_block = _header_block(out)
@@ -216,6 +229,9 @@ def test_header_rewriter_qualifying_keeps_the_wire_form(head, data):
 def test_header_rewriter_qualifying_keeps_the_header_block_well_formed(head, data):
     message = b"\r\n".join(head + [b"", b"body"]) + b"\r\n"
     out = rewrite_headers(HeaderRewriter.from_config(_rewrite_config()), message, data)
+    headers_only = b"".join(line + b"\r\n" for line in head)
+    assert_wire_form(rewrite_headers(HeaderRewriter.from_config(_rewrite_config()),
+                                     headers_only, data))
     if _header_block(message) is not None:
         assert _header_block(out) is not None, out
         assert out.endswith(b"\r\n\r\nbody\r\n"), out
