@@ -25,7 +25,8 @@ from relayd.content import ContentChecks
 from relayd.content.mime import MimeState, header_name
 from relayd.rewrite.headers import HeaderRewriter, HeaderStream
 from tests.fuzz.harness import LINE_TOKENS, fuzz_settings, long_runs, split
-from tests.fuzz.oracles import assert_header_block, assert_wire_form, dot_stuff
+from tests.fuzz.oracles import (assert_header_block, assert_wire_form, dot_stuff,
+                                 wire_form_violation)
 
 # Logical header and body lines (no CR/LF/NUL: the DATA reader saw to that);
 # the message is dot_stuff(lines joined by CRLF), the wire form the parsers see.
@@ -140,6 +141,16 @@ def test_content_checker_edits_keep_the_wire_form(message, rules, limit, data):
         assert_wire_form(out)
 
 
+@pytest.mark.xfail(strict=False, reason="issue 7 item 4: body_checks edits of long-line pieces "
+                   "(the content helper's fix)")
+@pytest.mark.parametrize("message, limit", [
+    (b"\r\n" + b"A" * 40 + b".\r\n", 40),                       # the harness's minimal input
+    (b"\r\nline1\r\n" + b"A" * 2048 + b".\r\nMAIL FROM:<ceo@victim>\r\n", 2048)])  # issue 7's
+def test_content_checker_fixed_smuggling_cases(message, limit):
+    out, result = check(message, [message], RULE_SETS[0], limit)
+    assert result.reply is not None or wire_form_violation(out) is None, out
+
+
 # --- header address rewriting --------------------------------------------------------
 
 ADDRESS_HEADERS = st.builds(
@@ -197,6 +208,16 @@ def test_header_rewriting_keeps_the_header_block_well_formed(head, body, rewrite
         out_block = _header_block(out)
         assert out_block is not None, out
         assert out[len(out_block):] == message[len(block):]   # the body is never touched
+
+
+@pytest.mark.xfail(strict=False, reason=UNCLOSED_QUOTE)
+@pytest.mark.parametrize("message", [b'To: "x\r\n', b'To: "x\r\n\r\nbody\r\n'])
+def test_unclosed_quote_keeps_the_header_block(message):
+    """The minimal input the harnesses above found, kept as a fixed case."""
+    stream = HeaderStream(REWRITES[2])
+    out = stream.feed(message) + stream.finish()
+    assert_wire_form(out)
+    assert out.count(b"\r\n") == message.count(b"\r\n"), out
 
 
 def _header_block(message: bytes) -> bytes | None:
