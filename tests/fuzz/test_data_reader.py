@@ -37,10 +37,11 @@ def read(pieces: list[bytes], *, reject: bool, limit: int, max_line: int):
         buf += piece
         while (event := reader.next_event(buf)) is not None:
             if isinstance(event, DataEnd):
-                return b"".join(chunks), event, bytes(buf) + b"".join(pieces[index + 1:])
+                wire = b"".join(chunks)
+                assert_wire_form(wire, complete=event.error is None)
+                return wire, event, bytes(buf) + b"".join(pieces[index + 1:])
             assert isinstance(event, DataChunk) and event.data
             chunks.append(event.data)
-            assert_wire_form(b"".join(chunks), complete=False)
         assert len(buf) <= max_line + 2, len(buf)
     return None
 
