@@ -24,7 +24,7 @@ from relayd.config import load_config
 from relayd.content import ContentChecks
 from relayd.content.mime import MimeState, header_name
 from relayd.rewrite.headers import HeaderRewriter, HeaderStream
-from tests.fuzz.harness import LINE_TOKENS, fuzz_settings, long_runs, split
+from tests.fuzz.harness import fuzz_settings, long_runs, split
 from tests.fuzz.oracles import (assert_header_block, assert_wire_form, dot_stuff,
                                  wire_form_violation)
 

@@ -200,7 +200,6 @@ def test_server_core_on_random_streams(options, raw, data):
     assert session.next_event() == ConnectionClosed()
 
 
-ENVELOPE = TRANSACTION
 CONTENT = st.one_of(st.sampled_from(LINE_TOKENS), st.binary(max_size=8), long_runs(b"a.\r\n", 200))
 
 
@@ -210,7 +209,7 @@ def test_server_core_data_phase(options, content, data):
     """The DATA phase reached every time: a transaction, then random content."""
     session = ServerSession(hostname=HOST, **options)
     transcript = accepting_driver(session)
-    for chunk in data.draw(split(ENVELOPE + content + b"\r\n.\r\nQUIT\r\n", 12)) + [b""]:
+    for chunk in data.draw(split(TRANSACTION + content + b"\r\n.\r\nQUIT\r\n", 12)) + [b""]:
         transcript.feed(chunk)
     assert transcript.closed
 
@@ -218,7 +217,7 @@ def test_server_core_data_phase(options, content, data):
 def test_accepting_driver_reaches_data():
     """The data-phase harness does test DATA (guards the harness itself)."""
     transcript = accepting_driver(ServerSession(hostname=HOST))
-    transcript.feed(ENVELOPE + b"x\r\n.\r\n")
+    transcript.feed(TRANSACTION + b"x\r\n.\r\n")
     assert DataEnd(3, None) in transcript.events
 
 
