@@ -25,8 +25,6 @@ from relayd.queue.envelope import Envelope
 from relayd.queue.store import QueueWriteError
 from relayd.rewrite.headers import HeaderRewriter
 from relayd.smtp import events as ev
-from relayd.sockets import send_all, send_last
-from relayd.tables.base import TemporaryLookupError
 from relayd.smtp.replies import (R214_HELP, R221_BYE, R250_HELO, R250_OK, R250_QUEUED,
                                  R250_RECIPIENT_OK, R250_SENDER_OK, R252_VRFY, R354_START_DATA,
                                  R421_TIMEOUT, R421_TOO_MANY_ERRORS, R451_QUEUE_WRITE_ERROR,
@@ -35,6 +33,8 @@ from relayd.smtp.replies import (R214_HELP, R221_BYE, R250_HELO, R250_OK, R250_Q
                                  R554_TOO_MANY_HOPS, Reply)
 from relayd.smtp.server import ProtocolError, ServerSession
 from relayd.smtp.text import printable
+from relayd.sockets import send_all, send_last
+from relayd.tables.base import TemporaryLookupError
 
 log = logging.getLogger("relayd.smtpd")
 cleanup_log = logging.getLogger("relayd.cleanup")
