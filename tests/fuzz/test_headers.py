@@ -130,8 +130,6 @@ def test_content_checker_without_edits_stores_the_content_unchanged(message, lim
     assert result.reply is None
 
 
-@pytest.mark.xfail(strict=False, reason="issue 7 item 4: body_checks edits of long-line pieces "
-                   "(the content helper's fix)")
 @fuzz_settings(400)
 @given(message=MESSAGE, rules=st.sampled_from(RULE_SETS), limit=st.sampled_from([16, 40, 2048]),
        data=st.data())
@@ -141,8 +139,6 @@ def test_content_checker_edits_keep_the_wire_form(message, rules, limit, data):
         assert_wire_form(out)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 7 item 4: body_checks edits of long-line pieces "
-                   "(the content helper's fix)")
 @pytest.mark.parametrize("message, limit", [
     (b"\r\n" + b"A" * 40 + b".\r\n", 40),                       # the harness's minimal input
     (b"\r\nline1\r\n" + b"A" * 2048 + b".\r\nMAIL FROM:<ceo@victim>\r\n", 2048)])  # issue 7's

@@ -221,8 +221,6 @@ def test_accepting_driver_reaches_data():
     assert DataEnd(3, None) in transcript.events
 
 
-@pytest.mark.xfail(strict=False, reason="issue 7 item 8: non-ASCII addresses only under "
-                   "SMTPUTF8 (until then 553 5.6.7 / 501); lands on hard-delivery")
 @fuzz_settings(200)
 @given(local=st.text(min_size=1, max_size=6), domain=st.sampled_from(["d.example", "b"]))
 def test_envelope_addresses_are_printable_ascii(local, domain):
