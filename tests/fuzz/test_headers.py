@@ -182,13 +182,6 @@ def test_header_rewriting_keeps_the_wire_form(head, body, rewrite, limit, data):
         assert out == message
 
 
-UNCLOSED_QUOTE = ("new finding (no item yet; relayd/rewrite/headers.py): an unclosed quote in "
-                  "an address header takes the header's CRLF into the rewritten address; as the "
-                  "last line of a message without body ('To: \"x' CRLF) the stored content no "
-                  "longer ends with CRLF and delivery fails with ValueError on every retry")
-
-
-@pytest.mark.xfail(strict=False, reason=UNCLOSED_QUOTE)
 @fuzz_settings(400)
 @given(head=HEADS, body=st.one_of(st.none(), st.lists(BODY_LINES, max_size=5)),
        rewrite=st.sampled_from(range(len(REWRITES))), limit=st.sampled_from([64, 102400]),
@@ -206,7 +199,6 @@ def test_header_rewriting_keeps_the_header_block_well_formed(head, body, rewrite
         assert out[len(out_block):] == message[len(block):]   # the body is never touched
 
 
-@pytest.mark.xfail(strict=False, reason=UNCLOSED_QUOTE)
 @pytest.mark.parametrize("message", [b'To: "x\r\n', b'To: "x\r\n\r\nbody\r\n'])
 def test_unclosed_quote_keeps_the_header_block(message):
     """The minimal input the harnesses above found, kept as a fixed case."""
@@ -240,7 +232,6 @@ def test_header_rewriter_qualifying_keeps_the_wire_form(head, data):
     assert_wire_form(rewrite_headers(HeaderRewriter.from_config(_rewrite_config()), message, data))
 
 
-@pytest.mark.xfail(strict=False, reason=UNCLOSED_QUOTE)
 @fuzz_settings(200)
 @given(head=st.lists(ADDRESS_HEADERS, max_size=8), data=st.data())
 def test_header_rewriter_qualifying_keeps_the_header_block_well_formed(head, data):
