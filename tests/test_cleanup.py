@@ -1,4 +1,6 @@
 """What relayd adds to a message before it is queued."""
+import pytest
+
 from relayd.cleanup import HeaderScan, received_header, sanitize
 
 
@@ -30,3 +32,22 @@ def test_header_scan_counts_hops_and_finds_the_message_id_across_chunks():
     for i in range(0, len(data), 7):
         scan.feed(data[i:i + 7])
     assert scan.done and scan.hop_count == 2 and scan.message_id == "<m@x>"
+
+
+@pytest.mark.parametrize("tail", [b"\r\nbody\r\n", b""], ids=["with body", "headers only"])
+def test_header_scan_past_its_limit_does_not_depend_on_the_cuts(tail):
+    """Fuzzing found the hop count past the limit depending on the reads: a read
+    that ended at the limit stopped the scan there, one read of it all did not."""
+    data = (b"Received: a\r\nX-Pad: " + b"p" * 40 + b"\r\nReceived: b\r\n"
+            b"Message-ID: <m@x>\r\nReceived: c\r\n" + tail)
+    for limit in range(1, len(data) + 2):
+        results = set()
+        for cut in range(len(data) + 1):
+            scan = HeaderScan(limit)
+            scan.feed(data[:cut])
+            scan.feed(data[cut:])
+            results.add((scan.hop_count, scan.message_id))
+        assert len(results) == 1, (limit, results)
+    whole = HeaderScan(len(b"Received: a\r\n"))
+    whole.feed(data)
+    assert whole.hop_count == 1 and whole.message_id == ""
