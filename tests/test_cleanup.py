@@ -1,7 +1,11 @@
 """What relayd adds to a message before it is queued."""
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from relayd.cleanup import HeaderScan, received_header, sanitize
+from relayd.cleanup import HeaderScan, StoredForm, received_header, sanitize
+from tests.fuzz.harness import fuzz_settings
+from tests.fuzz.oracles import wire_form_violation
 
 
 def test_received_header_as_postfix_writes_it():
@@ -51,3 +55,21 @@ def test_header_scan_past_its_limit_does_not_depend_on_the_cuts(tail):
     whole = HeaderScan(len(b"Received: a\r\n"))
     whole.feed(data)
     assert whole.hop_count == 1 and whole.message_id == ""
+
+
+# Bytes that make wire-form trouble, and short lines around them.
+_WIRE_BYTES = st.lists(st.one_of(st.sampled_from([b"\r", b"\n", b"\r\n", b".", b"\0", b"a"]),
+                                 st.binary(max_size=4)), max_size=24).map(b"".join)
+
+
+@fuzz_settings(500)
+@given(data=_WIRE_BYTES, cuts=st.lists(st.integers(0, 100), max_size=6))
+def test_stored_form_and_the_fuzz_oracle_agree(data, cuts):
+    """One invariant: the queue's check (StoredForm, fed in random pieces) refuses
+    exactly what the fuzz harnesses' oracle calls a broken wire form."""
+    form = StoredForm()
+    previous = 0
+    for cut in sorted(min(c, len(data)) for c in cuts) + [len(data)]:
+        form.feed(data[previous:cut])
+        previous = cut
+    assert (form.finish() is None) == (wire_form_violation(data) is None), data
