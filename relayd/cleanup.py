@@ -23,8 +23,8 @@ from email.utils import formatdate
 _UNSAFE = re.compile(r"[^A-Za-z0-9.\-_:\[\]@+=]")
 _MAX_NAME = 255
 
-# The header block ends at the first empty line; Postfix stops looking for
-# headers after header_size_limit (102400) bytes.
+# The header block ends at the first empty line; the scan looks at no more of
+# it than header_size_limit bytes (Postfix's default below).
 HEADER_SIZE_LIMIT = 102400
 _RECEIVED = re.compile(rb"(?im)^received:")
 _MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*([^\r\n]*)")
@@ -64,15 +64,18 @@ def received_header(*, helo: str, client_name: str, client_addr: str, myhostname
 
 
 class HeaderScan:
-    """Collects the header block of a message as its chunks stream past.
+    """Collects the header block of a message as its chunks stream past: its
+    first ``limit`` bytes at most, so that the results never depend on where
+    the reads cut the stream.
 
     ``feed`` is cheap once the block is complete: the body is never looked at.
     """
 
-    __slots__ = ("_buf", "done")
+    __slots__ = ("_buf", "_limit", "done")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = HEADER_SIZE_LIMIT) -> None:
         self._buf = bytearray()
+        self._limit = limit
         self.done = False
 
     def feed(self, chunk: bytes) -> None:
@@ -86,10 +89,11 @@ class HeaderScan:
             return
         end = self._buf.find(b"\r\n\r\n", start)
         if end >= 0:
-            del self._buf[end + 2:]
+            # The same cut as below when the end lies past the limit in this read.
+            del self._buf[min(end + 2, self._limit):]
             self.done = True
-        elif len(self._buf) >= HEADER_SIZE_LIMIT:
-            del self._buf[HEADER_SIZE_LIMIT:]
+        elif len(self._buf) >= self._limit:
+            del self._buf[self._limit:]
             self.done = True
 
     @property

@@ -279,7 +279,7 @@ class SmtpdSession:
         tx = self.tx
         service = self.service
         tx.writer = service.store.content_writer(tx.queue_id)
-        tx.headers = HeaderScan()
+        tx.headers = HeaderScan(service.config["header_size_limit"])
         added = received_header(
             helo=self.helo, client_name=self.client_name, client_addr=self.client_addr,
             myhostname=service.myhostname, mail_name=service.mail_name, protocol=self.protocol,

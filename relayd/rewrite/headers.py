@@ -53,7 +53,8 @@ AddressRewrite = Callable[[str, str], str]   # (address, header class) -> addres
 # --- finding the addresses in a header value ----------------------------------------
 
 def _skip_quoted(value: str, i: int, close: str) -> int:
-    """The index after the quoted string (close '"') or domain literal (']') at ``i``."""
+    """The index after the quoted string (close '"') or domain literal (']') at
+    ``i``; past ``len(value)`` when it is not closed."""
     i += 1
     while i < len(value) and value[i] != close:
         i += 2 if value[i] == "\\" else 1
@@ -88,8 +89,10 @@ def _angle_span(value: str, i: int) -> tuple[int, int, int]:
         if value[j] == ":" and value[i + 1:j].lstrip().startswith("@"):
             colon = j
         j += 1
+    if j >= len(value):
+        return i + 1, i + 1, len(value)   # no ">": no address to guess at
     start = (colon if colon >= 0 else i) + 1
-    end = min(j, len(value))
+    end = j
     while start < end and value[start] in " \t\r\n":
         start += 1
     while end > start and value[end - 1] in " \t\r\n":
@@ -100,7 +103,8 @@ def _angle_span(value: str, i: int) -> tuple[int, int, int]:
 def address_spans(value: str) -> list[tuple[int, int]]:
     """Where the addr-specs of an address-list header value are: ``<addr>``
     forms and bare ``addr (comment)`` forms, inside groups too. A bare form
-    whose address has blanks or comments inside is left out (no guessing)."""
+    whose address has blanks, comments or a backslash inside, and anything
+    with an unclosed quote, "<" or "[", is left out (no guessing)."""
     spans: list[tuple[int, int]] = []
     first = last = -1     # the bare tokens of the current list element
     angled = False
@@ -132,20 +136,23 @@ def address_spans(value: str) -> list[tuple[int, int]]:
                 while end < n and value[end] not in _SPECIALS and value[end] not in " \t\r\n":
                     end += 1
             first = i if first < 0 else first
-            last = min(end, n)
+            last = end   # past n: an unclosed quote or literal, never an address
             i = end
     if not angled and first >= 0:
         spans.append((first, last))
-    return [(s, e) for s, e in spans if _contiguous(value[s:e])]
+    return [(s, e) for s, e in spans if e <= n and _contiguous(value[s:e])]
 
 
 def _contiguous(text: str) -> bool:
-    """No blank or comment outside quotes: one address, not a phrase."""
+    """No blank or comment outside quotes and every quote closed: one address,
+    not a phrase or a fragment."""
     i = 0
     while i < len(text):
         if text[i] == '"':
             i = _skip_quoted(text, i, '"')
-        elif text[i] in " \t\r\n(":
+            if i > len(text):
+                return False
+        elif text[i] in " \t\r\n(\\":
             return False
         else:
             i += 1
@@ -212,12 +219,24 @@ def rewrite_header(raw: bytes, rewrite: AddressRewrite) -> bytes:
         address_class = HEADER_RECIPIENT
     else:
         return raw
+    # The header's own line ending is never part of an address (an unclosed
+    # quote would take it in); it goes back on unchanged.
+    end = len(raw) - 2 if raw.endswith(b"\r\n") else len(raw)
     # surrogateescape: 8-bit text (UTF-8 or not) comes back out byte for byte.
-    value = raw[colon + 1:].decode("utf-8", "surrogateescape")
+    value = raw[colon + 1:end].decode("utf-8", "surrogateescape")
     new = rewrite_value(value, lambda address: rewrite(address, address_class))
     if new is None:
         return raw
-    return raw[:colon + 1] + new.encode("utf-8", "surrogateescape")
+    new_value = new.encode("utf-8", "surrogateescape")
+    if not _same_lines(new_value):
+        return raw   # a rewrite must never end the header or start a new one
+    return raw[:colon + 1] + new_value + raw[end:]
+
+
+def _same_lines(value: bytes) -> bool:
+    """Every CR and LF in a header ``value`` is a fold: CRLF then SP or HT."""
+    folds = value.count(b"\r\n ") + value.count(b"\r\n\t")
+    return value.count(b"\r") == folds and value.count(b"\n") == folds
 
 
 # --- streaming over the primary header block ----------------------------------------

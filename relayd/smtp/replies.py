@@ -134,6 +134,11 @@ R502_NOT_IMPLEMENTED = Reply(502, "5.5.1", "Error: command not implemented")
 R503_AUTH_NOT_ENABLED = Reply(503, "5.5.1", "Error: authentication not enabled")
 R503_ALREADY_AUTHENTICATED = Reply(503, "5.5.1", "Error: already authenticated")
 R503_MAIL_IN_PROGRESS = Reply(503, "5.5.1", "Error: MAIL transaction in progress")
+# A SASL response the core cannot hand on ends the exchange, as smtpd_sasl_glue.c
+# ends it (xsasl_dovecot_server.c's reason for a response that is not base64).
+R500_SASL_RESPONSE_LIMIT = Reply(500, "5.5.6", "SASL response limit exceeded")
+R535_SASL_BAD_RESPONSE = Reply(535, "5.7.8", "Error: authentication failed: "
+                                             "Invalid base64 data in continued response")
 R550_BARE_NEWLINE = Reply(550, "5.5.2", "{} Error: bare <LF> received")
 R554_TLS_ACTIVE = Reply(554, "5.5.1", "Error: TLS already active")
 

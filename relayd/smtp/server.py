@@ -25,6 +25,8 @@ Rules (RFC 5321/1869/2920/3207/6152, Postfix smtpd.c):
   StartTLS              220            buffered input discarded (CVE-2011-0411);
                                        wait for starttls_done()
   Auth / AuthResponse   334 / 235      next line is an AuthResponse / authenticated
+  BadCommand in AUTH    any            the exchange is over (a line too long,
+                                       not UTF-8 or with NUL: 500 / 535)
   any, or unsolicited   221, 421, 521  session closed; later input ignored
   ====================  =============  ======================================
 
@@ -48,13 +50,13 @@ from relayd.smtp.events import (
     Expn, Helo, Help, Mail, Noop, Quit, Rcpt, Rset, StartTLS, Vrfy)
 from relayd.smtp.replies import (
     R220_GREETING, R221_BREAK_RULES, R250_HELO, R354_START_DATA, R500_BAD_SYNTAX,
-    R500_BAD_UTF8, R500_COMMAND_TOO_LONG, R500_UNRECOGNIZED, R501_BAD_MESSAGE_SIZE,
-    R501_BAD_PARAMETER, R501_BAD_RECIPIENT, R501_BAD_SENDER, R501_HELO_SYNTAX,
-    R501_MAIL_SYNTAX, R501_RCPT_SYNTAX, R501_SYNTAX, R502_NOT_IMPLEMENTED,
+    R500_BAD_UTF8, R500_COMMAND_TOO_LONG, R500_SASL_RESPONSE_LIMIT, R500_UNRECOGNIZED,
+    R501_BAD_MESSAGE_SIZE, R501_BAD_PARAMETER, R501_BAD_RECIPIENT, R501_BAD_SENDER,
+    R501_HELO_SYNTAX, R501_MAIL_SYNTAX, R501_RCPT_SYNTAX, R501_SYNTAX, R502_NOT_IMPLEMENTED,
     R503_ALREADY_AUTHENTICATED, R503_AUTH_NOT_ENABLED, R503_MAIL_IN_PROGRESS,
-    R503_NEED_HELO, R503_NEED_MAIL, R503_NEED_RCPT, R503_NESTED_MAIL, R550_BARE_NEWLINE,
-    R552_MESSAGE_TOO_BIG, R553_SMTPUTF8_REQUIRED, R554_NO_VALID_RECIPIENTS, R554_TLS_ACTIVE,
-    R555_UNSUPPORTED_OPTION, Reply)
+    R503_NEED_HELO, R503_NEED_MAIL, R503_NEED_RCPT, R503_NESTED_MAIL, R535_SASL_BAD_RESPONSE,
+    R550_BARE_NEWLINE, R552_MESSAGE_TOO_BIG, R553_SMTPUTF8_REQUIRED, R554_NO_VALID_RECIPIENTS,
+    R554_TLS_ACTIVE, R555_UNSUPPORTED_OPTION, Reply)
 
 BARE_NEWLINE_MODES = ("normalize", "yes", "note", "reject", "no")
 _CLOSING_CODES = frozenset({221, 421, 521})
@@ -260,22 +262,27 @@ class ServerSession:
         elif isinstance(event, (Auth, AuthResponse)):
             self._mode = _Mode.AUTH if reply.code == 334 else _Mode.COMMAND
             self.authenticated = self.authenticated or reply.code == 235
+        elif isinstance(event, BadCommand) and self._mode is _Mode.AUTH:
+            self._mode = _Mode.COMMAND   # the next line is a command again
 
     # --- command lines ----------------------------------------------------------
     def _next_command(self):
         """The event for the next complete line, or None when there is none yet."""
         line = self._next_line()
-        if line is None or isinstance(line, BadCommand):
-            return line
+        if line is None:
+            return None
+        auth = self._mode is _Mode.AUTH   # a refused SASL response ends the exchange (_apply)
+        if isinstance(line, BadCommand):
+            return BadCommand(R500_SASL_RESPONSE_LIMIT) if auth else line
         if b"\0" in line:
-            return BadCommand(R500_BAD_SYNTAX)
+            return BadCommand(R535_SASL_BAD_RESPONSE if auth else R500_BAD_SYNTAX)
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
-            return BadCommand(R500_BAD_UTF8)
+            return BadCommand(R535_SASL_BAD_RESPONSE if auth else R500_BAD_UTF8)
         # Postfix tokenises on white space, CR included; no CR reaches an argument.
         text = text.replace("\r", " ")
-        if self._mode is _Mode.AUTH:
+        if auth:
             return AuthResponse(text)
         return self._command(text)
 

@@ -111,7 +111,6 @@ def test_client_core_on_random_replies(server, data):
     converse(server, data)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 7 item 8: sanitising lands on hard-delivery")
 @fuzz_settings(300)
 @given(server=SERVER, data=st.data())
 def test_client_reply_texts_are_printable_when_handed_on(server, data):
@@ -122,7 +121,6 @@ def test_client_reply_texts_are_printable_when_handed_on(server, data):
         assert text_violation(reason) is None, (text_violation(reason), reason)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 7 item 8: sanitising lands on hard-delivery")
 @pytest.mark.parametrize("raw", [b"550 5.1.1 gone\rX-Injected: 1\r\n", b"550 a\0b\r\n",
                                  b"550 a\xe2\x80\xa8Bcc: x@y\r\n", b"550 \x1b[2J\r\n"])
 def test_client_fixed_hostile_replies(raw):

@@ -65,8 +65,6 @@ def test_header_scan_does_not_depend_on_the_cuts(message, data):
     assert scan(data.draw(split(message, 10))) == scan([message])
 
 
-@pytest.mark.xfail(strict=False, reason="new finding (no item yet; relayd/cleanup.py): past "
-                   "header_size_limit the hop count depends on where the reads cut the stream")
 def test_header_scan_past_the_size_limit_does_not_depend_on_the_cuts():
     pad = b"X-Pad: " + b"p" * (HEADER_SIZE_LIMIT - 9) + b"\r\n"    # exactly the limit
     message = pad + b"Received: from a\r\nReceived: from b\r\n\r\nbody\r\n"
@@ -130,8 +128,6 @@ def test_content_checker_without_edits_stores_the_content_unchanged(message, lim
     assert result.reply is None
 
 
-@pytest.mark.xfail(strict=False, reason="issue 7 item 4: body_checks edits of long-line pieces "
-                   "(the content helper's fix)")
 @fuzz_settings(400)
 @given(message=MESSAGE, rules=st.sampled_from(RULE_SETS), limit=st.sampled_from([16, 40, 2048]),
        data=st.data())
@@ -141,8 +137,6 @@ def test_content_checker_edits_keep_the_wire_form(message, rules, limit, data):
         assert_wire_form(out)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 7 item 4: body_checks edits of long-line pieces "
-                   "(the content helper's fix)")
 @pytest.mark.parametrize("message, limit", [
     (b"\r\n" + b"A" * 40 + b".\r\n", 40),                       # the harness's minimal input
     (b"\r\nline1\r\n" + b"A" * 2048 + b".\r\nMAIL FROM:<ceo@victim>\r\n", 2048)])  # issue 7's
@@ -186,13 +180,6 @@ def test_header_rewriting_keeps_the_wire_form(head, body, rewrite, limit, data):
         assert out == message
 
 
-UNCLOSED_QUOTE = ("new finding (no item yet; relayd/rewrite/headers.py): an unclosed quote in "
-                  "an address header takes the header's CRLF into the rewritten address; as the "
-                  "last line of a message without body ('To: \"x' CRLF) the stored content no "
-                  "longer ends with CRLF and delivery fails with ValueError on every retry")
-
-
-@pytest.mark.xfail(strict=False, reason=UNCLOSED_QUOTE)
 @fuzz_settings(400)
 @given(head=HEADS, body=st.one_of(st.none(), st.lists(BODY_LINES, max_size=5)),
        rewrite=st.sampled_from(range(len(REWRITES))), limit=st.sampled_from([64, 102400]),
@@ -210,7 +197,6 @@ def test_header_rewriting_keeps_the_header_block_well_formed(head, body, rewrite
         assert out[len(out_block):] == message[len(block):]   # the body is never touched
 
 
-@pytest.mark.xfail(strict=False, reason=UNCLOSED_QUOTE)
 @pytest.mark.parametrize("message", [b'To: "x\r\n', b'To: "x\r\n\r\nbody\r\n'])
 def test_unclosed_quote_keeps_the_header_block(message):
     """The minimal input the harnesses above found, kept as a fixed case."""
@@ -244,7 +230,6 @@ def test_header_rewriter_qualifying_keeps_the_wire_form(head, data):
     assert_wire_form(rewrite_headers(HeaderRewriter.from_config(_rewrite_config()), message, data))
 
 
-@pytest.mark.xfail(strict=False, reason=UNCLOSED_QUOTE)
 @fuzz_settings(200)
 @given(head=st.lists(ADDRESS_HEADERS, max_size=8), data=st.data())
 def test_header_rewriter_qualifying_keeps_the_header_block_well_formed(head, data):

@@ -221,8 +221,6 @@ def test_accepting_driver_reaches_data():
     assert DataEnd(3, None) in transcript.events
 
 
-@pytest.mark.xfail(strict=False, reason="issue 7 item 8: non-ASCII addresses only under "
-                   "SMTPUTF8 (until then 553 5.6.7 / 501); lands on hard-delivery")
 @fuzz_settings(200)
 @given(local=st.text(min_size=1, max_size=6), domain=st.sampled_from(["d.example", "b"]))
 def test_envelope_addresses_are_printable_ascii(local, domain):
@@ -233,9 +231,6 @@ def test_envelope_addresses_are_printable_ascii(local, domain):
             assert event.sender.isascii() and text_violation(event.sender) is None, event
 
 
-@pytest.mark.xfail(strict=False, reason="new finding (no item yet; relayd/smtp/server.py): a SASL "
-                   "line that is not UTF-8 or holds NUL gets 500 but the AUTH exchange goes on, so "
-                   "the client's next command is read as a SASL response")
 def test_bad_line_during_auth_ends_the_exchange():
     transcript = accepting_driver(ServerSession(hostname=HOST, auth_mechanisms=("PLAIN",)))
     transcript.feed(b"EHLO c\r\nAUTH PLAIN\r\n\xff\r\nNOOP\r\n")

@@ -229,3 +229,36 @@ def test_generic_lookup_failure_defers_before_connecting(make_config, monkeypatc
     with pytest.raises(Trouble) as info:
         agent._generic_headers(request)
     assert info.value.dsn == "4.3.0"
+
+
+# Malformed address headers (fuzzing found the first): a fragment with an unclosed
+# quote, "<", literal or comment, or a stray backslash, is never taken for an address,
+# so the header passes byte for byte; the header's own line ending never goes into
+# an address ('To: "x' CRLF used to lose its CRLF, and with it the end of the header block).
+MALFORMED = [b'To: "x', b'To: "x\\"', b'To: "x\\', b"To: Bob <bob", b"To: <bob", b"To: <",
+             b"Cc: (comment", b"Cc: (a (b) c", b"To: x\\", b"To: a@[1.2.3.4", b'From: "a" <b',
+             b'To: "x\r\n\tfold', b"To: <bob\r\n\t", b"Reply-To: g: \"a"]
+
+
+@pytest.mark.parametrize("rest", [b"", b"\r\nbody\r\n"], ids=["headers only", "with body"])
+@pytest.mark.parametrize("header", MALFORMED)
+def test_malformed_address_headers_pass_unchanged(make_config, header, rest):
+    message = b"Subject: x\r\n" + header + b"\r\n" + rest
+    for cut in (None, 1, 7):
+        rewriter = HeaderRewriter.from_config(make_config(), "127.0.0.1")
+        assert run(rewriter, message, cut) == message
+
+
+@pytest.mark.parametrize("rest", [b"", b"\r\nbody\r\n"], ids=["headers only", "with body"])
+def test_group_members_are_qualified_and_the_block_stays(make_config, rest):
+    message = b"To: a: b;\r\nCc: g: \"q u\", c;\r\n" + rest
+    rewriter = HeaderRewriter.from_config(make_config(), "127.0.0.1")
+    assert run(rewriter, message, 3) == (
+        b"To: a: b@example.com;\r\nCc: g: \"q u\"@example.com, c@example.com;\r\n" + rest)
+
+
+def test_a_rewrite_that_would_break_the_header_lines_leaves_the_header_alone():
+    """A map value cannot hold CR or LF today; if one ever did, the header stays whole."""
+    stream = HeaderStream(lambda address, _class: "x\r\nBcc: victim@example.com")
+    message = b"To: a@b.example\r\n\r\nbody\r\n"
+    assert stream.feed(message) + stream.finish() == message

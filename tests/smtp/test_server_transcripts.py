@@ -260,6 +260,25 @@ def test_auth_exchange():
     assert session.next_event() == BadCommand(R.R503_ALREADY_AUTHENTICATED)
 
 
+@pytest.mark.parametrize("line, reply", [
+    (b"\xff\xfe", R.R535_SASL_BAD_RESPONSE),                 # not UTF-8 (found by fuzzing)
+    (b"dXNl\0cg==", R.R535_SASL_BAD_RESPONSE),                # NUL
+    (b"d" * 3000, R.R500_SASL_RESPONSE_LIMIT),                 # longer than line_length_limit
+])
+def test_a_sasl_response_the_core_refuses_ends_the_exchange(line, reply):
+    """As smtpd_sasl_glue.c: the refusal ends AUTH, so the client's next line is
+    a command again, not a SASL response."""
+    session = ServerSession(hostname=HOST, auth_mechanisms=("LOGIN",))
+    session.receive_data(b"EHLO x\r\nAUTH LOGIN\r\n" + line + b"\r\nNOOP\r\n")
+    session.next_event()
+    session.send(session.ehlo_reply())
+    assert session.next_event() == Auth("LOGIN", None)
+    session.send(R.Reply(334, "", "VXNlcm5hbWU6"))
+    assert session.next_event() == BadCommand(reply)
+    assert session.send(reply) == reply.to_bytes()
+    assert session.next_event() == Noop()
+
+
 def test_auth_refused_in_a_transaction():
     driver = Driver(auth_mechanisms=("PLAIN",)).feed(
         b"EHLO x\r\nMAIL FROM:<a@b>\r\nAUTH PLAIN AGFAYg==\r\n")
