@@ -262,8 +262,9 @@ class SmtpdSession:
         self._note_pipelining()
         refusal = self.policy.on_mail(event.sender)
         if refusal is None and not self.service.store.has_room():   # smtpd_check_queue
+            # Postfix checks before it takes the sender: its line has no from=<...>.
             self.policy.reset_transaction()
-            refusal = R452_INSUFFICIENT_STORAGE
+            refusal = self.policy.refuse(R452_INSUFFICIENT_STORAGE)
         if refusal is not None:
             return self._failed("mail", refusal)
         self.tx = Transaction(event.sender, event.params)
