@@ -83,8 +83,8 @@ def _code(name: str, default: str, doc: str) -> Param:
 # rewriting, delivery.
 _POSTFIX_USED = [
     Param("soft_bounce", "bool", "no",
-          "Turn every 5xx reply of the SMTP server into a 4xx one (a safety net while "
-          "testing a configuration)."),
+          "Safety net while testing a configuration: the SMTP server's 5xx replies become "
+          "4xx, and mail that would bounce stays queued (logged status=SOFTBOUNCE, no DSN)."),
     _code("access_map_reject_code", "554", "Reply code for a REJECT access-map result."),
     _code("access_map_defer_code", "450", "Reply code for a DEFER access-map result."),
     _code("invalid_hostname_reject_code", "501",
