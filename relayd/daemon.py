@@ -38,10 +38,10 @@ _PR_SET_PDEATHSIG = 1
 
 def worker_count(config) -> int:
     """relayd_worker_processes, with ``auto`` meaning one per CPU core."""
-    value = str(config["relayd_worker_processes"]).strip().lower()
-    if value in ("", "auto"):
+    value = config["relayd_worker_processes"]
+    if value == "auto":
         return max(1, len(os.sched_getaffinity(0)))
-    return max(1, int(value))
+    return max(1, value)
 
 
 def run(config, listen=None) -> int:

@@ -12,7 +12,8 @@ Types and what ``Config[name]`` returns for them:
 type       accepted text                                          value
 =========  =====================================================  ==========
 str        anything                                               str
-int        decimal digits                                         int
+int        decimal digits; also one of the parameter's            int (str for
+           ``choices`` when it has some ("auto")                  a choice)
 size       decimal digits (bytes)                                 int
 bool       yes/no (also true/false), any case                     bool
 time       digits with an optional unit s m h d w; without a      int
@@ -51,8 +52,9 @@ COMPAT_DOC = "Postfix parameter, accepted for compatibility; not used yet."
 class Param:
     """One main.cf parameter: its name, value type, raw default text, a one-line
     description, the default time unit (for "time" parameters), the allowed
-    values (for "choice" and "list" parameters) and whether it is only known
-    for compatibility (never read by relayd)."""
+    values (for "choice" and "list" parameters; the words an "int" one takes
+    besides numbers) and whether it is only known for compatibility (never
+    read by relayd)."""
 
     name: str
     type: str
@@ -81,8 +83,8 @@ def _code(name: str, default: str, doc: str) -> Param:
 # rewriting, delivery.
 _POSTFIX_USED = [
     Param("soft_bounce", "bool", "no",
-          "Turn every 5xx reply of the SMTP server into a 4xx one (a safety net while "
-          "testing a configuration)."),
+          "Safety net while testing a configuration: the SMTP server's 5xx replies become "
+          "4xx, and mail that would bounce stays queued (logged status=SOFTBOUNCE, no DSN)."),
     _code("access_map_reject_code", "554", "Reply code for a REJECT access-map result."),
     _code("access_map_defer_code", "450", "Reply code for a DEFER access-map result."),
     _code("invalid_hostname_reject_code", "501",
@@ -323,9 +325,9 @@ _RELAYD = [
     Param("relayd_plugins", "list", "",
           "relayd extension: plugins (entry-point names) whose lifecycle hooks run even "
           "when no restriction list names one of their checks."),
-    Param("relayd_worker_processes", "str", "auto",
+    Param("relayd_worker_processes", "int", "auto",
           "relayd extension: worker processes, each a whole relay on the shared listeners "
-          "with its own queue journal; 'auto' means one per CPU core."),
+          "with its own queue journal; 'auto' means one per CPU core.", choices=("auto",)),
     *_POSTFIX_USED,
 ]
 
@@ -363,9 +365,12 @@ _BOOLS = {"yes": True, "true": True, "no": False, "false": False}
 def convert(param: Param, text: str):
     """Convert expanded *text* to *param*'s typed value; BadValue if it is not one."""
     if param.type in ("int", "size"):
-        if not text.isdigit():
+        if text.isdigit():
+            return int(text)
+        if not param.choices:
             raise BadValue(f"bad numerical value: {text}")
-        return int(text)
+        _check_choice(param, text, "a number or ")
+        return text
     if param.type == "bool":
         try:
             return _BOOLS[text.lower()]
@@ -386,10 +391,10 @@ def convert(param: Param, text: str):
     return text
 
 
-def _check_choice(param: Param, text: str) -> None:
+def _check_choice(param: Param, text: str, also: str = "") -> None:
     if text not in param.choices:
         allowed = ", ".join(repr(c) for c in param.choices)
-        raise BadValue(f"bad value: {text!r} (expected one of {allowed})")
+        raise BadValue(f"bad value: {text!r} (expected {also}one of {allowed})")
 
 
 def split_list(text: str) -> list[str]:

@@ -16,14 +16,13 @@ from relayd.checks.names import RECIPIENT_CLASS, SENDER_CLASS
 from relayd.pipeline.dispatcher import split_list
 from relayd.pipeline.verdicts import (DUNNO, OK, Bcc, Defer, DeferIfPermit, DeferIfReject,
                                       Discard, Filter, Hold, Info, Prepend, Redirect, Reject,
-                                      RestrictionList, Verdict, Warn)
+                                      RestrictionList, Verdict, Warn, is_header_line)
 from relayd.smtp.replies import R450_ACCESS_DEFERRED, R554_ACCESS_REJECTED, Reply
 from relayd.tables.base import TemporaryLookupError
 
 log = logging.getLogger("relayd.smtpd")
 
 _DSN = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
-_HEADER = re.compile(r"[\x21-\x39\x3b-\x7e]+:")
 
 # smtpd_dsn_fix.c: X.1.Y address statuses swapped to match what is rejected.
 _SENDER_DSN = {"1": "4.1.0", "2": "4.1.8", "3": "4.1.7", "4": "4.1.0", "5": "4.1.0",
@@ -121,7 +120,7 @@ def _target_action(action: str, text: str, about: str, table: str, value: str) -
         cls = Redirect if action == "REDIRECT" else Bcc
         return cls(text, f"{about} triggers {action} {text}")
     if action == "PREPEND":
-        if not _HEADER.match(text):
+        if not is_header_line(text):
             log.warning("access table %s entry \"%s\" requires header: text", table, value)
             return DUNNO
         return Prepend(text)

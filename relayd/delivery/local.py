@@ -26,7 +26,7 @@ import gevent
 
 from relayd.addresses import split_address
 from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
-                                    Outcome, RecipientRef, log_outcome)
+                                    Outcome, RecipientRef, record_outcome)
 from relayd.rewrite.aliases import LocalAliases
 from relayd.rewrite.maps import strip_extension
 from relayd.tables.base import TemporaryLookupError
@@ -110,8 +110,7 @@ class LocalDeliveryAgent:
         for rcpt in request.recipients:
             start = time.time()
             outcome = self._one(request, rcpt)
-            result.outcomes[rcpt.index] = outcome
-            log_outcome(log, request, rcpt, outcome, (start, start, time.time()))
+            record_outcome(log, request, result, rcpt, outcome, (start, start, time.time()))
         return result
 
     def _one(self, request: DeliveryRequest, rcpt: RecipientRef) -> Outcome:

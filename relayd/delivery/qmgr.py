@@ -28,6 +28,10 @@ Expiry. When an attempt leaves deferred recipients and the message is older
 than ``maximal_queue_lifetime`` (``bounce_queue_lifetime`` for a bounce,
 sender ""), qmgr logs ``QID: from=<s>, status=expired, returned to sender``
 and those recipients bounce. Bounces for the null sender are not returned.
+
+soft_bounce = yes: nothing bounces. A delivery agent's bounce is recorded as
+a deferral (:func:`relayd.delivery.status.record_outcome`) and a message past
+its lifetime stays queued, as Postfix's bounce_append() and bounce_flush().
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ from relayd.delivery.pool import DeliveryPool
 from relayd.delivery.route import DISCARD, ERROR, LOCAL_AGENT, SMTP, Router, parse_nexthop
 from relayd.delivery.smtp import SmtpDeliveryAgent
 from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
-                                    Outcome, RecipientRef, log_outcome)
+                                    Outcome, RecipientRef, record_outcome)
 from relayd.pipeline.hooks import HookRegistry, fire_delivery_results
 from relayd.queue.bounce import FAILED, build_dsn, recipient_reply
 from relayd.queue.envelope import Envelope, Recipient
@@ -182,7 +186,7 @@ class QueueManager:
         rcpts = [RecipientRef(i, env.recipients[i].address, env.recipients[i].original)
                  for i in (message.pending_recipients() if indexes is None else indexes)]
         return DeliveryRequest(message.queue_id, env.sender, rcpts, content, env.arrival_time,
-                               active_time, dict(env.params))
+                               active_time, dict(env.params), self.config["soft_bounce"])
 
     def _attempt(self, message, active_time: float, run: Callable, indexes: list[int],
                  attempt: "_Attempt") -> None:
@@ -204,11 +208,10 @@ class QueueManager:
                   logger: str = "relayd.qmgr") -> DeliveryResult:
         """Every recipient of ``request`` gets the same outcome, decided without
         a delivery (qmgr deferrals, the error and discard transports)."""
-        result = DeliveryResult({r.index: Outcome(status, dsn, reason) for r in request.recipients})
-        now = self.clock()
+        result, now = DeliveryResult(), self.clock()
         for rcpt in request.recipients:
-            log_outcome(logging.getLogger(logger), request, rcpt, result.outcomes[rcpt.index],
-                        (now, now, now))
+            record_outcome(logging.getLogger(logger), request, result, rcpt,
+                           Outcome(status, dsn, reason), (now, now, now))
         return result
 
     def _forward(self, request: DeliveryRequest, recipient: RecipientRef, addresses: list[str]) -> str:
@@ -246,7 +249,8 @@ class QueueManager:
             deferred = result.indexes(DEFERRED)
             replies = {i: recipient_reply(o.dsn, o.reason) for i, o in result.outcomes.items()}
             lifetime = self.config["maximal_queue_lifetime" if env.sender else "bounce_queue_lifetime"]
-            if deferred and now >= env.arrival_time + lifetime:
+            # soft_bounce: what would expire stays queued too (bounce_flush() refuses).
+            if deferred and now >= env.arrival_time + lifetime and not self.config["soft_bounce"]:
                 log.info("%s: from=<%s>, status=expired, returned to sender", qid, env.sender)
                 bounced, deferred = sorted(bounced + deferred), []
             if bounced and env.sender and not self._return_to_sender(message, bounced, replies, content):

@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 from relayd.delivery.connection import ConnectionCache, SmtpConnection, Trouble, connect
 from relayd.delivery.route import Destination
 from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
-                                    Outcome, RecipientRef, log_outcome)
+                                    Outcome, RecipientRef, record_outcome)
 from relayd.rewrite.generic import GenericMaps
 from relayd.rewrite.headers import rewrite_generic_headers
 from relayd.smtp.replies import Reply
@@ -73,8 +73,8 @@ class SmtpDeliveryAgent:
                                                                trouble.relay))
         done = self._clock()
         for rcpt in request.recipients:
-            log_outcome(log, request, rcpt, result.outcomes[rcpt.index], (handoff, conn_done, done),
-                        conn_use=conn.uses if conn else 1)
+            record_outcome(log, request, result, rcpt, result.outcomes[rcpt.index],
+                           (handoff, conn_done, done), conn_use=conn.uses if conn else 1)
         if conn is not None:
             if clean:
                 self.cache.release(destination.nexthop, conn)

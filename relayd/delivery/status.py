@@ -7,6 +7,12 @@ recipient's outcome is logged (Postfix's src/global/log_adhoc.c format)::
 ``delays`` are: before the queue manager / in the queue manager / connection
 set-up / transmission, each formatted like Postfix's format_tv() with two
 significant digits and at most ``delay_logging_resolution_limit`` (2) decimals.
+
+Every delivery agent records each recipient's outcome with
+:func:`record_outcome`, the one place where a bounce is decided: with
+``soft_bounce = yes`` (Postfix's bounce_append()) a bounce is kept queued as
+a deferral instead, its DSN class turned into 4, and logged
+``status=SOFTBOUNCE``; no DSN goes to the sender.
 """
 from __future__ import annotations
 
@@ -14,9 +20,10 @@ import logging
 from dataclasses import dataclass, field
 
 __all__ = ["DeliveryRequest", "RecipientRef", "Outcome", "DeliveryResult",
-           "SENT", "DEFERRED", "BOUNCED", "format_delay", "log_outcome"]
+           "SENT", "DEFERRED", "BOUNCED", "format_delay", "record_outcome"]
 
 SENT, DEFERRED, BOUNCED = "sent", "deferred", "bounced"
+SOFTBOUNCE = "SOFTBOUNCE"   # the log's status for a bounce that soft_bounce kept queued
 
 _MILLION = 1_000_000
 
@@ -36,6 +43,7 @@ class DeliveryRequest:
     ``arrival_time`` is when the queue accepted it, ``active_time`` when the
     queue manager took it into the active queue (both for the delays).
     ``content`` is the queued wire form (CRLF, dot-stuffed, no end mark).
+    ``soft_bounce``: bounces are kept queued (see :func:`record_outcome`).
     """
     queue_id: str
     sender: str
@@ -44,6 +52,7 @@ class DeliveryRequest:
     arrival_time: float
     active_time: float
     params: dict = field(default_factory=dict)
+    soft_bounce: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,12 +107,19 @@ def format_delay(seconds: float, max_decimals: int = 2) -> str:
     return out
 
 
-def log_outcome(logger: logging.Logger, request: DeliveryRequest, recipient: RecipientRef,
-                outcome: Outcome, times: tuple[float, float, float], *,
-                conn_use: int = 1) -> None:
-    """Log one recipient line. ``times`` = (hand-off to the transport,
-    connection set up, done); when there was no connection, pass the hand-off
-    time as "set up" so the set-up delay is 0, as Postfix does."""
+def record_outcome(logger: logging.Logger, request: DeliveryRequest, result: DeliveryResult,
+                   recipient: RecipientRef, outcome: Outcome,
+                   times: tuple[float, float, float], *, conn_use: int = 1) -> None:
+    """Record ``recipient``'s ``outcome`` in ``result`` and log its line; a
+    bounce under ``request.soft_bounce`` is recorded and logged as Postfix's
+    bounce_append() does then (see the module doc). ``times`` = (hand-off to
+    the transport, connection set up, done); when there was no connection,
+    pass the hand-off time as "set up" so the set-up delay is 0, as Postfix does."""
+    status = outcome.status
+    if status == BOUNCED and request.soft_bounce:
+        outcome = Outcome(DEFERRED, "4" + outcome.dsn[1:], outcome.reason, outcome.relay)
+        status = SOFTBOUNCE
+    result.outcomes[recipient.index] = outcome
     handoff, conn_done, done = times
     line = f"{request.queue_id}: to=<{recipient.address}>"
     if recipient.original and recipient.original.lower() != recipient.address.lower():
@@ -115,5 +131,5 @@ def log_outcome(logger: logging.Logger, request: DeliveryRequest, recipient: Rec
               conn_done - handoff, done - conn_done)
     line += (f", delay={format_delay(done - request.arrival_time)}, delays="
              + "/".join(format_delay(d) for d in delays))
-    line += f", dsn={outcome.dsn}, status={outcome.status} ({outcome.reason})"
+    line += f", dsn={outcome.dsn}, status={status} ({outcome.reason})"
     logger.info("%s", line)

@@ -105,13 +105,13 @@ class SmtpdSession:
         try:
             self._serve()
         except SessionTimeout:
-            log.info("timeout after %s from %s", self.last_command, self.peer)
+            log.info("timeout after %s from %s", self._where(), self.peer)
             self._say_last(R421_TIMEOUT.format(service.myhostname))
         except ProtocolError as exc:
-            log.info("%s after %s from %s", exc.reply.text, self.last_command, self.peer)
+            log.info("%s after %s from %s", exc.reply.text, self._where(), self.peer)
             self._say_last(exc.reply)
         except OSError:
-            log.info("lost connection after %s from %s", self.last_command, self.peer)
+            self._lost_connection()
         finally:
             service.sweeper.unwatch(self)
             if self.tx is not None:
@@ -171,13 +171,28 @@ class SmtpdSession:
         if not self._writing:
             send_last(self.sock, b"".join(self._out) + reply.to_bytes())
 
-    def _count(self, name: str, ok: bool) -> None:
+    def _count(self, name: str, ok: bool, where: str = "") -> None:
+        """Count command ``name``; ``where`` is the session's state after it, for
+        the log (Postfix's state->where), when it is not the command's name."""
         c = self.counts.get(name)
         if c is None:
             c = self.counts[name] = [0, 0]
         c[0] += ok
         c[1] += 1
-        self.last_command = name.upper()
+        self.last_command = where or name.upper()
+
+    def _where(self) -> str:
+        """The state named in "timeout after ..." lines: the last command, or
+        inside the message content "DATA (N bytes)" as smtpd.c logs it."""
+        tx = self.tx
+        if tx is not None and tx.writer is not None:
+            return f"DATA ({self.core.data_size} bytes)"
+        return self.last_command
+
+    def _lost_connection(self) -> None:
+        # smtpd.c logs no lost connection right after a message (the client skipped QUIT).
+        if self.last_command != _END_OF_MESSAGE:
+            log.info("lost connection after %s from %s", self._where(), self.peer)
 
     def _command_stats(self) -> str:
         parts = []
@@ -191,11 +206,11 @@ class SmtpdSession:
         parts.append(f"commands={total_ok}" if total_ok == total else f"commands={total_ok}/{total}")
         return " " + " ".join(parts)
 
-    def _failed(self, name: str, reply: Reply) -> Reply:
+    def _failed(self, name: str, reply: Reply, where: str = "") -> Reply:
         """Count an error reply; past the hard limit the client is disconnected.
 
         Past the soft limit each error reply is delayed (smtpd_error_sleep_time)."""
-        self._count(name, False)
+        self._count(name, False, where)
         return self._error(reply)
 
     def _error(self, reply: Reply) -> Reply:
@@ -247,8 +262,9 @@ class SmtpdSession:
         self._note_pipelining()
         refusal = self.policy.on_mail(event.sender)
         if refusal is None and not self.service.store.has_room():   # smtpd_check_queue
+            # Postfix checks before it takes the sender: its line has no from=<...>.
             self.policy.reset_transaction()
-            refusal = R452_INSUFFICIENT_STORAGE
+            refusal = self.policy.refuse(R452_INSUFFICIENT_STORAGE)
         if refusal is not None:
             return self._failed("mail", refusal)
         self.tx = Transaction(event.sender, event.params)
@@ -319,31 +335,31 @@ class SmtpdSession:
     def _end_of_data(self, tx: Transaction, event: ev.DataEnd) -> Reply:
         if event.error is not None:
             tx.abort()
-            return self._failed("data", event.error)
+            return self._failed("data", event.error, _END_OF_MESSAGE)
         content = None
         if tx.content is not None:
             rest, content = tx.content.finish()
             tx.writer.write(rest if tx.rewriter is None else tx.rewriter.feed(rest))
             if content.reply is not None:  # the checker logged "reject: header ..."
                 tx.abort()
-                return self._failed("data", content.reply)
+                return self._failed("data", content.reply, _END_OF_MESSAGE)
         if tx.rewriter is not None:
             try:
                 tx.writer.write(tx.rewriter.finish())
             except TemporaryLookupError as exc:
                 log.warning("%s: header address rewriting failed: %s", tx.queue_id, exc)
                 tx.abort()
-                return self._failed("data", R451_QUEUE_WRITE_ERROR)
+                return self._failed("data", R451_QUEUE_WRITE_ERROR, _END_OF_MESSAGE)
         if tx.headers.hop_count >= self.service.hopcount_limit:
             tx.abort()
             log.info("%s: reject: END-OF-MESSAGE from %s: %s; from=<%s> proto=%s helo=<%s>",
                      tx.queue_id, self.peer, R554_TOO_MANY_HOPS, tx.sender, self.protocol,
                      self.helo)
-            return self._failed("data", R554_TOO_MANY_HOPS)
+            return self._failed("data", R554_TOO_MANY_HOPS, _END_OF_MESSAGE)
         refusal = self.policy.on_end_of_data()
         if refusal is not None:
             tx.abort()
-            return self._failed("data", refusal)
+            return self._failed("data", refusal, _END_OF_MESSAGE)
         size = tx.added + event.size + (content.size_delta if content is not None else 0)
         size += tx.rewriter.size_delta if tx.rewriter is not None else 0
         return self._commit(tx, size, disposition(self.policy.transaction_actions(), content))
@@ -352,7 +368,7 @@ class SmtpdSession:
         service = self.service
         if how.discard:  # Postfix claims delivery and drops the message
             tx.abort()
-            self._count("data", True)
+            self._count("data", True, _END_OF_MESSAGE)
             return R250_QUEUED.format(tx.queue_id)
         try:
             sender = service.rewriter.sender(tx.sender)
@@ -360,7 +376,7 @@ class SmtpdSession:
         except TemporaryLookupError as exc:
             log.warning("%s: address rewriting failed: %s", tx.queue_id, exc)
             tx.abort()
-            return self._failed("data", R451_QUEUE_WRITE_ERROR)
+            return self._failed("data", R451_QUEUE_WRITE_ERROR, _END_OF_MESSAGE)
         envelope = Envelope(
             sender=sender, recipients=recipients, arrival_time=time.time(),
             client_name=self.client_name, client_addr=self.client_addr, helo=self.helo,
@@ -374,7 +390,7 @@ class SmtpdSession:
         except QueueWriteError as exc:
             log.warning("%s: queue file write error: %s", tx.queue_id, exc)
             tx.abort()
-            return self._failed("data", R451_QUEUE_WRITE_ERROR)
+            return self._failed("data", R451_QUEUE_WRITE_ERROR, _END_OF_MESSAGE)
         finally:
             self.deadline = service.sweeper.now() + service.timeout
         if message_id:
@@ -383,7 +399,7 @@ class SmtpdSession:
             service.hooks.fire(HOOK_QUEUED, QueuedEvent(
                 self.policy.view, tx.queue_id, sender, tuple(r.address for r in recipients), size,
                 message_id, self.notes))
-        self._count("data", True)
+        self._count("data", True, _END_OF_MESSAGE)
         self.errors = self.junk = 0  # Postfix forgives a client that delivered a message
         return R250_QUEUED.format(tx.queue_id)
 
@@ -422,7 +438,7 @@ class SmtpdSession:
         return self._failed(getattr(event, "command", "") or "unknown", event.reply)
 
     def on_closed(self, event) -> None:
-        log.info("lost connection after %s from %s", self.last_command, self.peer)
+        self._lost_connection()
         return None
 
     def _reset(self) -> None:
@@ -439,6 +455,9 @@ class SmtpdSession:
         ev.BadCommand: on_bad_command, ev.ConnectionClosed: on_closed,
     }
 
+
+# Postfix's state->where once a message has ended (SMTPD_AFTER_EOM).
+_END_OF_MESSAGE = "END-OF-MESSAGE"
 
 # What Postfix's helo_cmd stores of a HELO name: printable(), then these
 # (NEUTER_CHARACTERS, smtpd.c) as "?", so the name cannot break a log line's

@@ -35,7 +35,8 @@ from relayd.pipeline.context import CheckContext
 from relayd.pipeline.registry import CheckRegistry, CheckSpec
 from relayd.pipeline.verdicts import (DUNNO, Bcc, Defer, DeferIfPermit, DeferIfReject, Discard,
                                       Filter, Hold, Info, Prepend, Redirect, Reject,
-                                      RestrictionList, Verdict, Warn, WarnIfReject)
+                                      RestrictionList, Verdict, Warn, WarnIfReject,
+                                      is_header_line)
 from relayd.smtp.replies import R451_CONFIG_ERROR, R451_TEMPORARY_FAILURE, Reply
 from relayd.tables.base import TemporaryLookupError
 
@@ -176,10 +177,10 @@ class Run:
         verdict, failed = _run_one(element.spec, ctx)
         if failed:
             return self._final(verdict.reply)
-        return self._apply(verdict, ctx)
+        return self._apply(verdict, ctx, element.spec.name)
 
-    def _apply(self, verdict: Verdict, ctx: CheckContext) -> Verdict:
-        """What ``verdict`` does to this run; the verdict the list sees."""
+    def _apply(self, verdict: Verdict, ctx: CheckContext, check: str) -> Verdict:
+        """What ``verdict`` of ``check`` does to this run; the verdict the list sees."""
         if isinstance(verdict, (Reject, Defer)):
             return self._reject(verdict.reply)
         if isinstance(verdict, WarnIfReject):
@@ -197,7 +198,7 @@ class Run:
             self.report("warn" if isinstance(verdict, Warn) else "info", verdict.text)
             return DUNNO
         if isinstance(verdict, _TRANSACTION_ACTIONS):
-            return self._message_action(verdict, ctx)
+            return self._message_action(verdict, ctx, check)
         if isinstance(verdict, RestrictionList):
             return self._nested(verdict, ctx)
         return verdict
@@ -220,13 +221,16 @@ class Run:
         reply = _fixed(reply, self.soft_bounce)
         return Reject(reply) if reply.code >= 500 else Defer(reply)
 
-    def _message_action(self, verdict: Verdict, ctx: CheckContext) -> Verdict:
+    def _message_action(self, verdict: Verdict, ctx: CheckContext, check: str) -> Verdict:
         kind = type(verdict).__name__.upper()
         if not self.in_transaction:
             log.warning("%s: with smtpd_delay_reject=no, action %s is always skipped in "
                         "client or helo restrictions", ctx.stage, kind)
             return DUNNO
         if isinstance(verdict, Prepend):
+            if not is_header_line(verdict.header):   # from a plugin: tables check their own
+                log.warning("%s: PREPEND \"%s\" requires header: text", check, verdict.header)
+                return DUNNO
             if self.after_data:
                 log.warning("action PREPEND must be used before smtpd_end_of_data_restrictions")
                 return DUNNO

@@ -148,6 +148,13 @@ class SessionPolicy:
         self._where = "END-OF-MESSAGE"
         return self._logged(self._message_stage("end_of_data"))
 
+    def refuse(self, reply: Reply) -> Reply:
+        """Log ``reply``, a refusal the driver decided itself at the current
+        command (MAIL FROM's 452 4.3.1 when the queue file system is short of
+        space, Postfix's smtpd_check_queue), as the lists' refusals are logged;
+        return it."""
+        return self._logged(reply)
+
     def transaction_actions(self) -> list[Verdict]:
         """HOLD, DISCARD, PREPEND, REDIRECT, FILTER and BCC verdicts of this
         transaction, for the queue: each once, in order; of several FILTER or

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from relayd.content.mime import header_name
 from relayd.smtp.replies import Reply
+from relayd.smtp.text import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +120,20 @@ class Discard(Verdict):
 
 @dataclass(frozen=True, slots=True)
 class Prepend(Verdict):
-    """PREPEND: add ``header`` ("Name: value") at the top of the message."""
+    """PREPEND: add ``header`` ("Name: value") at the top of the message. A
+    text that is not one header line (:func:`is_header_line`) is logged and
+    ignored."""
 
     header: str
     decisive = False
+
+
+def is_header_line(text: str) -> bool:
+    """Whether ``text`` is one header line a PREPEND may add: it starts with a
+    header name and a colon (Postfix's is_header()), and nothing but a tab in
+    it is unprintable (no CR, LF, NUL, other controls, Unicode line breaks)."""
+    flat = text.replace("\t", " ")
+    return printable(flat) == flat and header_name(flat.encode()) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,6 +147,12 @@ class ServerSession:
         """Received bytes not yet parsed into events."""
         return len(self._buffer)
 
+    @property
+    def data_size(self) -> int:
+        """In DATA: the message octets received so far (after dot-unstuffing),
+        input not parsed yet included, as in Postfix's "after DATA (N bytes)"."""
+        return 0 if self._data is None else self._data.size + len(self._buffer)
+
     # --- input --------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
         """Add bytes received from the client; b"" means the client closed."""

@@ -56,6 +56,28 @@ def test_check_bad_value_exits_78_naming_file_line_parameter(confdir):
                              "message_size_limit: bad numerical value: 10M\n")
 
 
+@pytest.mark.parametrize("value", ["two", "-1", "2.5", "Auto", ""])
+def test_bad_worker_count_exits_78_at_check_and_at_start(confdir, tmp_path, value):
+    directory = confdir(main_cf=f"queue_directory = {tmp_path}/spool\n"
+                                f"relayd_worker_processes = {value}\n",
+                        master_cf="127.0.0.1:1 inet n - n - - smtpd\n")
+    expected = (f"{directory}/main.cf, line 2: parameter relayd_worker_processes: "
+                f"bad value: {value!r} (expected a number or one of 'auto')")
+    for argv in (["config", "check"], []):   # then the daemon itself, as systemd starts it
+        result = subprocess.run([sys.executable, "-m", "relayd", "-c", directory, *argv],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == EX_CONFIG, result.stderr
+        assert result.stderr == f"relayd: fatal: {expected}\n"
+
+
+@pytest.mark.parametrize("value, workers", [("auto", len(os.sched_getaffinity(0))), ("3", 3)])
+def test_worker_count_is_a_number_or_auto(confdir, value, workers):
+    from relayd.config import load_config
+    from relayd.daemon import worker_count
+    directory = confdir(main_cf=f"relayd_worker_processes = {value}\n")
+    assert worker_count(load_config(directory)) == workers
+
+
 def test_check_warns_about_unused_parameters_on_stderr(confdir):
     directory = confdir(main_cf="relayhost = x\nfoo = bar\n")
     result = relayd_config("-c", directory, "check")

@@ -10,7 +10,6 @@ the sink took it from one relayd and took it again from a later one.
 The suite runs 20 kills; RELAYD_CRASH_LOOP_KILLS=200 (say) runs a longer loop.
 """
 import os
-import signal
 import smtplib
 import threading
 import time
@@ -63,34 +62,6 @@ class Load:
                 self.stop.wait(0.02)  # relayd is down (being restarted): try again
 
 
-def kill_group(relayd) -> None:
-    """SIGKILL the master and its workers at once; return when none of them runs."""
-    pgid = relayd.proc.pid
-    os.killpg(pgid, signal.SIGKILL)
-    relayd.proc.wait()
-    # Orphaned workers stay zombies until init reaps them; a zombie holds no
-    # lock, socket or file, so it counts as gone.
-    deadline = time.monotonic() + 10
-    while _live_members(pgid):
-        assert time.monotonic() < deadline, f"relayd processes {_live_members(pgid)} survive"
-        time.sleep(0.02)
-
-
-def _live_members(pgid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp
-            pids.append(int(entry))
-    return pids
-
-
 @pytest.mark.crash_loop
 def test_sigkill_loop_under_load_loses_no_acknowledged_message(relayd_factory, sink, capsys):
     relayd = relayd_factory("relayd_worker_processes = 2\n")
@@ -103,7 +74,7 @@ def test_sigkill_loop_under_load_loses_no_acknowledged_message(relayd_factory, s
             deadline = time.monotonic() + 10
             while load.count() < target and time.monotonic() < deadline:
                 time.sleep(0.01)
-            kill_group(relayd)
+            relayd.kill9()
             boundaries.append(sink.sessions)
             relayd.start()
     finally:

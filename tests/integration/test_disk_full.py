@@ -85,6 +85,7 @@ def test_a_full_queue_file_system_is_refused_politely_and_loses_nothing(small_fs
                          queue_minfree=str(MIN_FREE), message_size_limit=str(SIZE_LIMIT),
                          smtpd_soft_error_limit="100", smtpd_hard_error_limit="100")
     caplog.set_level(logging.WARNING, logger="relayd.queue")
+    caplog.set_level(logging.INFO, logger="relayd.smtpd")
     relay.start()
     try:
         _fill_to(small_fs, 800_000)   # above 1.5 x message_size_limit, below queue_minfree
@@ -92,6 +93,9 @@ def test_a_full_queue_file_system_is_refused_politely_and_loses_nothing(small_fs
         assert client.command("EHLO client.test").startswith(b"250")
         assert client.mail_when(b"452") == R452_INSUFFICIENT_STORAGE.to_bytes().rstrip()
         assert "not enough free space in mail queue" in caplog.text
+        # As smtpd_check_queue logs it (before the sender is taken: no from=<...>).
+        assert ("NOQUEUE: reject: MAIL from unknown[127.0.0.1]: 452 4.3.1 Insufficient system "
+                "storage; proto=ESMTP helo=<client.test>") in caplog.messages
 
         _fill_to(small_fs, 1_600_000)
         client.mail_when(b"250")

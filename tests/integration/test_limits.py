@@ -79,6 +79,43 @@ def test_idle_client_is_disconnected(relayd_factory):
     relayd.wait_log("timeout after CONNECT from unknown[127.0.0.1]")
 
 
+def test_timeout_and_lost_connection_name_where_the_session_was(relayd_factory, sink):
+    """As smtpd.c: inside the content "after DATA (N bytes)" (N: octets received,
+    unparsed ones included), after a message "after END-OF-MESSAGE", and a client
+    that leaves right after its message without QUIT is not logged as lost."""
+    relayd = relayd_factory("smtpd_timeout = 1s\n")
+    message = b"Subject: t\r\n\r\nhello\r\n"          # 21 octets
+    scripts = {
+        "timeout in content": ENVELOPE + message + b"par",      # 3 octets not a line yet
+        "lost in content": ENVELOPE + message,
+        "timeout after message": ENVELOPE + message + b".\r\n",
+        "gone after message": ENVELOPE + message + b".\r\n",
+    }
+    clients = {}
+    for name, script in scripts.items():
+        s = socket.create_connection(("127.0.0.1", relayd.port), timeout=10)
+        s.sendall(script)
+        clients[name] = s
+    for name in ("timeout after message", "gone after message"):
+        got = b""
+        while b"250 2.0.0 Ok: queued" not in got:
+            got += clients[name].recv(4096)
+    for name in ("lost in content", "gone after message"):
+        clients[name].close()
+    deadline = time.monotonic() + 15
+    while relayd.log().count("disconnect from unknown[127.0.0.1]") < 1 + 4:  # start()'s probe
+        assert time.monotonic() < deadline, relayd.log()
+        time.sleep(0.05)
+    for s in clients.values():
+        s.close()
+    log = relayd.log()
+    assert "timeout after DATA (24 bytes) from unknown[127.0.0.1]" in log
+    assert "lost connection after DATA (21 bytes) from unknown[127.0.0.1]" in log
+    assert "timeout after END-OF-MESSAGE from unknown[127.0.0.1]" in log
+    assert log.count("lost connection after") == 1, log
+    assert "after RCPT" not in log
+
+
 def test_drip_feeding_client_is_disconnected(relayd_factory):
     relayd = relayd_factory("smtpd_timeout = 2s\n")
     with socket.create_connection(("127.0.0.1", relayd.port), timeout=10) as s:

@@ -9,6 +9,7 @@ and a 4xx to RCPT defers, never bounces.
 import email
 import re
 import smtplib
+import time
 
 REFUSAL = "550 5.1.1 <gone@relay.example>: Recipient address rejected: User unknown"
 
@@ -58,8 +59,8 @@ def test_only_recipient_refused_bounces_at_once(relayd, sink):
     assert "Traceback" not in relayd.log()
     assert "status=deferred" not in relayd.log()
     # Nothing is left in the queue: no retry, no second DSN.
-    listing = relayd.command("queue", "list")
-    assert qid not in listing.stdout, listing.stdout
+    listing = relayd.command("mailq")
+    assert listing.returncode == 0 and qid not in listing.stdout, listing
 
 
 def test_some_recipients_refused_only_those_bounce(relayd, sink):
@@ -95,3 +96,31 @@ def test_temporary_refusal_at_rcpt_defers(relayd, sink):
     (msg,) = sink.wait_for(1, timeout=15)
     assert msg.recipients == ["later@relay.example"]
     assert "status=bounced" not in relayd.wait_log(f"{qid}: removed", timeout=15)
+
+
+def test_soft_bounce_keeps_a_refused_recipient_queued_without_a_dsn(relayd_factory, sink):
+    # Postfix's bounce_append() under soft_bounce: the next hop's 550 is a
+    # deferral (dsn 4.X.X, logged status=SOFTBOUNCE); no DSN, the mail stays.
+    relayd = relayd_factory("soft_bounce = yes\n")
+    sink.reply_for_rcpt["gone@relay.example"] = REFUSAL
+    send(relayd, ["gone@relay.example", "ok@relay.example"], "soft-1@example.org")
+    log = relayd.wait_log("status=SOFTBOUNCE", timeout=15)
+    qid = queue_id_of(log, "soft-1@example.org")
+    # A second attempt (the backoff is 1-2 s here) finds it still queued.
+    deadline = time.monotonic() + 15
+    while log.count(f"{qid}: to=<gone@relay.example>") < 2:
+        assert time.monotonic() < deadline, log
+        time.sleep(0.1)
+        log = relayd.log()
+    assert re.search(qid + r": to=<gone@relay.example>, relay=127.0.0.1\[127.0.0.1\]:\d+, .*"
+                     r"dsn=4.1.1, status=SOFTBOUNCE \(host 127.0.0.1\[127.0.0.1\] said: "
+                     + re.escape(REFUSAL) + r" \(in reply to RCPT TO command\)\)", log), log
+    assert re.search(qid + r": to=<ok@relay.example>, .*status=sent", log), log
+    assert "status=bounced" not in log and "non-delivery notification" not in log
+    assert f"{qid}: removed" not in log
+    # Only the accepted recipient's copy reached the sink: no DSN.
+    assert [(m.sender, m.recipients) for m in sink.messages] == [
+        ("alice@example.org", ["ok@relay.example"])]
+    listing = relayd.command("mailq")
+    assert qid in listing.stdout and "gone@relay.example" in listing.stdout, listing
+    assert "ok@relay.example" not in listing.stdout

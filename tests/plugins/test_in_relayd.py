@@ -130,3 +130,36 @@ def test_an_installed_plugin_no_one_configured_stays_inert(example_plugin, relay
         client.sendmail("alice@example.org", ["bob@relay.example"], b"Subject: ok\r\n\r\nhi\r\n")
     sink.wait_for(1)
     assert "queued from=" not in relayd.wait_log(": removed")
+
+
+PREPENDING_PLUGIN = """
+    from relayd.plugin import DUNNO
+    from relayd.pipeline.verdicts import Prepend
+
+    TEXTS = {"crlf": "X-Plugin: one\\r\\nX-Injected: two", "name": "no header here",
+             "good": "X-Plugin: fine"}
+
+    def prepend_check(ctx):
+        text = TEXTS.get(ctx.recipient.split("@")[0])
+        return Prepend(text) if text else DUNNO
+
+    def register(registry):
+        registry.add("prepend_check", prepend_check)
+"""
+
+
+def test_a_plugin_prepend_that_is_not_one_header_line_is_warned_about_and_ignored(
+        plugin_site, relayd_factory, sink):
+    plugin_site("prepending", PREPENDING_PLUGIN)
+    relayd = relayd_factory("smtpd_recipient_restrictions = prepend_check, permit_mynetworks, "
+                            "reject_unauth_destination\n")
+    recipients = ["crlf@relay.example", "name@relay.example", "good@relay.example"]
+    with smtplib.SMTP("127.0.0.1", relayd.port, timeout=10) as client:
+        assert client.sendmail("a@example.org", recipients, b"Subject: p\r\n\r\nhi\r\n") == {}
+    (msg,) = sink.wait_for(1)
+    assert b"\r\nX-Plugin: fine\r\n" in msg.data
+    assert b"X-Injected" not in msg.data and b"no header here" not in msg.data
+    log = relayd.log()
+    assert 'warning: prepend_check: PREPEND "X-Plugin: one??X-Injected: two" requires header: ' \
+           'text' in log, log
+    assert 'warning: prepend_check: PREPEND "no header here" requires header: text' in log

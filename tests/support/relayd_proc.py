@@ -81,16 +81,17 @@ class RelaydProcess:
             return self.proc.wait()
 
     def kill9(self) -> None:
-        """Crash: SIGKILL to every relayd process (master and workers) at once."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        """Crash: SIGKILL to every relayd process (master and workers) at once;
+        returns when none of them runs any more."""
+        pgid = self.proc.pid
+        os.killpg(pgid, signal.SIGKILL)
         self.proc.wait()
+        # Orphaned workers stay zombies until init reaps them; a zombie holds no
+        # lock, socket or file, so it counts as gone.
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
+        while live_members(pgid):
+            assert time.monotonic() < deadline, f"relayd processes {live_members(pgid)} survive"
+            time.sleep(0.02)
 
     def command(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "relayd", "-c", str(self.directory), *args],
@@ -110,3 +111,19 @@ class RelaydProcess:
                 return log
             time.sleep(0.05)
         raise AssertionError(f"{text!r} not in the log:\n{self.log()}")
+
+
+def live_members(pgid: int) -> list[int]:
+    """The processes of process group ``pgid`` that still run (zombies excluded)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp
+            pids.append(int(entry))
+    return pids
