@@ -131,7 +131,7 @@ _POSTFIX_USED = [
           "How much of each body part body_checks inspect, in bytes."),
     Param("header_size_limit", "int", "102400",
           "Most bytes kept of one message header (with its continuation lines); the rest "
-          "is discarded."),
+          "is discarded and never looked at (header_checks, regexp:/pcre: keys)."),
     Param("mime_nesting_limit", "int", "100", "Deepest MIME multipart nesting inspected."),
     Param("mime_boundary_length_limit", "int", "2048",
           "Longest MIME boundary string recognised, in bytes."),
@@ -231,8 +231,6 @@ _RELAYD = [
     Param("smtpd_forbid_bare_newline_reject_code", "int", "550",
           "Reply code when smtpd_forbid_bare_newline = reject refuses a message."),
     Param("line_length_limit", "int", "2048", "Longest message line kept whole, in bytes."),
-    Param("header_size_limit", "int", "102400",
-          "Most bytes of one message header kept and looked at (header_checks, regexp:/pcre: keys)."),
     Param("queue_directory", "str", "/var/spool/relayd",
           "Where the queue lives (Postfix: /var/spool/postfix)."),
     _time("queue_run_delay", "300s", "How often the deferred queue is scanned."),

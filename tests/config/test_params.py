@@ -1,11 +1,12 @@
 """The parameter table: every default is a valid value of its own type."""
 import pathlib
+from collections import Counter
 
 import pytest
 
 from relayd.config import load_config
 from relayd.config.compat import POSTFIX_DEFAULTS
-from relayd.params import PARAMS, TIME_UNITS, TYPES, BadValue, convert, split_list
+from relayd.params import _RELAYD, PARAMS, TIME_UNITS, TYPES, BadValue, convert, split_list
 
 SPEC_NAMES = """myhostname mydomain myorigin mydestination mynetworks mynetworks_style
 relay_domains relayhost inet_interfaces inet_protocols message_size_limit smtpd_recipient_limit
@@ -31,6 +32,12 @@ smtpd_tls_session_cache_database mailbox_size_limit home_mailbox""".split()
 
 def test_every_parameter_the_spec_names_is_declared():
     assert [n for n in SPEC_NAMES if n not in PARAMS] == []
+
+
+def test_each_parameter_is_declared_once():
+    """A second declaration would silently replace the first in PARAMS."""
+    twice = [name for name, n in Counter(p.name for p in _RELAYD).items() if n > 1]
+    assert twice == []
 
 
 @pytest.mark.parametrize("param", [p for p in PARAMS.values() if p.type != "str"],

@@ -1,14 +1,14 @@
 """The byte-level targets of ``tools/fuzz --engine raw`` run a few hundred
 inputs each, so they cannot rot between long runs (the long runs need
-atheris; the suite does not: without it these tests are skipped)."""
+atheris, which tools/setup-env installs; where it has no wheel these tests are skipped)."""
 from __future__ import annotations
 
 import random
 
 import pytest
 
-pytest.importorskip("atheris", reason="atheris is not installed (tools/fuzz installs it into "
-                    ".venv on first use); the raw fuzz targets need its FuzzedDataProvider")
+pytest.importorskip("atheris", reason="atheris is not installed (tools/setup-env installs it where "
+                    "a wheel exists); the raw fuzz targets need its FuzzedDataProvider")
 
 from tests.fuzz import raw_targets  # noqa: E402 - after the skip
 
