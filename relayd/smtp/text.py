@@ -18,9 +18,6 @@ anyone else who passes on a string that came from outside:
 """
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-
 __all__ = ["printable", "break_long_lines"]
 
 # Printable (str.isprintable) but unwanted: the decoder's stand-in for bad bytes.
@@ -40,23 +37,20 @@ def printable(text: str, replacement: str = "?", *, utf8: bool = True) -> str:
                    else replacement for ch in text)
 
 
-@lru_cache(maxsize=8)
-def _long_line(limit: int) -> re.Pattern:
-    # Linear: the literal "\n" prefix is searched for in C, and the fixed
-    # count of non-"\n" bytes after it stops at the next "\n", so each byte
-    # is looked at no more than twice. limit + 2 = more than the line may
-    # hold, plus its CR.
-    return re.compile(rb"\n[^\n]{%d}" % (limit + 2))
-
-
 def _has_long_line(wire: bytes, limit: int) -> bool:
-    """Whether a line of ``wire`` may exceed ``limit``: never a false "no"
-    when lines end with CRLF only, as the queue stores them."""
-    if len(wire) <= limit:
-        return False
-    if wire.find(b"\r\n", 0, limit + 2) < 0:
-        return True     # the first line
-    return _long_line(limit).search(wire) is not None
+    """Whether a line of ``wire`` is longer than ``limit`` octets (exact when
+    lines end with CRLF, as the queue stores them). From each line start the
+    last LF within ``limit`` + 2 octets is looked up in C (memrchr) and the
+    scan goes on after it: a few calls per ``limit`` octets, not a step per
+    line or per byte; no LF there means the line starting here is too long."""
+    window = limit + 2          # a line of ``limit`` octets and its CRLF
+    pos, size = 0, len(wire)
+    while size - pos > window:
+        newline = wire.rfind(b"\n", pos, pos + window)
+        if newline < 0:
+            return True
+        pos = newline + 1
+    return False
 
 
 def break_long_lines(wire: bytes, limit: int) -> bytes:
@@ -69,7 +63,8 @@ def break_long_lines(wire: bytes, limit: int) -> bytes:
     exceeds RFC 5321's 1,000 octets with the default of 998. A piece after
     the first starts with the inserted space, never with a "." that would
     need stuffing; a break falls inside a line, never inside its CRLF.
-    When no line is too long (one linear scan), ``wire`` itself is returned.
+    When no line is too long (a scan of a few C calls per ``limit`` octets),
+    ``wire`` itself is returned.
     """
     if limit <= 0:
         return wire

@@ -263,12 +263,15 @@ def bare_crs(wire: bytes) -> int:
 @given(st.lists(_LINE, max_size=12), st.integers(min_value=1, max_value=40))
 def test_broken_lines_respect_the_limit_and_dot_stuffing(lines, limit):
     """For any content and limit: no line over the limit (1 acts as 2),
-    every line starting with "." is still stuffed, no CRLF split or made of
+    every line starting with "." is still stuffed, content without a long
+    line untouched, no CRLF split or made of
     a CR that was there (the bare CRs stay as many), and taking out the
     inserted CRLF SPACE gives back the content (the input's lines never
     start with a space, so every line that does is a piece)."""
     wire = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
     out = text_module.break_long_lines(wire, limit)
+    # Content with no line over the limit is passed on as it is, and only then.
+    assert (out is wire) == all(len(line) <= max(limit, 2) for line in wire.split(b"\r\n"))
     assert out.endswith(b"\r\n") or out == b""
     assert bare_crs(out) == bare_crs(wire) and b"\n" not in out.replace(b"\r\n", b"")
     assert all(len(line) <= max(limit, 2) for line in out.split(b"\r\n"))
