@@ -21,12 +21,13 @@ microseconds and never across a greenlet switch.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import mmap
 import os
 import struct
 from contextlib import contextmanager
+from fcntl import LOCK_EX, LOCK_UN, lockf
+from functools import lru_cache
 
 # connect() verdicts
 TOO_MANY_SESSIONS = "sessions"
@@ -70,7 +71,8 @@ class Anvil:
         would have made; :meth:`disconnect` must follow a counted session.
         """
         key = _key(service, client) if client is not None else None
-        with self._locked():
+        lockf(self._fd, LOCK_EX)
+        try:
             used, *sessions = self._header.unpack_from(self._map, 0)
             total = sum(sessions) + 1
             if total > session_limit:
@@ -88,12 +90,15 @@ class Anvil:
                 counts[self._worker] += 1
                 self._entry.pack_into(self._map, self._offset(slot), key, *counts)
             self._add(1 + self._worker, 1)
+        finally:
+            lockf(self._fd, LOCK_UN)
         return None, count
 
     def disconnect(self, service: str, client: str | None) -> None:
         """A session counted by :meth:`connect` (same arguments) ended."""
         key = _key(service, client) if client is not None else None
-        with self._locked():
+        lockf(self._fd, LOCK_EX)
+        try:
             if key is not None:
                 slot, counts = self._find(key)
                 counts[self._worker] -= 1
@@ -103,6 +108,8 @@ class Anvil:
                     self._delete(slot)
                     self._add(0, -1)
             self._add(1 + self._worker, -1)
+        finally:
+            lockf(self._fd, LOCK_UN)
 
     def sessions(self) -> int:
         """Sessions open on the node."""
@@ -134,11 +141,11 @@ class Anvil:
 
     @contextmanager
     def _locked(self):
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        lockf(self._fd, LOCK_EX)
         try:
             yield
         finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+            lockf(self._fd, LOCK_UN)
 
     def _offset(self, slot: int) -> int:
         return self._header.size + slot * self._entry.size
@@ -182,6 +189,7 @@ class Anvil:
         self._map[self._offset(hole):self._offset(hole) + size] = bytes(size)
 
 
+@lru_cache(maxsize=4096)
 def _key(service: str, client: str) -> bytes:
     """A fixed-size table key for (service, client), as anvil's "service:addr"."""
     return hashlib.blake2b(f"{service}:{client}".encode(), digest_size=16).digest()
