@@ -41,9 +41,6 @@ LOCAL, VIRTUAL_ALIAS, VIRTUAL_MAILBOX, RELAY, DEFAULT = (
 _LOOPBACK = ("127.0.0.1", "::1")
 _WILDCARD = ("0.0.0.0", "::")
 
-# What separates the items of a /file/name line (match_list.c).
-_FILE_DELIMITERS = str.maketrans(",\t\r\n", "    ")
-
 
 class DomainList:
     """A parameter whose value lists domains, read as Postfix's match_list
@@ -71,9 +68,6 @@ class DomainList:
         self.parents = hostnames and parameter in config["parent_domain_matches_subdomains"]
         self.items: list[tuple[bool, str, Table | None]] = []
         self._add(config, config[parameter], True)
-
-    def __bool__(self) -> bool:
-        return bool(self.items)
 
     def __contains__(self, domain: str) -> bool:
         domain = normalize_domain(domain)
@@ -126,7 +120,7 @@ class DomainList:
             raise ConfigError(f"open file {path}: {exc}", parameter=self.parameter) from None
         for line in lines:
             if not line.startswith("#"):
-                self._add(config, line.translate(_FILE_DELIMITERS).split(), match)
+                self._add(config, line.replace(",", " ").split(), match)
 
     def _open(self, config, spec: str) -> Table:
         # relayd has no proxymap(8): each process opens its tables itself.

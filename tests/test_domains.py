@@ -105,6 +105,9 @@ def test_a_file_name_stands_for_the_items_in_the_file(tmp_path):
     assert "two.example" not in excluded and "other.example" in excluded
     with pytest.raises(ConfigError, match=f"parameter mydestination: open file {tmp_path}/none"):
         domains("mydestination", f"localhost {tmp_path}/none")
+    # Read when the restriction lists are compiled: a bad list stops startup.
+    with pytest.raises(ConfigError, match="parameter virtual_alias_domains: open file"):
+        Restrictions(config(f"virtual_alias_domains = {tmp_path}/none\n"))
 
 
 def test_a_table_item_matches_its_keys_whatever_the_value(tmp_path):
