@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 from relayd.config import ConfigError
+from relayd.config.derived import PerConfig
 
 
 class NetworkList:
@@ -43,6 +44,13 @@ class NetworkList:
             ip = ip.ipv4_mapped
         nets = self._v4 if ip.version == 4 else self._v6
         return any(ip in net for net in nets)
+
+
+class MyNetworks(NetworkList, PerConfig):
+    """$mynetworks of one configuration, parsed once: ``MyNetworks.of(config)``."""
+
+    def __init__(self, config):
+        super().__init__(config["mynetworks"])
 
 
 def _parse(pattern: str, parameter: str):

@@ -18,6 +18,7 @@ from relayd.anvil import Anvil
 from relayd.config import load_config
 from relayd.control import ControlServer
 from relayd.delivery.qmgr import QueueManager
+from relayd.domains import Interfaces
 from relayd.edge.deadlines import DeadlineSweeper
 from relayd.edge.listener import Listener, SmtpdService, bind_all
 from relayd.pipeline.registry import CheckRegistry
@@ -99,10 +100,12 @@ class Relay:
         """(address, service configuration, service name) of every listener."""
         if self._listen is not None:
             return [(tuple(a), self.config, "smtp") for a in self._listen]
+        # master(8) binds: $inet_interfaces is main.cf's, not a service's -o.
+        interfaces = Interfaces(self.config).listen_addresses(self.config["inet_protocols"])
         out = []
         for service, svc_config in self.config.smtpd_listeners():
             host, port = service.listen
-            hosts = [host] if host else _interfaces(svc_config["inet_interfaces"])
+            hosts = [host] if host else interfaces
             out.extend(((h, port), svc_config, service.name) for h in hosts)
         return out
 
@@ -254,21 +257,6 @@ def _share_delivery_limits(config, workers: int):
         "default_process_limit": str(max(1, math.ceil(config.delivery_concurrency() / workers))),
         "default_destination_concurrency_limit": str(max(1, math.ceil(destination / workers))),
     })
-
-
-def _interfaces(value) -> list[str]:
-    words = value.replace(",", " ").split() if isinstance(value, str) else list(value)
-    hosts = []
-    for word in words:
-        if word == "all":
-            hosts += ["0.0.0.0", "::"]
-        elif word == "loopback-only":
-            hosts += ["127.0.0.1", "::1"]
-        elif word == "localhost":
-            hosts += ["127.0.0.1"]
-        else:
-            hosts.append(word.strip("[]"))
-    return hosts
 
 
 def _text(value) -> str:

@@ -10,12 +10,12 @@ error``.
 """
 from __future__ import annotations
 
-from relayd.addresses import route, split_address
+from relayd.addresses import split_address
 from relayd.checks.actions import access_verdict
 from relayd.checks.names import (CLIENT_CLASS, HELO_CLASS, RECIPIENT_CLASS, SENDER_CLASS,
                                  client_name)
-from relayd.checks.relay import Destinations
 from relayd.config.derived import PerConfig
+from relayd.domains import AddressClasses
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.verdicts import DUNNO, Permit, Verdict
 from relayd.tables.base import Table, TemporaryLookupError, open_table
@@ -98,7 +98,7 @@ def check_recipient_access(ctx: CheckContext) -> Verdict:
     verdict = _address_verdict(ctx, ctx.recipient, RECIPIENT_CLASS, "recipient")
     # A source-routed recipient is too suspicious for OK (SUSPICIOUS() in smtpd_check.c).
     if isinstance(verdict, Permit) and not ctx.config["allow_untrusted_routing"]:
-        if route(ctx.recipient, Destinations.of(ctx.config).is_local).routed:
+        if AddressClasses.of(ctx.config).resolve(ctx.recipient).routed:
             return DUNNO
     return verdict
 

@@ -7,26 +7,26 @@ the address resolved the way trivial-rewrite resolves it:
    sender), canonical_maps or virtual_alias_maps has it;
 2. relocated_maps has it: ``550 5.1.6 <a>: Recipient address rejected:
    User has moved to NEW``;
-3. by the domain's class: a virtual alias domain rejects what step 1 did
-   not find ("User unknown in virtual alias table"); a local domain
-   rejects what local_recipient_maps lacks, a relay domain what
-   relay_recipient_maps lacks — in both cases only when the parameter is
-   not empty; other domains pass.
+3. by the domain's class (relayd.domains): a virtual alias domain rejects
+   what step 1 did not find ("User unknown in virtual alias table"); a
+   local domain rejects what local_recipient_maps lacks, a virtual mailbox
+   domain what virtual_mailbox_maps lacks, a relay domain what
+   relay_recipient_maps lacks — in these three cases only when the
+   parameter is not empty; other domains pass.
 
 Codes come from unknown_virtual_alias_reject_code,
-unknown_local_recipient_reject_code and unknown_relay_recipient_reject_code
-(all 550); the DSN's first digit follows the code. A table that cannot
+unknown_local_recipient_reject_code, unknown_virtual_mailbox_reject_code
+and unknown_relay_recipient_reject_code (all 550); the DSN's first digit follows the code. A table that cannot
 answer raises TemporaryLookupError, which the dispatcher turns into 451 4.3.5.
 """
 from __future__ import annotations
 
 import dataclasses
 
-from relayd.addresses import route
 from relayd.config.derived import PerConfig
+from relayd.domains import LOCAL, RELAY, VIRTUAL_ALIAS, VIRTUAL_MAILBOX, AddressClasses
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.verdicts import DUNNO, Defer, Reject
-from relayd.rewrite.domains import LOCAL, RELAY, VIRTUAL_ALIAS, AddressClasses
 from relayd.rewrite.maps import AddressMaps
 from relayd.rewrite.tables import warn_virtual_maps
 from relayd.smtp.replies import R550_USER_MOVED, R550_USER_UNKNOWN, Reply
@@ -54,22 +54,21 @@ class RecipientTables(PerConfig):
         self.relocated = AddressMaps(config, "relocated_maps")
         self.local = AddressMaps(config, "local_recipient_maps")
         self.relay = AddressMaps(config, "relay_recipient_maps")
-        self.myorigin = config["myorigin"].lower()
+        self.virtual_mailbox = AddressMaps(config, "virtual_mailbox_maps")
         self.relocated_prefix = config["relocated_prefix_enable"]
         self.show_table = config["show_user_unknown_table_name"]
         self.special = (*_ALWAYS_LOCAL, config["double_bounce_sender"].lower())
 
     def unlisted_reply(self, address: str, address_class: str = RECIPIENT) -> Reply | None:
         """The reply rejecting ``address`` as unknown or moved, or None when it passes."""
-        resolved = route(address, self.classes.local.__contains__)
-        domain = resolved.domain or self.myorigin
-        key = f"{resolved.localpart}@{domain}"
+        resolved = self.classes.resolve(address)
+        key = f"{resolved.localpart}@{resolved.domain}"
         if any(maps.find(key) for maps in self.known[address_class] if maps):
             return None
         moved = self.relocated.find(key) if self.relocated else None
         if moved is not None:
             return self._moved(address, address_class, moved[0])
-        kind = self.classes.classify(domain)
+        kind = self.classes.classify(resolved.domain)
         if kind == VIRTUAL_ALIAS:
             return self._unknown(address, address_class,
                                  self.config["unknown_virtual_alias_reject_code"], "virtual alias")
@@ -78,6 +77,10 @@ class RecipientTables(PerConfig):
             return self._unknown(address, address_class,
                                  self.config["unknown_local_recipient_reject_code"],
                                  "local recipient")
+        if kind == VIRTUAL_MAILBOX and self.virtual_mailbox and not self.virtual_mailbox.find(key):
+            return self._unknown(address, address_class,
+                                 self.config["unknown_virtual_mailbox_reject_code"],
+                                 "virtual mailbox")
         if kind == RELAY and self.relay and not self.relay.find(key):
             return self._unknown(address, address_class,
                                  self.config["unknown_relay_recipient_reject_code"],

@@ -2,10 +2,8 @@
 the master.cf services, and ``load_config`` which reads and checks them."""
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
-from dataclasses import replace
 from typing import Iterable, Mapping
 
 from relayd import params
@@ -18,7 +16,6 @@ from relayd.config.mastercf import (DEFAULT_MASTER_CF, PIPE, Service, is_deliver
 log = logging.getLogger("relayd.config")
 
 _MISSING = object()
-_INTERFACES = {"all": ("0.0.0.0", "::"), "loopback-only": ("127.0.0.1", "::1")}
 # Transports that must name a service relayd can run (the pipe(8) check).
 _TRANSPORT_PARAMS = ("default_transport", "relay_transport")
 
@@ -110,19 +107,11 @@ class Config:
                              for name, value in overrides.items()])
 
     def smtpd_listeners(self) -> list[tuple[Service, "Config"]]:
-        """One (service, its configuration with -o applied) per address an inet
-        smtpd service listens on; a service without a host gets one entry per
-        $inet_interfaces address (all: 0.0.0.0 and ::, loopback-only: 127.0.0.1
-        and ::1), filtered by $inet_protocols."""
-        listeners = []
-        for service in self.services:
-            if not is_listener(service):
-                continue
-            config = self._for_service(service)
-            host, port = service.listen
-            for address in [host] if host else self._interface_addresses():
-                listeners.append((replace(service, listen=(address, port)), config))
-        return listeners
+        """One (service, its configuration with -o applied) per inet smtpd
+        service; a service without a host (``listen[0] == ""``) listens on
+        $inet_interfaces (relayd.domains.Interfaces)."""
+        return [(service, self._for_service(service))
+                for service in self.services if is_listener(service)]
 
     def delivery_concurrency(self) -> int:
         """Parallel deliveries: maxproc of master.cf's smtp unix service (or of
@@ -163,21 +152,6 @@ class Config:
                  if p.type not in ("str", "list") and name not in params.COMPUTED]
         for name in [*self._settings, *typed]:
             self._value(name, params.PARAMS.get(name))
-
-    def _interface_addresses(self) -> list[str]:
-        protocols = set(self["inet_protocols"])
-        if "all" in protocols:
-            protocols = {"ipv4", "ipv6"}
-        addresses = []
-        for item in self["inet_interfaces"]:
-            for address in _INTERFACES.get(item, (item.strip("[]"),)):
-                try:
-                    family = f"ipv{ipaddress.ip_address(address).version}"
-                except ValueError:
-                    family = None  # a host name: kept, the listener resolves it
-                if family is None or family in protocols:
-                    addresses.append(address)
-        return addresses
 
 
 def postfix_text(value: object) -> str:

@@ -1,14 +1,14 @@
 """Where a recipient goes next: its transport and next-hop destination.
 
 :class:`Router` resolves a recipient as trivial-rewrite(8) does: by the
-class of its domain (relayd.rewrite.domains) it takes ``local_transport``
-(local domains), ``relay_transport`` (relay_domains) or
-``default_transport``; a recipient in relocated_maps, or an unexpanded one
-in a virtual alias domain, goes to the ``error`` transport. A transport is
-written ``name:nexthop``; ``name`` is a master.cf service whose command
-says what it is (smtp, lmtp, local, error, discard), or one of those
-well-known names itself (``relay`` is smtp). An smtp transport without a
-next hop uses ``relayhost``.
+class of its domain (relayd.domains) it takes ``local_transport`` (local
+domains), ``virtual_transport`` (virtual_mailbox_domains),
+``relay_transport`` (relay_domains) or ``default_transport``; a recipient
+in relocated_maps, or an unexpanded one in a virtual alias domain, goes to
+the ``error`` transport. A transport is written ``name:nexthop``; ``name``
+is a master.cf service whose command says what it is (smtp, lmtp, local,
+error, discard), or one of those well-known names itself (``relay`` is
+smtp). An smtp transport without a next hop uses ``relayhost``.
 
 A next hop is written as Postfix accepts it: ``[host]:port``, ``[host]``,
 ``host:port`` or ``host`` (port: a number or a service name, default
@@ -20,8 +20,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from relayd.addresses import route
-from relayd.rewrite.domains import DEFAULT, LOCAL, RELAY, VIRTUAL_ALIAS, AddressClasses
+from relayd.domains import DEFAULT, LOCAL, RELAY, VIRTUAL_ALIAS, VIRTUAL_MAILBOX, AddressClasses
 from relayd.rewrite.maps import AddressMaps
 
 __all__ = ["Destination", "Router", "Transport", "parse_nexthop", "transport_kind"]
@@ -31,8 +30,8 @@ SMTP, LOCAL_AGENT, ERROR, DISCARD = "smtp", "local", "error", "discard"
 _KINDS = {"smtp": SMTP, "lmtp": SMTP, "relay": SMTP, "local": LOCAL_AGENT, "error": ERROR,
           "discard": DISCARD}
 
-_TRANSPORT_PARAMETERS = {LOCAL: "local_transport", RELAY: "relay_transport",
-                         DEFAULT: "default_transport"}
+_TRANSPORT_PARAMETERS = {LOCAL: "local_transport", VIRTUAL_MAILBOX: "virtual_transport",
+                         RELAY: "relay_transport", DEFAULT: "default_transport"}
 
 
 @dataclass(frozen=True)
@@ -60,18 +59,17 @@ class Router:
         self.config = config
         self.classes = AddressClasses.of(config)
         self.relocated = AddressMaps(config, "relocated_maps")
-        self.myorigin = config["myorigin"].lower()
         self.relayhost = config["relayhost"]
         self._by_class: dict[str, Transport] = {}  # the transport depends on the class only
 
     def resolve(self, address: str) -> Transport:
         """The transport for ``address`` (TemporaryLookupError when relocated_maps cannot answer)."""
-        resolved = route(address, self.classes.local.__contains__)
-        domain = resolved.domain or self.myorigin
-        moved = self.relocated.find(f"{resolved.localpart}@{domain}") if self.relocated else None
+        resolved = self.classes.resolve(address)
+        moved = (self.relocated.find(f"{resolved.localpart}@{resolved.domain}")
+                 if self.relocated else None)
         if moved is not None:
             return Transport(ERROR, "error", f"5.1.6 User has moved to {moved[0]}")
-        kind = self.classes.classify(domain)
+        kind = self.classes.classify(resolved.domain)
         if kind == VIRTUAL_ALIAS:
             return Transport(ERROR, "error", "5.1.1 User unknown in virtual alias table")
         transport = self._by_class.get(kind)

@@ -16,6 +16,8 @@ answer in one place. A permit ends only the list it came from.
 from __future__ import annotations
 
 from relayd.config import ConfigError
+from relayd.domains import AddressClasses
+from relayd.networks import MyNetworks
 from relayd.pipeline.context import SessionView
 from relayd.pipeline.dispatcher import compile_restrictions, split_list
 from relayd.pipeline.policy import SessionPolicy
@@ -68,10 +70,10 @@ class Restrictions:
                          if config[parameter] and self.registry.get(name) is not None}
         self._class_names = class_names
         self._values: dict[tuple, tuple] = {}
-        # Warm the per-configuration caches the built-in checks use, so that a bad
-        # domain or network list stops startup instead of failing the first RCPT.
-        from relayd.checks.relay import Destinations
-        Destinations.of(config)
+        # Read the domain and network lists now, so that a bad one stops startup
+        # instead of failing the first RCPT.
+        AddressClasses.of(config)
+        MyNetworks.of(config)
 
     def _compile(self, parameter: str, text, class_names, stage: str | None = None):
         return compile_restrictions(parameter, text, self.registry, config=self.config,

@@ -4,15 +4,14 @@ trivial-rewrite(8), local(8) and smtp(8) apply them.
 
 The session's commit step uses :class:`Rewriter`; the delivery side uses
 :class:`LocalAliases` and :class:`GenericMaps`; the recipient checks use
-:class:`AddressMaps` and :class:`AddressClasses`.
+:class:`AddressMaps`. Which domains are local is :mod:`relayd.domains`'s job.
 """
 from relayd.rewrite.aliases import Expansion, LocalAliases
 from relayd.rewrite.canonical import AliasExpansionError, Canonical
-from relayd.rewrite.domains import AddressClasses, LocalDomains
 from relayd.rewrite.generic import GenericMaps
 from relayd.rewrite.maps import AddressMaps
 from relayd.rewrite.rewriter import Rewriter
 from relayd.rewrite.virtual import VirtualAliases
 
-__all__ = ["AddressClasses", "AddressMaps", "AliasExpansionError", "Canonical", "Expansion",
-           "GenericMaps", "LocalAliases", "LocalDomains", "Rewriter", "VirtualAliases"]
+__all__ = ["AddressMaps", "AliasExpansionError", "Canonical", "Expansion", "GenericMaps",
+           "LocalAliases", "Rewriter", "VirtualAliases"]

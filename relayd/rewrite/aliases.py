@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import gevent
 
 from relayd.addresses import split_address
+from relayd.domains import LocalDomains
 from relayd.params import split_list
-from relayd.rewrite.domains import LocalDomains
 from relayd.rewrite.maps import AddressMaps, strip_extension
 from relayd.tables.base import TemporaryLookupError
 

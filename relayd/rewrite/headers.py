@@ -18,12 +18,12 @@ dot-stuffed (a line starting with "." is not a header and ends the block).
 """
 from __future__ import annotations
 
-import ipaddress
 from typing import Callable
 
 from relayd.config import ConfigError
 from relayd.config.derived import PerConfig
 from relayd.content.mime import header_name
+from relayd.domains import Interfaces
 from relayd.networks import NetworkList
 from relayd.rewrite.canonical import HEADER_RECIPIENT, HEADER_SENDER, Canonical
 from relayd.rewrite.generic import GenericMaps
@@ -44,7 +44,6 @@ LOCAL_CONTEXT, REMOTE_CONTEXT = "local", "remote"
 # Clients relayd's smtpd can never tell apart: it offers neither AUTH nor STARTTLS.
 _NEVER_MATCHING = ("permit_sasl_authenticated", "permit_tls_clientcerts",
                    "permit_tls_all_clientcerts")
-_LOOPBACK = ("127.0.0.1", "::1")
 _SPECIALS = '()<>@,;:\\".[]'
 
 AddressRewrite = Callable[[str, str], str]   # (address, header class) -> address
@@ -348,7 +347,7 @@ class LocalHeaderClients:
         for item in config[parameter]:
             key = item.lower()
             if key == "permit_inet_interfaces":
-                self.networks.append(NetworkList(_interface_addresses(config), parameter=parameter))
+                self.networks.append(_inet_interfaces(config))
             elif key == "permit_mynetworks":
                 self.networks.append(NetworkList(config["mynetworks"]))
             elif key == "static:all":
@@ -361,21 +360,14 @@ class LocalHeaderClients:
         return self.everyone or any(client_addr in nets for nets in self.networks)
 
 
-def _interface_addresses(config) -> list[str]:
-    """The addresses permit_inet_interfaces matches. relayd cannot list the
-    host's interfaces, so ``all`` means the loopback addresses."""
-    out = []
-    for word in config["inet_interfaces"]:
-        if word in ("all", "loopback-only"):
-            out.extend(_LOOPBACK)
-            continue
-        try:
-            out.append(str(ipaddress.ip_address(word.strip("[]"))))
-        except ValueError:
-            raise ConfigError(f"inet_interfaces: host name {word!r} is not supported for "
-                              f"permit_inet_interfaces", parameter="local_header_rewrite_clients"
-                              ) from None
-    return out
+def _inet_interfaces(config) -> NetworkList:
+    """The addresses permit_inet_interfaces matches (relayd.domains.Interfaces)."""
+    interfaces = Interfaces(config)
+    if interfaces.hostnames():
+        raise ConfigError(f"inet_interfaces: host name {interfaces.hostnames()[0]!r} is not "
+                          f"supported for permit_inet_interfaces",
+                          parameter="local_header_rewrite_clients")
+    return NetworkList(interfaces.own_addresses(), parameter="local_header_rewrite_clients")
 
 
 class HeaderRules(PerConfig):

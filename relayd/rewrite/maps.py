@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from relayd.addresses import split_address
 from relayd.config import ConfigError
+from relayd.domains import LocalDomains
 from relayd.params import split_list
-from relayd.rewrite.domains import LocalDomains
 from relayd.rewrite.tables import open_tables
 
 

