@@ -21,6 +21,7 @@ from relayd.pipeline.verdicts import DUNNO, OK, Defer, Reject
 from relayd.smtp.replies import (R450_ACCESS_DENIED, R454_RELAY_DEFERRED,
                                  R554_ACCESS_DENIED, R554_RELAY_DENIED)
 from relayd.tables.base import open_table_or_surrogate
+from relayd.tables.maps import Maps
 
 log = logging.getLogger("relayd.smtpd")
 
@@ -87,7 +88,7 @@ class Destinations(PerConfig):
         return AddressClasses.of(self.config).classify(r.domain or self.myorigin) != DEFAULT
 
 
-def _domain_list(config, name: str) -> tuple[list[str], list]:
+def _domain_list(config, name: str) -> tuple[list[str], Maps]:
     """A domain-list parameter: its domain names and its ``type:table`` items."""
     names, tables = [], []
     for word in config[name]:
@@ -98,12 +99,12 @@ def _domain_list(config, name: str) -> tuple[list[str], list]:
             tables.append(open_table_or_surrogate(word, config, log=log))
         else:
             names.append(normalize_domain(word))
-    return names, tables
+    return names, Maps(name, tables)
 
 
-def _listed(tables, domain: str) -> bool:
+def _listed(tables: Maps, domain: str) -> bool:
     """Is ``domain`` a key of one of ``tables``? (TemporaryLookupError passes: 4xx)"""
-    return any(table.lookup(domain) is not None for table in tables)
+    return tables.find(domain) is not None
 
 
 def _who(ctx: CheckContext) -> str:

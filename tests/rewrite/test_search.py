@@ -48,7 +48,7 @@ def test_each_key_goes_to_every_table_before_the_next_key(make_config):
 
 def test_pattern_tables_see_only_the_full_address(make_config):
     m = maps(make_config, "static:pattern@x")
-    assert not m.tables[0].fixed
+    assert not m.tables.tables[0].fixed
     assert m.find("bob+ext@example.org") == ("pattern@x", "")
 
 
