@@ -3,6 +3,7 @@ import pytest
 
 from relayd.config import ConfigError
 from relayd.rewrite.maps import AddressMaps, strip_extension
+from relayd.tables.inline import InlineTable
 
 
 def maps(make_config, table, **params):
@@ -84,3 +85,20 @@ def test_proxy_prefix_is_removed_and_a_bad_type_names_the_parameter(make_config)
     assert maps(make_config, "proxy:inline:{ a@b=c@d }").find("a@b") == ("c@d", "")
     with pytest.raises(ConfigError, match="parameter canonical_maps: unsupported dictionary type: nosuch"):
         maps(make_config, "nosuch:/etc/x")
+
+
+class CaseSensitive(InlineTable):
+    """A fixed table whose keys keep their case, as Postfix's tcp: and
+    socketmap: (they fold only with fold_mul, which no caller sets)."""
+
+    fold = False
+
+
+def test_case_folding_is_the_tables_not_the_searchs(make_config, monkeypatch):
+    """Postfix folds in each dict (DICT_FLAG_FOLD_FIX), maps_find() passes the
+    key as given: a case-sensitive fixed table sees the address unchanged."""
+    from relayd.tables import base
+    monkeypatch.setitem(base.BUILTIN_TYPES, "exact", "tests.rewrite.test_search:CaseSensitive")
+    m = maps(make_config, "exact:{ Bob@Example.ORG=b@x }")
+    assert m.find("Bob@Example.ORG") == ("b@x", "")
+    assert m.find("bob@example.org") is None
