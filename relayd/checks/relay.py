@@ -99,7 +99,7 @@ def _domain_list(config, name: str) -> tuple[list[str], Maps]:
             tables.append(open_table_or_surrogate(word, config, log=log))
         else:
             names.append(normalize_domain(word))
-    return names, Maps(name, tables)
+    return names, Maps(name, tables, checked=False)
 
 
 def _listed(tables: Maps, domain: str) -> bool:

@@ -41,9 +41,10 @@ class Found(NamedTuple):
 class Maps:
     """The tables of one parameter (``title``), searched in order.
 
-    ``checked=False`` is postmap -q's search: Postfix's postmap asks its
-    tables directly, not through maps_find(), so an empty key is asked and
-    an empty value is an answer like any other."""
+    ``checked=False`` asks the tables directly, not through maps_find(), as
+    Postfix's postmap -q and its domain lists (match_list: the table items
+    of relay_domains, mydestination...) do: an empty key is asked and an
+    empty value is an answer like any other."""
 
     __slots__ = ("title", "tables", "checked")
 

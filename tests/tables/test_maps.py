@@ -108,3 +108,13 @@ def test_an_empty_result_is_a_configuration_error(caplog):
         "virtual_alias_maps should return NO RESULT in case of NOT FOUND"]
     assert Maps("postmap", maps.tables, checked=False).find("a@example.com") == ""
     assert Maps("postmap", [open_table("inline:{ a=b }")], checked=False).find("") is None
+
+
+def test_domain_lists_take_an_empty_value_as_listed(tmp_path):
+    """match_list() asks a relay_domains table directly: any value, even an
+    empty one, lists the domain (no maps_find() empty-result check)."""
+    from relayd.checks.relay import Destinations
+    from relayd.config import load_config
+    config = load_config(main_cf="relay_domains = inline:{ listed.example= }\n")
+    assert Destinations(config).is_relay("listed.example")
+    assert not Destinations(config).is_relay("other.example")
