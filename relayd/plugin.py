@@ -35,9 +35,9 @@ from relayd.pipeline.hooks import (
     QueuedEvent)
 from relayd.pipeline.verdicts import DUNNO, OK, Defer, Dunno, Permit, Reject, Verdict
 from relayd.smtp.replies import Reply
-from relayd.tables.base import TemporaryLookupError, open_table
+from relayd.tables.base import LookupConfigError, TemporaryLookupError, open_table
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 
 def require_api(version: str) -> None:
@@ -76,7 +76,7 @@ __all__ = [
     "CheckContext", "SessionView", "Verdict", "OK", "DUNNO", "Permit", "Dunno", "Reject",
     "Defer", "Reply",
     # failures a check may raise, and tables it may open
-    "ConfigError", "TemporaryLookupError", "open_table",
+    "ConfigError", "TemporaryLookupError", "LookupConfigError", "open_table",
     # lifecycle hooks
     "HOOK_NAMES", "HOOK_CONNECT", "HOOK_DATA_END", "HOOK_QUEUED", "HOOK_DELIVERED",
     "HOOK_DEFERRED", "HOOK_BOUNCED", "DEFAULT_HOOK_TIMEOUT", "ConnectEvent", "DataEndEvent",

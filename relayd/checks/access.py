@@ -3,7 +3,8 @@ check_recipient_access, each naming one lookup table (access(5)).
 
 The table is opened when the restriction list is compiled (a bad table
 stops startup). The key search order is access(5)'s
-(:mod:`relayd.tables.search`); the value found becomes a verdict through
+(:mod:`relayd.tables.search`), put to the table by
+:class:`relayd.tables.maps.Maps`; the value found becomes a verdict through
 :func:`relayd.checks.actions.access_verdict`. A table that cannot answer
 gives Postfix's ``451 4.3.5 <name>: Class rejected: Server configuration
 error``.
@@ -18,8 +19,9 @@ from relayd.config.derived import PerConfig
 from relayd.domains import AddressClasses
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.verdicts import DUNNO, Permit, Verdict
-from relayd.tables.base import Table, TemporaryLookupError, open_table
-from relayd.tables.search import address_queries, host_queries, hostname_queries, search
+from relayd.tables.base import TemporaryLookupError, open_table
+from relayd.tables.maps import Maps
+from relayd.tables.search import address_queries, host_queries, hostname_queries
 
 # Postfix answers a table that cannot answer with this access value (check_access).
 _LOOKUP_FAILED = "451 4.3.5 Server configuration error"
@@ -30,17 +32,17 @@ class AccessTables(PerConfig):
 
     def __init__(self, config):
         self.config = config
-        self.tables: dict[str, Table] = {}
+        self.tables: dict[str, Maps] = {}
         self.parent_matches = "smtpd_access_maps" in config["parent_domain_matches_subdomains"]
         self.delimiters = config["recipient_delimiter"]
         self.null_key = config["smtpd_null_access_lookup_key"]
 
-    def table(self, spec: str) -> Table:
-        """The open table ``spec``; ConfigError if it cannot be opened."""
-        table = self.tables.get(spec)
-        if table is None:
-            table = self.tables[spec] = open_table(spec, self.config)
-        return table
+    def table(self, spec: str) -> Maps:
+        """The open table ``spec`` (as a one-table list); ConfigError if it cannot be opened."""
+        maps = self.tables.get(spec)
+        if maps is None:
+            maps = self.tables[spec] = Maps(spec, [open_table(spec, self.config)])
+        return maps
 
 
 def open_access_table(args: tuple[str, ...], config) -> None:
@@ -52,7 +54,7 @@ def _verdict(ctx: CheckContext, queries, name: str, reply_class: str, stage: str
     tables = AccessTables.of(ctx.config)
     spec = ctx.args[0]
     try:
-        found = search([tables.table(spec)], queries)
+        found = tables.table(spec).search(queries)
     except TemporaryLookupError:
         return access_verdict(_LOOKUP_FAILED, name=name, reply_class=reply_class, stage=stage,
                               config=ctx.config, table=spec)

@@ -18,7 +18,7 @@ from relayd.pipeline.verdicts import (DUNNO, OK, Bcc, Defer, DeferIfPermit, Defe
                                       Discard, Filter, Hold, Info, Prepend, Redirect, Reject,
                                       RestrictionList, Verdict, Warn, is_header_line)
 from relayd.smtp.replies import R450_ACCESS_DEFERRED, R554_ACCESS_REJECTED, Reply
-from relayd.tables.base import TemporaryLookupError
+from relayd.tables.base import LookupConfigError
 
 log = logging.getLogger("relayd.smtpd")
 
@@ -131,7 +131,7 @@ def _restrictions(value: str, stage: str, table: str) -> Verdict:
     """Any other value is a restriction list (a restriction-class name...)."""
     if ":" in value:
         # Tables must be opened at startup; a value cannot name one (Postfix refuses too).
-        raise TemporaryLookupError(f"access table {table} has entry with lookup table: {value}; "
+        raise LookupConfigError(f"access table {table} has entry with lookup table: {value}; "
                                    f"define a restriction class and specify its name instead")
     words = split_list(value)
     if not words:

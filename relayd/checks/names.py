@@ -32,9 +32,7 @@ def client_name(ctx: CheckContext) -> str:
 
 def stage_name(ctx: CheckContext) -> str:
     """The name in ``<...>`` for the list being evaluated."""
-    return {"client": client_name(ctx), "helo": ctx.session.helo_name,
-            "sender": ctx.sender or "", "data": "DATA",
-            "end_of_data": "END-OF-MESSAGE"}.get(ctx.stage, ctx.recipient or "")
+    return ctx.reply_name
 
 
 def stage_class(ctx: CheckContext) -> str:

@@ -16,20 +16,28 @@ the address resolved the way trivial-rewrite resolves it:
 
 Codes come from unknown_virtual_alias_reject_code,
 unknown_local_recipient_reject_code, unknown_virtual_mailbox_reject_code
-and unknown_relay_recipient_reject_code (all 550); the DSN's first digit follows the code. A table that cannot
-answer raises TemporaryLookupError, which the dispatcher turns into 451 4.3.5.
+and unknown_relay_recipient_reject_code (all 550); the DSN's first digit
+follows the code. A table that cannot answer gives ``451 4.3.0 <address>:
+Temporary lookup failure``, one that answers something unusable ``451
+4.3.5 Server configuration error``, as check_mail_addr_find() in
+smtpd_check.c.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from relayd.config.derived import PerConfig
 from relayd.domains import LOCAL, RELAY, VIRTUAL_ALIAS, VIRTUAL_MAILBOX, AddressClasses
 from relayd.pipeline.context import CheckContext
+from relayd.pipeline.dispatcher import lookup_failure_reply
 from relayd.pipeline.verdicts import DUNNO, Defer, Reject
 from relayd.rewrite.maps import AddressMaps
 from relayd.rewrite.tables import warn_virtual_maps
 from relayd.smtp.replies import R550_USER_MOVED, R550_USER_UNKNOWN, Reply
+from relayd.tables.base import TemporaryLookupError
+
+log = logging.getLogger("relayd.smtpd")
 
 RECIPIENT, SENDER = "Recipient address", "Sender address"
 
@@ -109,7 +117,14 @@ def _with_code(reply: Reply, code: int, status: str) -> Reply:
     return dataclasses.replace(reply, code=code, status=f"{code // 100}{status[1:]}")
 
 
-def _verdict(reply: Reply | None):
+def _verdict(ctx: CheckContext, address: str, address_class: str):
+    try:
+        reply = RecipientTables.of(ctx.config).unlisted_reply(address, address_class)
+    except TemporaryLookupError as exc:
+        # Named after the address validated, which reject_unlisted_sender's
+        # list (the recipient's, perhaps) would not name.
+        log.warning("%s validation: lookup error: %s", address_class, exc)
+        return Defer(lookup_failure_reply(exc, address))
     if reply is None:
         return DUNNO
     return Defer(reply) if reply.is_transient else Reject(reply)
@@ -119,14 +134,14 @@ def reject_unlisted_recipient(ctx: CheckContext):
     """reject_unlisted_recipient: 550 5.1.1 ... User unknown in ... table / 5.1.6 moved."""
     if not ctx.recipient:
         return DUNNO
-    return _verdict(RecipientTables.of(ctx.config).unlisted_reply(ctx.recipient, RECIPIENT))
+    return _verdict(ctx, ctx.recipient, RECIPIENT)
 
 
 def reject_unlisted_sender(ctx: CheckContext):
     """reject_unlisted_sender: the same test for MAIL FROM (5.1.0); the null sender passes."""
     if not ctx.sender:
         return DUNNO
-    return _verdict(RecipientTables.of(ctx.config).unlisted_reply(ctx.sender, SENDER))
+    return _verdict(ctx, ctx.sender, SENDER)
 
 
 def register(registry) -> None:

@@ -22,23 +22,18 @@ def colon_separated(key: str, value: str) -> str:
     return f"{key}:\t{value}"
 
 
-def _compile(spec: str, config, **options) -> int:
-    from relayd.tables.aliases import compile_aliases
-    if config is not None and "$" in spec:
-        spec = config.expand(spec)
-    return compile_aliases(spec, **options)
-
-
 def postalias_main(argv: list[str] | None = None) -> int:
     """``relayd-postalias`` / ``relayd postalias``: returns the exit status."""
     from relayd.tables.aliases import alias_lines
-    tool = Tool("relayd-postalias", _compile, alias_lines, colon_separated, message_modes=False)
+    tool = Tool("relayd-postalias", alias_lines, colon_separated, message_modes=False)
     return run(sys.argv[1:] if argv is None else argv, tool)
 
 
 def newaliases_main(argv: list[str] | None = None) -> int:
     """``relayd-newaliases`` / ``relayd newaliases``: build $alias_database."""
     from relayd.config import ConfigError, load_config
+    from relayd.tables.aliases import alias_lines
+    from relayd.tables.base import compile_table
     p = argparse.ArgumentParser(prog="relayd-newaliases", description="build $alias_database")
     p.add_argument("-c", dest="config_directory", metavar="DIR")
     try:
@@ -49,7 +44,7 @@ def newaliases_main(argv: list[str] | None = None) -> int:
         try:
             config = load_config(args.config_directory)
             for spec in config["alias_database"]:
-                _compile(with_type(spec), config)
+                compile_table(with_type(spec), config, parse=alias_lines)
         except ConfigError as exc:
             print(f"relayd-newaliases: fatal: {exc}", file=sys.stderr)
             return EX_CONFIG

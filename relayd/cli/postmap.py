@@ -48,12 +48,11 @@ def tab_separated(key: str, value: str) -> str:
 class Tool:
     """What differs between postmap and postalias.
 
-    ``build(spec, config, fold=, duplicates=, mode=)`` compiles one table;
     ``parse(text, path, fold=)`` yields (line, key, value) of a source text
-    (for ``-i``); ``message_modes``: whether ``-b``/``-h`` exist."""
+    (the table's source when building, stdin with ``-i``);
+    ``message_modes``: whether ``-b``/``-h`` exist."""
 
     prog: str
-    build: Callable[..., int]
     parse: Callable[..., Iterator[tuple[int, str, str]]]
     formatter: Formatter
     message_modes: bool
@@ -179,13 +178,13 @@ def _expanded(spec: str, config) -> str:
 
 def _dispatch(tool: Tool, args, specs: list[str], config, stdin: TextIO, out: TextIO) -> int:
     if args.query is not None:
-        tables = _open(specs, config, args.fold)
+        maps = _open(specs, config, args.fold)
         if getattr(args, "body", False) or getattr(args, "headers", False):
             from relayd.tables.message_keys import message_keys
             keys = message_keys(stdin, headers=args.headers, body=args.body)
         else:
             keys = _keys(args.query, stdin)
-        return _query(tables, keys, args.query == "-", tool.formatter, out)
+        return _query(maps, keys, args.query == "-", tool.formatter, out)
     if args.show:
         for table in _open(specs, config, args.fold):
             for key, value in table.iterate():
@@ -193,39 +192,42 @@ def _dispatch(tool: Tool, args, specs: list[str], config, stdin: TextIO, out: Te
         return 0
     if args.delete is not None:
         keys = list(_keys(args.delete, stdin))
-        found = sum(_delete(spec, keys, args.fold) for spec in specs)
+        found = 0
+        for spec in specs:
+            with _open_for_update(spec, config, args.fold) as table:
+                found += table.delete(keys)
         return 0 if found else EX_NOTFOUND
     if args.incremental:
-        path = _hash_path(specs[0], "update")
-        lines = tool.parse(stdin.read(), "stdin", fold=args.fold)
-        from relayd.tables.hashdb import update_db
-        update_db(path, ((key, value) for _, key, value in lines),
-                  duplicates=args.duplicates, mode=args.mode)
+        with _open_for_update(specs[0], config, args.fold) as table:
+            table.update(_entries(tool, stdin), duplicates=args.duplicates, mode=args.mode)
         return 0
+    from relayd.tables.base import compile_table
     for spec in specs:
-        tool.build(spec, config, fold=args.fold, duplicates=args.duplicates, mode=args.mode)
+        compile_table(spec, config, parse=tool.parse, fold=args.fold,
+                      duplicates=args.duplicates, mode=args.mode)
     return 0
 
 
-def _open(specs: list[str], config, fold: bool) -> list:
+def _open(specs: list[str], config, fold: bool):
+    """The tables to query, as postmap opens them (``-f``: no case folding)."""
     from relayd.tables.base import open_table
+    from relayd.tables.maps import Maps
     tables = [open_table(spec, config) for spec in specs]
-    return tables if fold else [t.without_case_folding() for t in tables]
+    return Maps("postmap", tables if fold else [t.without_case_folding() for t in tables],
+                checked=False)
 
 
-def _hash_path(spec: str, operation: str) -> str:
-    """The file of a hash: table; ConfigError for types relayd cannot change in place."""
-    from relayd.config import ConfigError
-    from relayd.tables.base import split_spec
-    kind, path = split_spec(spec)
-    if kind != "hash":
-        raise ConfigError(f"{spec}: cannot {operation} this table type (hash: tables only)")
-    return path
+def _open_for_update(spec: str, config, fold: bool):
+    from relayd.tables.base import open_table
+    table = open_table(spec, config, create=True)
+    return table if fold else table.without_case_folding()
 
 
-def _delete(spec: str, keys: list[str], fold: bool) -> int:
-    from relayd.tables.hashdb import delete_keys
-    return delete_keys(_hash_path(spec, "delete from"), [k.lower() if fold else k for k in keys])
+def _entries(tool: Tool, stdin: TextIO) -> Iterator[tuple[str, str]]:
+    """The (key, value) entries on stdin, read only when the table asks (a
+    table that cannot change refuses first); the table folds the keys."""
+    for _, key, value in tool.parse(stdin.read(), "stdin", fold=False):
+        yield key, value
 
 
 def _keys(query: str, stdin: TextIO) -> Iterator[str]:
@@ -234,34 +236,21 @@ def _keys(query: str, stdin: TextIO) -> Iterator[str]:
     return (line.strip() for line in stdin if line.strip())
 
 
-def _query(tables, keys: Iterator[str], from_stdin: bool, formatter: Formatter,
+def _query(maps, keys: Iterator[str], from_stdin: bool, formatter: Formatter,
            out: TextIO) -> int:
     found = 0
     for key in keys:
-        for table in tables:
-            value = table.lookup(key)
-            if value is not None:
-                out.write((formatter(key, value) if from_stdin else value) + "\n")
-                found += 1
-                break
+        value = maps.find(key)
+        if value is not None:
+            out.write((formatter(key, value) if from_stdin else value) + "\n")
+            found += 1
     return 0 if found else EX_NOTFOUND
-
-
-def build_table(spec: str, config, *, fold: bool = True, duplicates: str = "warn",
-                mode: int | None = None) -> int:
-    """``postmap [type:]FILE``: hash: tables with the options, other types as they build."""
-    from relayd.tables.base import compile_table, split_spec
-    from relayd.tables.hashdb import build_hash
-    kind, path = split_spec(spec)
-    if kind == "hash":
-        return build_hash(path, fold=fold, duplicates=duplicates, mode=mode)
-    return compile_table(spec, config)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``relayd-postmap`` / ``relayd postmap``: returns the exit status."""
     from relayd.tables.textfile import key_value_lines
-    tool = Tool("relayd-postmap", build_table, key_value_lines, tab_separated, message_modes=True)
+    tool = Tool("relayd-postmap", key_value_lines, tab_separated, message_modes=True)
     return run(sys.argv[1:] if argv is None else argv, tool)
 
 

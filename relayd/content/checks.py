@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relayd.config import ConfigError
-from relayd.tables.base import Table, open_table
+from relayd.tables.base import open_table
+from relayd.tables.maps import Maps
 
 HEADER_CHECKS = "header_checks"
 MIME_HEADER_CHECKS = "mime_header_checks"
@@ -26,31 +27,13 @@ _LIMITS = (("body_size_limit", "body_checks_size_limit"),
            ("boundary_limit", "mime_boundary_length_limit"))
 
 
-class CheckMaps:
-    """One parameter's list of tables, searched in order (Postfix's maps_find)."""
+class CheckMaps(Maps):
+    """One parameter's list of tables, searched in order (Postfix's maps_find).
 
-    __slots__ = ("title", "tables")
+    Empty keys never match (header_checks(5) BUGS). A table that cannot
+    answer raises :class:`relayd.tables.base.TemporaryLookupError`."""
 
-    def __init__(self, title: str, tables: list[Table]):
-        self.title = title
-        self.tables = tables
-
-    def find(self, key: str) -> str | None:
-        """The first table's answer for *key*; None when no table has one.
-
-        Empty keys never match (header_checks(5) BUGS). A table that cannot
-        answer raises :class:`relayd.tables.base.TemporaryLookupError`.
-        """
-        if not key:
-            return None
-        for table in self.tables:
-            value = table.lookup(key)
-            if value is not None:
-                return value
-        return None
-
-    def __repr__(self) -> str:
-        return f"<CheckMaps {self.title} {[t.spec for t in self.tables]}>"
+    __slots__ = ()
 
 
 @dataclass(frozen=True)

@@ -49,3 +49,13 @@ class CheckContext:
     recipient: str | None = None
     args: tuple[str, ...] = ()
     notes: dict = field(default_factory=dict)
+
+    @property
+    def reply_name(self) -> str:
+        """What a reply about this list names in ``<...>`` (smtpd_check.c's
+        reply_name): the client as ``host[addr]``, the HELO name, the sender,
+        the recipient, or the DATA / END-OF-MESSAGE command."""
+        s = self.session
+        return {"client": f"{s.client_name}[{s.client_addr}]", "helo": s.helo_name,
+                "sender": self.sender or "", "data": "DATA",
+                "end_of_data": "END-OF-MESSAGE"}.get(self.stage, self.recipient or "")

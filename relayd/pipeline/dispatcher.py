@@ -17,8 +17,13 @@ Postfix's evaluation rules (smtpd_check.c generic_checks, smtpd_check_reject):
   the enhanced status code always follows the reply code.
 
 A check that raises or passes its timeout yields a temporary failure
-(451 4.3.0), and a lookup table that cannot answer 451 4.3.5 — never an
-accept, never a 5xx, and never turned into a mere warning.
+(451 4.3.0), and a lookup that fails Postfix's two replies (smtpd_check.c
+reject_dict_retry / reject_server_error): a table that cannot answer now
+``451 4.3.0 <name>: Temporary lookup failure``, naming what the list
+judges; a table that answered something unusable ``451 4.3.5 Server
+configuration error`` — never an accept, never a 5xx, and never turned
+into a mere warning. (Access tables answer their own failures, 4.3.5, as
+check_table_result does: relayd.checks.access.)
 """
 from __future__ import annotations
 
@@ -37,8 +42,9 @@ from relayd.pipeline.verdicts import (DUNNO, Bcc, Defer, DeferIfPermit, DeferIfR
                                       Filter, Hold, Info, Prepend, Redirect, Reject,
                                       RestrictionList, Verdict, Warn, WarnIfReject,
                                       is_header_line)
-from relayd.smtp.replies import R451_CONFIG_ERROR, R451_TEMPORARY_FAILURE, Reply
-from relayd.tables.base import TemporaryLookupError
+from relayd.smtp.replies import (R451_CONFIG_ERROR, R451_TEMPORARY_FAILURE,
+                                 R451_TEMPORARY_LOOKUP_FAILURE, Reply)
+from relayd.tables.base import LookupConfigError, TemporaryLookupError
 
 log = logging.getLogger("relayd.smtpd")
 
@@ -264,6 +270,16 @@ def _fixed(reply: Reply, soft_bounce: bool) -> Reply:
     return Reply(code, status, reply.text)
 
 
+def lookup_failure_reply(exc: TemporaryLookupError, name: str) -> Reply:
+    """Postfix's reply to a failed lookup about *name*: 451 4.3.0 "<name>:
+    Temporary lookup failure" when a table cannot answer now (DICT_ERR_RETRY),
+    451 4.3.5 "Server configuration error" when it answered something
+    unusable (DICT_ERR_CONFIG)."""
+    if isinstance(exc, LookupConfigError):
+        return R451_CONFIG_ERROR
+    return R451_TEMPORARY_LOOKUP_FAILURE.format(name)
+
+
 def evaluate(elements: tuple[Element, ...], context: CheckContext, run: Run | None = None) -> Verdict:
     """Run ``elements`` against ``context``; the first decisive verdict wins."""
     return (run or Run()).evaluate(elements, context)
@@ -279,7 +295,7 @@ def _run_one(spec: CheckSpec, ctx: CheckContext) -> tuple[Verdict, bool]:
                 verdict = spec.func(ctx)
     except TemporaryLookupError as exc:
         log.warning("%s: %s lookup error: %s", spec.name, ctx.stage, exc)
-        return Defer(R451_CONFIG_ERROR), True
+        return Defer(lookup_failure_reply(exc, ctx.reply_name)), True
     except gevent.Timeout:
         log.warning("%s: timeout after %ss in %s restrictions", spec.name, spec.timeout, ctx.stage)
         return Defer(R451_TEMPORARY_FAILURE), True

@@ -9,9 +9,9 @@ does (src/global/mail_addr_find.c, mail_addr_map.c)::
 ``user+ext`` and ``user`` only when the domain is local ($myorigin,
 $mydestination, $inet_interfaces, $proxy_interfaces); the forms without
 the extension only when ``recipient_delimiter`` is set and the address has
-one. Each key is put to every table before the next key is tried; pattern
-tables (``Table.fixed`` False) see only the full address. Keys for fixed
-tables are folded to lower case, as Postfix folds indexed-table keys.
+one. Each key goes through :class:`relayd.tables.maps.Maps` (maps_find):
+to every table before the next key is tried, pattern tables only for the
+full address, case folded by each table as its ``fold`` says.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from relayd.config import ConfigError
 from relayd.domains import LocalDomains
 from relayd.params import split_list
 from relayd.rewrite.tables import open_tables
+from relayd.tables.maps import Maps
 
 
 def strip_extension(localpart: str, delimiters: str) -> tuple[str, str]:
@@ -52,7 +53,7 @@ class AddressMaps:
 
     def __init__(self, config, parameter: str, specs: list[str] | None = None):
         self.parameter = parameter
-        self.tables = open_tables(config, parameter, specs)
+        self.tables = Maps(parameter, open_tables(config, parameter, specs))
         self.local = LocalDomains.of(config)
         self.delimiters = config["recipient_delimiter"]
         self.myorigin = config["myorigin"].lower()
@@ -61,15 +62,8 @@ class AddressMaps:
         return bool(self.tables)
 
     def find_key(self, key: str, *, partial: bool) -> str | None:
-        """One key put to each table in turn (maps_find()); pattern tables
-        are skipped for ``partial`` keys."""
-        for table in self.tables:
-            if partial and not table.fixed:
-                continue
-            value = table.lookup(key.lower() if table.fixed else key)
-            if value is not None:
-                return value
-        return None
+        """One key put to the tables (:meth:`relayd.tables.maps.Maps.find`)."""
+        return self.tables.find(key, partial=partial)
 
     def find(self, address: str) -> tuple[str, str] | None:
         """The value for ``address`` and the unmatched extension ("" when

@@ -92,6 +92,7 @@ R421_TOO_MANY_CLIENT_CONNECTIONS = Reply(421, "4.7.0", "{} Error: too many conne
 R451_QUEUE_WRITE_ERROR = Reply(451, "4.3.0", "Error: queue file write error")
 R451_TEMPORARY_FAILURE = Reply(451, "4.3.0", "Error: internal error")
 R451_CONFIG_ERROR = Reply(451, "4.3.5", "Server configuration error")
+R451_TEMPORARY_LOOKUP_FAILURE = Reply(451, "4.3.0", "<{}>: Temporary lookup failure")
 R452_TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Error: too many recipients")
 R452_INSUFFICIENT_STORAGE = Reply(452, "4.3.1", "Insufficient system storage")
 R454_RELAY_DEFERRED = Reply(454, "4.7.1", "<{}>: Relay access denied")

@@ -5,8 +5,9 @@
 
 Names are folded to lower case; ``:include:/file``, ``|command`` and
 ``/file`` values are kept as text. Values are re-joined with ", " as
-Postfix's postalias writes them. The compiled form is the same FILE.db as
-``hash:`` (relayd.tables.hashdb), so ``alias_maps = hash:/etc/aliases`` reads it.
+Postfix's postalias writes them. postalias builds the table with
+``compile_table(spec, parse=alias_lines)``, the same FILE.db as ``hash:``
+(relayd.tables.hashdb), so ``alias_maps = hash:/etc/aliases`` reads it.
 Unlike Postfix, relayd does not add the Sendmail/NIS ``@`` and ``YP_*``
 entries.
 """
@@ -15,9 +16,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from relayd.config import ConfigError
-from relayd.tables.base import split_spec
-from relayd.tables.hashdb import write_db
-from relayd.tables.textfile import DUP_WARN, add_entry, logical_lines, read_source
+from relayd.tables.textfile import logical_lines
 
 
 def _split_outside_quotes(text: str, separator: str) -> list[str]:
@@ -62,31 +61,3 @@ def alias_lines(text: str, path: str, *, fold: bool = True) -> Iterator[tuple[in
         except ValueError as exc:
             raise ConfigError(str(exc), file=path, line=number) from None
         yield number, name, value
-
-
-def alias_entries(text: str, path: str, *, fold: bool = True,
-                  duplicates: str = DUP_WARN) -> dict[str, str]:
-    """The entries of an aliases(5) file; duplicates as *duplicates* says
-    (by default logged and the first kept)."""
-    entries: dict[str, str] = {}
-    for number, name, value in alias_lines(text, path, fold=fold):
-        add_entry(entries, name, value, duplicates, f"{path}, line {number}")
-    return entries
-
-
-def compile_aliases(spec: str, *, fold: bool = True, duplicates: str = DUP_WARN,
-                    mode: int | None = None) -> int:
-    """``postalias [-f] [-r|-w] [-p] [hash:]FILE``: FILE -> FILE.db; returns the
-    number of entries."""
-    path = alias_path(spec)
-    entries = alias_entries(read_source(path), path, fold=fold, duplicates=duplicates)
-    write_db(path, entries, mode=mode)
-    return len(entries)
-
-
-def alias_path(spec: str) -> str:
-    """The file of ``[hash:]FILE``; ConfigError for another type (postalias builds hash: only)."""
-    kind, path = split_spec(spec) if ":" in spec else ("hash", spec)
-    if kind != "hash":
-        raise ConfigError(f"{spec}: postalias builds hash: tables only")
-    return path

@@ -5,20 +5,24 @@ found by their ``type:`` prefix in the ``relayd.tables`` entry-point group
 (relayd's own types register there too, see setup.py) and imported only
 when a configuration uses them, so a package can add ``redis:`` or
 ``ldap:``. A table answers :meth:`Table.lookup` with the value, ``None``
-for "not found", or raises :class:`TemporaryLookupError` when its backend
-cannot answer now (the caller then replies 4xx, never accepts or rejects).
-Search orders (access(5), virtual(5)) live above the tables, in
+for "not found", or raises a :class:`TemporaryLookupError` when it cannot
+answer (the caller then replies 4xx, never accepts or rejects). A list of
+tables is searched by :class:`relayd.tables.maps.Maps` (Postfix's
+maps_find); the search orders (access(5), virtual(5)) live above, in
 :mod:`relayd.tables.search`; a table only answers the key it is given.
 """
 from __future__ import annotations
 
 import importlib
+import logging
 from importlib.metadata import entry_points
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from relayd.config import ConfigError
 
 ENTRY_POINT_GROUP = "relayd.tables"
+
+log = logging.getLogger("relayd.tables")
 
 # relayd's own types, also declared as entry points in setup.py; listed here so
 # that a source tree that was never pip-installed works too.
@@ -35,20 +39,37 @@ BUILTIN_TYPES = {
 
 
 class TemporaryLookupError(Exception):
-    """The table's backend cannot answer now (database down, timeout): 4xx."""
+    """A table could not answer: the mail waits (4xx), it is never accepted
+    nor refused on a guess. This class itself is Postfix's DICT_ERR_RETRY:
+    the backend cannot answer now (a database that is down, a table that
+    could not be opened), which smtpd answers ``451 4.3.0 <name>: Temporary
+    lookup failure``."""
+
+
+class LookupConfigError(TemporaryLookupError):
+    """The table answered something unusable (Postfix's DICT_ERR_CONFIG: an
+    empty result, an access value naming a table): still 4xx, answered
+    ``451 4.3.5 Server configuration error``."""
 
 
 class Table:
     """A lookup table. ``spec`` is the "type:name" text it was opened with.
 
     Subclasses implement :meth:`lookup`; file-based ones may also implement
-    :meth:`iterate` (``postmap -s``) and :meth:`build` (``postmap``).
+    :meth:`iterate` (``postmap -s``), :meth:`compile` (``postmap``) and,
+    when they can change in place, :meth:`update` and :meth:`delete`
+    (``postmap -i`` / ``-d``, opened with ``open_table(..., create=True)``).
     ``fixed`` is False for pattern tables (regexp, pcre, cidr...), which get
     the whole search string once instead of the partial keys of a search
-    order (Postfix's DICT_FLAG_PATTERN).
+    order (Postfix's DICT_FLAG_PATTERN). ``fold`` is Postfix's
+    DICT_FLAG_FOLD_FIX: a table whose keys are stored in one case (hash,
+    texthash, inline, unix) folds the keys it is given to lower case in
+    lookup, update and delete; ``postmap -f`` turns it off. Pattern tables
+    decide case by their own flags and ignore it.
     """
 
     fixed = True
+    fold = True
 
     def __init__(self, spec: str, name: str, config=None):
         self.spec = spec
@@ -61,23 +82,55 @@ class Table:
     def iterate(self) -> Iterator[tuple[str, str]]:
         raise ConfigError(f"{self.spec}: this table type cannot be listed")
 
-    def without_case_folding(self) -> "Table":
-        """``postmap -f``: look keys up as given instead of in lower case.
+    def folded(self, key: str) -> str:
+        """*key* as this table stores it: lower case when ``fold`` is on."""
+        return key.lower() if self.fold else key
 
-        Only the types that fold keys (hash, texthash) change; pattern tables
-        decide case by their own flags, as in Postfix, and return themselves."""
+    def without_case_folding(self) -> "Table":
+        """``postmap -f``: keys as given instead of in lower case (clears ``fold``).
+
+        Types that hold folded keys in memory (texthash) re-read their source."""
+        self.fold = False
         return self
 
-    def build(self) -> None:
-        """Recompile this table from its source (``postmap type:name``)."""
-        type(self).compile(self.spec, self.name, self.config)
+    def update(self, entries: Iterable[tuple[str, str]], *, duplicates: str = "warn",
+               mode: int | None = None) -> int:
+        """``postmap -i``: add *entries* (key, value), all or none; returns how
+        many were written. A key already present is handled as *duplicates*
+        says ("warn": keep the old value and log, "ignore", "replace"); *mode*
+        sets the permission bits of a file the update creates."""
+        raise ConfigError(f"{self.spec}: cannot update this table type")
+
+    def delete(self, keys: Iterable[str]) -> int:
+        """``postmap -d``: remove *keys*, all or none; returns how many were there."""
+        raise ConfigError(f"{self.spec}: cannot delete from this table type")
+
+    def close(self) -> None:
+        """Let go of what the table holds open (files, connections)."""
+
+    def __enter__(self) -> "Table":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @classmethod
-    def compile(cls, spec: str, name: str, config=None) -> int:
+    def open_for_update(cls, spec: str, name: str, config=None) -> "Table":
+        """The table opened to be changed (:meth:`update`, :meth:`delete`);
+        types that can change in place open it even when it does not exist
+        yet (Postfix's O_RDWR | O_CREAT). By default: opened as for lookups."""
+        return cls(spec, name, config)
+
+    @classmethod
+    def compile(cls, spec: str, name: str, config=None, **options) -> int:
         """Build the compiled form of ``name`` from its source, without
         opening the table first (its compiled form may not exist yet);
-        returns the number of entries written. Types with nothing to build
-        (the text and pattern types read their source directly) refuse."""
+        returns the number of entries written. *options* are postmap's:
+        ``fold``, ``duplicates``, ``mode`` and ``parse`` (the source format:
+        a function text, path, fold= -> (line, key, value), as
+        :func:`relayd.tables.textfile.key_value_lines`; postalias passes
+        the aliases(5) one). Types with nothing to build (the text and
+        pattern types read their source directly) refuse."""
         raise ConfigError(f"{spec}: this table type has nothing to build")
 
     def __repr__(self) -> str:
@@ -107,22 +160,25 @@ def table_class(kind: str) -> type[Table]:
     return getattr(importlib.import_module(module), attr)
 
 
-def open_table(spec: str, config=None) -> Table:
+def open_table(spec: str, config=None, *, create: bool = False) -> Table:
     """Open the table ``spec`` ("type:name"); ConfigError when it cannot be.
 
     With a *config*, ``$name`` forms in spec (``hash:$config_directory/access``)
-    are expanded against it first.
+    are expanded against it first. With *create*, the table is opened to be
+    changed and need not exist yet (:meth:`Table.open_for_update`).
     """
     spec = _expanded(spec, config)
     kind, name = split_spec(spec)
-    return table_class(kind)(spec, name, config)
+    cls = table_class(kind)
+    return cls.open_for_update(spec, name, config) if create else cls(spec, name, config)
 
 
-def compile_table(spec: str, config=None) -> int:
-    """``postmap type:name``: build the table's compiled form from its source."""
+def compile_table(spec: str, config=None, **options) -> int:
+    """``postmap type:name``: build the table's compiled form from its source
+    (*options* as :meth:`Table.compile`)."""
     spec = _expanded(spec, config)
     kind, name = split_spec(spec)
-    return table_class(kind).compile(spec, name, config)
+    return table_class(kind).compile(spec, name, config, **options)
 
 
 def _expanded(spec: str, config) -> str:
@@ -136,14 +192,15 @@ class TableUnavailable(ConfigError):
 
 class UnavailableTable(Table):
     """Stands in for a table that could not be opened (Postfix's dict_surrogate):
-    every lookup is a temporary failure naming the cause, so mail that needs
-    the table gets 4xx and nothing else is affected."""
+    every lookup is a temporary failure (DICT_ERR_RETRY) naming the cause, so
+    mail that needs the table gets 4xx and nothing else is affected."""
 
     def __init__(self, spec: str, reason: str):
         super().__init__(spec, spec.partition(":")[2])
         self.reason = reason
 
     def lookup(self, key: str) -> str | None:
+        log.warning("%s is unavailable. %s", self.spec, self.reason)
         raise TemporaryLookupError(f"{self.spec} is unavailable: {self.reason}")
 
 

@@ -39,14 +39,15 @@ class FileTable(Table):
     contents object their :meth:`lookup` uses through :meth:`contents`.
     """
 
-    def __init__(self, spec: str, name: str, config=None):
+    def __init__(self, spec: str, name: str, config=None, *, load: bool = True):
         super().__init__(spec, name, config)
         if not name:
             raise ConfigError(f"{spec}: missing file name")
         self.path = name
-        self._identity = file_identity(self.watched_path())
-        self._contents = self.load()
-        self._checked = time.monotonic()
+        # Not loaded (a table opened to be changed): the first lookup loads it.
+        self._identity = file_identity(self.watched_path()) if load else None
+        self._contents = self.load() if load else None
+        self._checked = time.monotonic() if load else -CHECK_INTERVAL
 
     def watched_path(self) -> str:
         """The file whose change triggers a reload (the source, or FILE.db)."""

@@ -15,13 +15,14 @@ import os
 import shutil
 import sqlite3
 from collections import OrderedDict
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 from urllib.parse import quote
 
 from relayd.config import ConfigError
 from relayd.tables.base import TableUnavailable, TemporaryLookupError
 from relayd.tables.filetable import FileTable
-from relayd.tables.textfile import DUP_REPLACE, DUP_WARN, key_value_entries, read_source
+from relayd.tables.textfile import (DUP_REPLACE, DUP_WARN, key_value_entries, key_value_lines,
+                                   read_source)
 
 log = logging.getLogger("relayd.tables")
 
@@ -38,6 +39,9 @@ _ABSENT = object()
 
 # Bumped in a forked child: an SQLite connection must not cross a fork().
 _fork_generation = 0
+
+# A source format: (text, path, fold=) -> (line number, key, value) per entry.
+Parser = Callable[..., Iterator[tuple[int, str, str]]]
 
 
 def _after_fork_in_child() -> None:
@@ -62,9 +66,11 @@ def write_db(path: str, entries: dict[str, str], *, mode: int | None = None) -> 
 
 
 def build_hash(path: str, *, fold: bool = True, duplicates: str = DUP_WARN,
-               mode: int | None = None) -> int:
-    """``postmap [-f] [-r|-w] [-p] hash:FILE``: FILE -> FILE.db; the number of entries."""
-    entries = key_value_entries(read_source(path), path, fold=fold, duplicates=duplicates)
+               mode: int | None = None, parse: Parser = key_value_lines) -> int:
+    """``postmap [-f] [-r|-w] [-p] hash:FILE``: FILE -> FILE.db; the number of
+    entries. *parse* reads the source format (postalias passes aliases(5)'s)."""
+    entries = key_value_entries(read_source(path), path, fold=fold, duplicates=duplicates,
+                                parse=parse)
     write_db(path, entries, mode=mode)
     return len(entries)
 
@@ -234,10 +240,10 @@ class HashTable(FileTable):
 
     fold = True
 
-    def __init__(self, spec: str, name: str, config=None):
+    def __init__(self, spec: str, name: str, config=None, *, load: bool = True):
         self._cache: OrderedDict[str, str | None] = OrderedDict()
         self._cached_for = None  # the connection whose answers _cache holds
-        super().__init__(spec, name, config)
+        super().__init__(spec, name, config, load=load)
 
     def watched_path(self) -> str:
         return db_path(self.path)
@@ -247,15 +253,35 @@ class HashTable(FileTable):
         return open_db(self.path)
 
     @classmethod
-    def compile(cls, spec: str, name: str, config=None) -> int:
+    def compile(cls, spec: str, name: str, config=None, **options) -> int:
         """``postmap hash:FILE``: FILE -> FILE.db; returns the number of entries."""
-        return build_hash(name)
+        return build_hash(name, **options)
+
+    @classmethod
+    def open_for_update(cls, spec: str, name: str, config=None) -> "HashTable":
+        """Opened for :meth:`update` / :meth:`delete`: FILE.db need not exist yet."""
+        return cls(spec, name, config, load=False)
+
+    def update(self, entries, *, duplicates: str = DUP_WARN, mode: int | None = None) -> int:
+        """``postmap -i``: see :func:`update_db`; keys folded as ``fold`` says."""
+        self._cache.clear()
+        return update_db(self.path, ((self.folded(k), v) for k, v in entries),
+                         duplicates=duplicates, mode=mode)
+
+    def delete(self, keys) -> int:
+        """``postmap -d``: see :func:`delete_keys`; keys folded as ``fold`` says."""
+        self._cache.clear()
+        return delete_keys(self.path, [self.folded(k) for k in keys])
+
+    def close(self) -> None:
+        if self._contents is not None:
+            self._contents.close()
+            self._contents = self._cached_for = None
 
     def without_case_folding(self) -> "HashTable":
         """``postmap -f``: look keys up exactly as given."""
-        self.fold = False
         self._cache.clear()
-        return self
+        return super().without_case_folding()
 
     def lookup(self, key: str) -> str | None:
         conn = self.contents()
@@ -265,8 +291,7 @@ class HashTable(FileTable):
         if conn is not self._cached_for:  # reloaded (or first lookup): old answers are void
             cache.clear()
             self._cached_for = conn
-        if self.fold:
-            key = key.lower()
+        key = self.folded(key)
         value = cache.get(key, _ABSENT)
         if value is not _ABSENT:
             cache.move_to_end(key)

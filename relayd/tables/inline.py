@@ -35,22 +35,32 @@ def _items(text: str, spec: str) -> list[str]:
 
 
 class InlineTable(Table):
-    """Keys are case-insensitive, as in Postfix's inline: (an indexed table)."""
+    """Keys are folded to lower case, as in Postfix's inline: (an indexed table)."""
 
     def __init__(self, spec: str, name: str, config=None):
         super().__init__(spec, name, config)
         body = name.strip()
         if not (body.startswith("{") and body.endswith("}")):
             raise ConfigError(f"{spec}: expected inline:{{ key=value ... }}")
-        self.entries: dict[str, str] = {}
+        self.items: list[tuple[str, str]] = []
         for item in _items(body[1:-1], spec):
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
                 raise ConfigError(f"{spec}: expected key=value, got {item!r}")
-            self.entries[key.strip().lower()] = value.strip()
+            self.items.append((key.strip(), value.strip()))
+        self.entries = self._entries()
+
+    def _entries(self) -> dict[str, str]:
+        return {self.folded(key): value for key, value in self.items}
+
+    def without_case_folding(self) -> "InlineTable":
+        """``postmap -f``: keys kept and looked up as written."""
+        super().without_case_folding()
+        self.entries = self._entries()
+        return self
 
     def lookup(self, key: str) -> str | None:
-        return self.entries.get(key.lower())
+        return self.entries.get(self.folded(key))
 
     def iterate(self):
         return iter(self.entries.items())

@@ -6,19 +6,14 @@ the first query is the whole string ("full"); the derived ones (parent
 domains, ``user@``, shortened addresses) are "partial" and go only to
 fixed tables, never to pattern tables (regexp, pcre, static...), which see
 the whole string once (Postfix's DICT_FLAG_FIXED, src/global/maps.c).
-With several tables "each query pattern is sent to each table before
-trying the next query pattern" (virtual(5)); :func:`search` does that.
-
-Case folding is the table's business (indexed tables fold keys to lower
-case, pattern tables match case-insensitively by default), so keys are
-built from the string as given.
+:meth:`relayd.tables.maps.Maps.search` puts them to a list of tables.
+Case folding is each table's business (``Table.fold``), so keys are built
+from the string as given.
 """
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, NamedTuple
-
-from relayd.tables.base import Table
+from typing import NamedTuple
 
 # Local parts Postfix never splits at the recipient delimiter (split_addr.c).
 _UNSPLIT = ("postmaster", "mailer-daemon")
@@ -29,33 +24,6 @@ class Query(NamedTuple):
 
     key: str
     partial: bool
-
-
-class Found(NamedTuple):
-    """A search result: the value, the key that found it and the table."""
-
-    value: str
-    key: str
-    table: Table
-
-
-def search(tables: Iterable[Table], queries: Iterable[Query]) -> Found | None:
-    """The first value found: each query is sent to each table in turn.
-
-    A table that cannot answer raises TemporaryLookupError, which ends the
-    search (the caller replies 4xx; a later table must not decide instead).
-    """
-    tables = list(tables)
-    for key, partial in queries:
-        if not key:
-            continue
-        for table in tables:
-            if partial and not table.fixed:
-                continue
-            value = table.lookup(key)
-            if value is not None:
-                return Found(value, key, table)
-    return None
 
 
 def strip_extension(localpart: str, delimiters: str, *, double_bounce: str = "double-bounce",

@@ -83,11 +83,12 @@ def key_value_lines(text: str, path: str, *, fold: bool = True) -> Iterator[tupl
 
 
 def key_value_entries(text: str, path: str, *, fold: bool = True,
-                      duplicates: str = DUP_WARN) -> dict[str, str]:
-    """The entries of an access(5)-style source as a dict (see :func:`key_value_lines`);
-    a duplicate key is handled as *duplicates* says (by default logged and the
-    first one kept, as Postfix's postmap does)."""
+                      duplicates: str = DUP_WARN, parse=key_value_lines) -> dict[str, str]:
+    """The entries of an access(5)-style source as a dict (see :func:`key_value_lines`;
+    *parse* reads another format, such as aliases(5)); a duplicate key is handled
+    as *duplicates* says (by default logged and the first one kept, as Postfix's
+    postmap does)."""
     entries: dict[str, str] = {}
-    for number, key, value in key_value_lines(text, path, fold=fold):
+    for number, key, value in parse(text, path, fold=fold):
         add_entry(entries, key, value, duplicates, f"{path}, line {number}")
     return entries

@@ -12,19 +12,17 @@ from relayd.tables.textfile import key_value_entries, read_source
 class TextHashTable(FileTable):
     """An access(5)/virtual(5) source file, held as a dict, reloaded on change."""
 
-    fold = True
-
     def load(self) -> dict[str, str]:
         return key_value_entries(read_source(self.path), self.path, fold=self.fold)
 
     def without_case_folding(self) -> "TextHashTable":
         """``postmap -f``: keys kept and looked up as written (the file is re-read)."""
-        self.fold = False
+        super().without_case_folding()
         self._contents = self.load()
         return self
 
     def lookup(self, key: str) -> str | None:
-        return self.contents().get(key.lower() if self.fold else key)
+        return self.contents().get(self.folded(key))
 
     def iterate(self):
         return iter(self.contents().items())

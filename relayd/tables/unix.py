@@ -13,7 +13,7 @@ from relayd.tables.base import Table
 
 
 class UnixTable(Table):
-    """The passwd database; keys are folded to lower case, as Postfix's maps fold them."""
+    """The passwd database; keys are folded to lower case (``fold``), as Postfix's dict_unix."""
 
     def __init__(self, spec: str, name: str, config=None):
         super().__init__(spec, name, config)
@@ -22,7 +22,7 @@ class UnixTable(Table):
 
     def lookup(self, key: str) -> str | None:
         try:
-            pw = pwd.getpwnam(key.lower())
+            pw = pwd.getpwnam(self.folded(key))
         except KeyError:
             return None
         return ":".join((pw.pw_name, pw.pw_passwd, str(pw.pw_uid), str(pw.pw_gid),

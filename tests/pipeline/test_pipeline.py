@@ -67,10 +67,24 @@ def test_a_check_that_raises_gives_451_4_3_0_never_an_accept():
     assert evaluate(elements, context()) == Defer(R.R451_TEMPORARY_FAILURE)
 
 
-def test_a_lookup_that_cannot_answer_gives_451_4_3_5():
+def test_a_lookup_that_cannot_answer_gives_451_4_3_0_naming_the_object():
+    """smtpd_check.c reject_dict_retry: DICT_ERR_RETRY names the list's object."""
     def down(ctx):
         raise TemporaryLookupError("mysql: connection refused")
     elements = compile_restrictions("x", "down, permit", registry_with(down=down))
+    assert evaluate(elements, context()) == Defer(
+        R.R451_TEMPORARY_LOOKUP_FAILURE.format("user@foreign.example"))
+    assert str(evaluate(elements, context()).reply) == (
+        "451 4.3.0 <user@foreign.example>: Temporary lookup failure")
+
+
+def test_a_lookup_that_answers_nonsense_gives_451_4_3_5():
+    """smtpd_check.c reject_server_error: DICT_ERR_CONFIG."""
+    from relayd.tables.base import LookupConfigError
+
+    def bad(ctx):
+        raise LookupConfigError("virtual_alias_maps: empty result")
+    elements = compile_restrictions("x", "bad, permit", registry_with(bad=bad))
     assert evaluate(elements, context()) == Defer(R.R451_CONFIG_ERROR)
 
 
@@ -118,7 +132,8 @@ def test_relay_domains_and_mydestination_may_be_tables(tmp_path):
 
 
 def test_a_missing_relay_domains_table_defers_instead_of_deciding(tmp_path):
+    """A table that cannot be opened is Postfix's dict_surrogate: DICT_ERR_RETRY."""
     config = load_config(main_cf=f"mynetworks = 192.0.2.0/24\n"
                                  f"relay_domains = hash:{tmp_path / 'missing'}\n")
     assert Restrictions(config).check_recipient(OUTSIDE, "a@example.org", "x@foreign.example") == \
-        R.R451_CONFIG_ERROR
+        R.R451_TEMPORARY_LOOKUP_FAILURE.format("x@foreign.example")

@@ -179,14 +179,15 @@ def test_undefined_restriction_class_stops_startup():
 
 def test_a_table_that_cannot_answer_gives_451_4_3_5_naming_the_address():
     class Down:
-        fixed = True
+        spec, fixed = "down:x", True
 
         def lookup(self, key):
             from relayd.tables.base import TemporaryLookupError
             raise TemporaryLookupError("database down")
     from relayd.checks.access import AccessTables
+    from relayd.tables.maps import Maps
     rules = restrictions("smtpd_sender_restrictions = check_sender_access static:OK\n")
     # A mock: no built-in table type can be made to fail on demand here.
-    AccessTables.of(rules.config).tables["static:OK"] = Down()
+    AccessTables.of(rules.config).tables["static:OK"] = Maps("static:OK", [Down()])
     assert Dialogue(rules).mail("a@sender.example", "x@example.com") == [
         "451 4.3.5 <a@sender.example>: Sender address rejected: Server configuration error"]

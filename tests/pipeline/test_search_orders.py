@@ -3,22 +3,7 @@ order access(5) documents and Postfix's own defaults."""
 import subprocess
 
 from relayd.config import load_config
-from relayd.tables.base import open_table
-from relayd.tables.search import (Query, address_queries, host_queries, search,
-                                  strip_extension)
-
-
-class Recording:
-    """A real inline table that also records the keys it was asked."""
-
-    def __init__(self, spec):
-        self.table = open_table(spec)
-        self.fixed = self.table.fixed
-        self.asked = []
-
-    def lookup(self, key):
-        self.asked.append(key)
-        return self.table.lookup(key)
+from relayd.tables.search import address_queries, host_queries, strip_extension
 
 
 def keys(queries):
@@ -50,30 +35,6 @@ def test_host_order_name_parents_then_shortened_addresses():
         "mail.example.com", "example.com", "com", "192.0.2.25", "192.0.2", "192.0", "192"]
     assert keys(host_queries("unknown", "2001:db8::25")) == [
         "unknown", "2001:db8::25", "2001:db8:", "2001:db8", "2001"]
-
-
-def test_pattern_tables_see_only_the_full_strings():
-    pattern = Recording("static:REJECT")
-    assert search([pattern], host_queries("mail.example.com", "192.0.2.25")).value == "REJECT"
-    assert pattern.asked == ["mail.example.com"]
-    pattern = Recording("static:REJECT")
-    indexed = Recording("inline:{other=OK}")
-    search([indexed, pattern], address_queries("u@example.com"))
-    assert indexed.asked == ["u@example.com"] and pattern.asked == ["u@example.com"]
-
-
-def test_each_query_goes_to_each_table_before_the_next_query():
-    first = Recording("inline:{example.com=FIRST}")
-    second = Recording("inline:{u@example.com=SECOND}")
-    found = search([first, second], address_queries("u@example.com"))
-    assert (found.value, found.key) == ("SECOND", "u@example.com")
-    assert first.asked == ["u@example.com"] and second.asked == ["u@example.com"]
-
-
-def test_search_skips_empty_keys():
-    table = Recording("inline:{a=b}")
-    assert search([table], [Query("", False), Query("a", True)]).value == "b"
-    assert table.asked == ["a"]
 
 
 def test_defaults_match_postfix_postconf():

@@ -78,7 +78,23 @@ def test_reject_unlisted_sender(make_config):
 
 
 def test_lookup_failure_is_451(make_config, monkeypatch):
+    """check_mail_addr_find(): a table that cannot answer is reject_dict_retry,
+    naming the address validated."""
     from relayd.tables import base
     monkeypatch.setitem(base.BUILTIN_TYPES, "down", "tests.rewrite.test_rewriter:Down")
     reply = check(make_config, "ann@relay.example", relay_recipient_maps="down:x")
-    assert (reply.code, reply.status) == (451, "4.3.5")
+    assert str(reply) == "451 4.3.0 <ann@relay.example>: Temporary lookup failure"
+
+
+def test_an_unusable_answer_is_a_server_configuration_error(make_config):
+    """check_mail_addr_find(): an empty result (DICT_ERR_CONFIG) is reject_server_error."""
+    reply = check(make_config, "ann@relay.example", relay_recipient_maps="inline:{ ann@relay.example= }")
+    assert str(reply) == "451 4.3.5 Server configuration error"
+
+
+def test_unlisted_sender_lookup_failure_names_the_sender(make_config, monkeypatch):
+    from relayd.tables import base
+    monkeypatch.setitem(base.BUILTIN_TYPES, "down", "tests.rewrite.test_rewriter:Down")
+    reply = check(make_config, "x@relay.example", sender="eve@example.com",
+                  smtpd_sender_restrictions="reject_unlisted_sender", local_recipient_maps="down:x")
+    assert str(reply) == "451 4.3.0 <eve@example.com>: Temporary lookup failure"

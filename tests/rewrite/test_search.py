@@ -3,6 +3,7 @@ import pytest
 
 from relayd.config import ConfigError
 from relayd.rewrite.maps import AddressMaps, strip_extension
+from relayd.tables.inline import InlineTable
 
 
 def maps(make_config, table, **params):
@@ -48,7 +49,7 @@ def test_each_key_goes_to_every_table_before_the_next_key(make_config):
 
 def test_pattern_tables_see_only_the_full_address(make_config):
     m = maps(make_config, "static:pattern@x")
-    assert not m.tables[0].fixed
+    assert not m.tables.tables[0].fixed
     assert m.find("bob+ext@example.org") == ("pattern@x", "")
 
 
@@ -84,3 +85,20 @@ def test_proxy_prefix_is_removed_and_a_bad_type_names_the_parameter(make_config)
     assert maps(make_config, "proxy:inline:{ a@b=c@d }").find("a@b") == ("c@d", "")
     with pytest.raises(ConfigError, match="parameter canonical_maps: unsupported dictionary type: nosuch"):
         maps(make_config, "nosuch:/etc/x")
+
+
+class CaseSensitive(InlineTable):
+    """A fixed table whose keys keep their case, as Postfix's tcp: and
+    socketmap: (they fold only with fold_mul, which no caller sets)."""
+
+    fold = False
+
+
+def test_case_folding_is_the_tables_not_the_searchs(make_config, monkeypatch):
+    """Postfix folds in each dict (DICT_FLAG_FOLD_FIX), maps_find() passes the
+    key as given: a case-sensitive fixed table sees the address unchanged."""
+    from relayd.tables import base
+    monkeypatch.setitem(base.BUILTIN_TYPES, "exact", "tests.rewrite.test_search:CaseSensitive")
+    m = maps(make_config, "exact:{ Bob@Example.ORG=b@x }")
+    assert m.find("Bob@Example.ORG") == ("b@x", "")
+    assert m.find("bob@example.org") is None
