@@ -25,7 +25,7 @@ choice     one of the parameter's ``choices``                     str
 =========  =====================================================  ==========
 
 Parameters Postfix knows but relayd does not use yet are declared too (from
-``relayd.config.compat``) so that a stock Postfix main.cf loads without
+the data file ``relayd/postfix-defaults.cf``, Postfix's ``postconf -d``) so that a stock Postfix main.cf loads without
 "unused parameter" warnings. They are marked ``compat``: ``config show`` prints
 them and ``$name`` expands them, but code never reads one (``Config[name]``
 raises :class:`relayd.config.UnusedParameter`, and tests/config/test_param_reads.py
@@ -37,8 +37,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 from functools import cache
-
-from relayd.config.compat import POSTFIX_DEFAULTS
+from importlib import resources
 
 TYPES = ("str", "int", "size", "bool", "time", "list", "choice")
 
@@ -328,6 +327,18 @@ _RELAYD = [
           "with its own queue journal; 'auto' means one per CPU core.", choices=("auto",)),
     *_POSTFIX_USED,
 ]
+
+def _postfix_defaults() -> dict[str, str]:
+    """The compat parameters and their default texts, read from the data file
+    postfix-defaults.cf ("name = default" lines, # comments)."""
+    text = resources.files("relayd").joinpath("postfix-defaults.cf").read_text("utf-8")
+    return {name: value.strip()
+            for name, _, value in (line.partition(" =") for line in text.splitlines())
+            if name and not name.startswith("#")}
+
+
+# Postfix's parameters that relayd only knows for compatibility, with their defaults.
+POSTFIX_DEFAULTS: dict[str, str] = _postfix_defaults()
 
 PARAMS: dict[str, Param] = {
     **{name: Param(name, "str", default, COMPAT_DOC, compat=True)

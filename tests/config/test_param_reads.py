@@ -16,7 +16,7 @@ The test walks relayd/ with the ast module and finds every parameter read:
   STAGE_PARAMETERS``); a variable the test cannot follow must be in DYNAMIC_READS.
 
 A name read must be declared in relayd.params with a type. The ~900 Postfix
-parameters declared only for compatibility (relayd.config.compat, untyped
+parameters declared only for compatibility (relayd/postfix-defaults.cf, untyped
 text) do not count: code that read one would get a string where the
 parameter's Postfix type is a number, a boolean or a list (issue 7: RSET's
 timeout read as "20s" crashed every delivery that needed an RSET).
@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from relayd.config import load_config
-from relayd.config.compat import POSTFIX_DEFAULTS
+from relayd.params import POSTFIX_DEFAULTS
 from relayd.params import COMPAT_DOC, PARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
