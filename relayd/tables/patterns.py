@@ -77,8 +77,8 @@ class PatternTable(FileTable):
     flag_stop = " \t"
 
     def __init__(self, spec: str, name: str, config=None):
-        limit = config.get("header_size_limit", KEY_SIZE_LIMIT) if config is not None else None
-        self.key_limit = int(limit or KEY_SIZE_LIMIT)
+        limit = config["header_size_limit"] if config is not None else KEY_SIZE_LIMIT
+        self.key_limit = limit or KEY_SIZE_LIMIT
         super().__init__(spec, name, config)
 
     def compile_pattern(self, text: str, flags: str) -> tuple[regex.Pattern, bool]:
