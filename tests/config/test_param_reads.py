@@ -60,7 +60,7 @@ ACCESSORS = {
     "table_specs": ("parameter",),              # relayd/rewrite/tables.py
     "_open_maps": ("name",),                    # relayd/content/checks.py: a *_checks parameter
     "_domain_list": ("name",),                  # relayd/checks/relay.py
-    "_class_text": ("name",),                   # relayd/pipeline/restrictions.py (user-named classes)
+    "_class_words": ("name",),                  # relayd/pipeline/restrictions.py (user-named classes)
 }
 
 # Reads whose parameter name is computed at run time, by file and function:
