@@ -362,6 +362,16 @@ def domain_of(hostname: str) -> str:
     return rest if dot and rest else "localdomain"
 
 
+def typed_default(name: str):
+    """The typed default of parameter *name*, for code that runs without a
+    configuration (postmap without -c). Only for a default that refers to no
+    other parameter: expanding one takes a configuration (relayd.config)."""
+    param = PARAMS[name]
+    if "$" in param.default or name in COMPUTED:
+        raise ValueError(f"the default of {name} needs a configuration: {param.default!r}")
+    return convert(param, param.default)
+
+
 class BadValue(ValueError):
     """A text that is not a valid value of its parameter's type; str() says why,
     in Postfix's words ("bad numerical value: 10M")."""

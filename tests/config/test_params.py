@@ -7,7 +7,7 @@ import pytest
 
 from relayd.config import load_config
 from relayd.params import (_RELAYD, PARAMS, POSTFIX_DEFAULTS, TIME_UNITS, TYPES, BadValue, convert,
-                           split_list)
+                           split_list, typed_default)
 
 SPEC_NAMES = """myhostname mydomain myorigin mydestination mynetworks mynetworks_style
 relay_domains relayhost inet_interfaces inet_protocols message_size_limit smtpd_recipient_limit
@@ -172,3 +172,13 @@ def test_postfix_defaults_are_read_from_the_data_file():
     assert POSTFIX_DEFAULTS["allow_mail_to_commands"] == "alias, forward"
     assert len(POSTFIX_DEFAULTS) > 900 and not any(n.startswith("#") for n in POSTFIX_DEFAULTS)
     assert load_config().raw("virtual_mailbox_limit") == "51200000"
+
+
+def test_typed_default_is_the_declared_default_converted():
+    # For code without a configuration (postmap without -c): no second default table.
+    assert typed_default("header_size_limit") == 102400
+    assert typed_default("smtpd_timeout") == 300
+    assert typed_default("smtpd_helo_required") is False
+    for name in ("mydestination", "myhostname"):   # $name and computed defaults need a Config
+        with pytest.raises(ValueError, match=f"default of {name} needs a configuration"):
+            typed_default(name)
