@@ -25,10 +25,11 @@ choice     one of the parameter's ``choices``                     str
 =========  =====================================================  ==========
 
 Parameters Postfix knows but relayd does not use yet are declared too (from
-the data file ``relayd/postfix-defaults.cf``, Postfix's ``postconf -d``) so that a stock Postfix main.cf loads without
-"unused parameter" warnings. They are marked ``compat``: ``config show`` prints
-them and ``$name`` expands them, but code never reads one (``Config[name]``
-raises :class:`relayd.config.UnusedParameter`, and tests/config/test_param_reads.py
+the data file ``relayd/postfix-defaults.cf``, Postfix's ``postconf -d``) so
+that a stock Postfix main.cf loads without "unused parameter" warnings. They
+are marked ``compat``: ``config show`` prints them and ``$name`` expands them,
+but code never reads one (``Config[name]`` raises
+:class:`relayd.config.UnusedParameter`, and tests/config/test_param_reads.py
 finds every read in the code): to use one, declare it here with its type.
 """
 from __future__ import annotations
