@@ -7,6 +7,8 @@ setup(
     description="SMTP edge relay on gevent, configured like Postfix",
     python_requires=">=3.11",
     packages=find_packages(include=["relayd", "relayd.*"]),
+    # Postfix's postconf -d list: the compat parameters relayd.params declares.
+    package_data={"relayd": ["postfix-defaults.cf"]},
     install_requires=[
         "gevent>=23.9",
         "dnspython>=2.4",

@@ -41,7 +41,7 @@ def socket_path(queue_directory: str) -> str:
 class ControlServer:
     """Answers control requests with ``handlers[command](command, args) -> str``."""
 
-    def __init__(self, queue_directory: str, handlers: dict, timeout: float = 3600.0):
+    def __init__(self, queue_directory: str, handlers: dict, *, timeout: float):
         self.path = socket_path(queue_directory)
         self.handlers = handlers
         self.timeout = timeout

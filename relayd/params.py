@@ -25,10 +25,11 @@ choice     one of the parameter's ``choices``                     str
 =========  =====================================================  ==========
 
 Parameters Postfix knows but relayd does not use yet are declared too (from
-``relayd.config.compat``) so that a stock Postfix main.cf loads without
-"unused parameter" warnings. They are marked ``compat``: ``config show`` prints
-them and ``$name`` expands them, but code never reads one (``Config[name]``
-raises :class:`relayd.config.UnusedParameter`, and tests/config/test_param_reads.py
+the data file ``relayd/postfix-defaults.cf``, Postfix's ``postconf -d``) so
+that a stock Postfix main.cf loads without "unused parameter" warnings. They
+are marked ``compat``: ``config show`` prints them and ``$name`` expands them,
+but code never reads one (``Config[name]`` raises
+:class:`relayd.config.UnusedParameter`, and tests/config/test_param_reads.py
 finds every read in the code): to use one, declare it here with its type.
 """
 from __future__ import annotations
@@ -37,8 +38,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 from functools import cache
-
-from relayd.config.compat import POSTFIX_DEFAULTS
+from importlib import resources
 
 TYPES = ("str", "int", "size", "bool", "time", "list", "choice")
 
@@ -338,6 +338,18 @@ _RELAYD = [
     *_POSTFIX_USED,
 ]
 
+def _postfix_defaults() -> dict[str, str]:
+    """The compat parameters and their default texts, read from the data file
+    postfix-defaults.cf ("name = default" lines, # comments)."""
+    text = resources.files("relayd").joinpath("postfix-defaults.cf").read_text("utf-8")
+    return {name: value.strip()
+            for name, _, value in (line.partition(" =") for line in text.splitlines())
+            if name and not name.startswith("#")}
+
+
+# Postfix's parameters that relayd only knows for compatibility, with their defaults.
+POSTFIX_DEFAULTS: dict[str, str] = _postfix_defaults()
+
 PARAMS: dict[str, Param] = {
     **{name: Param(name, "str", default, COMPAT_DOC, compat=True)
        for name, default in POSTFIX_DEFAULTS.items()},
@@ -358,6 +370,16 @@ def domain_of(hostname: str) -> str:
     """The default mydomain for a myhostname: what follows the first dot, else 'localdomain'."""
     _, dot, rest = hostname.partition(".")
     return rest if dot and rest else "localdomain"
+
+
+def typed_default(name: str):
+    """The typed default of parameter *name*, for code that runs without a
+    configuration (postmap without -c). Only for a default that refers to no
+    other parameter: expanding one takes a configuration (relayd.config)."""
+    param = PARAMS[name]
+    if "$" in param.default or name in COMPUTED:
+        raise ValueError(f"the default of {name} needs a configuration: {param.default!r}")
+    return convert(param, param.default)
 
 
 class BadValue(ValueError):

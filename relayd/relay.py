@@ -57,7 +57,7 @@ class Relay:
             config = load_config(config_directory, main_cf=main_cf, master_cf=master_cf,
                                  **params)
         elif params:
-            config = config.with_overrides({k: _text(v) for k, v in params.items()})
+            config = config.with_overrides(params)
         self.config = config
         self._listen = listen
         self._sockets = sockets or {}
@@ -254,17 +254,9 @@ def _share_delivery_limits(config, workers: int):
     among ``workers`` pools."""
     destination = config["default_destination_concurrency_limit"]
     return config.with_overrides({
-        "default_process_limit": str(max(1, math.ceil(config.delivery_concurrency() / workers))),
-        "default_destination_concurrency_limit": str(max(1, math.ceil(destination / workers))),
+        "default_process_limit": max(1, math.ceil(config.delivery_concurrency() / workers)),
+        "default_destination_concurrency_limit": max(1, math.ceil(destination / workers)),
     })
-
-
-def _text(value) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value))
-    return str(value)
 
 
 def _version() -> str:

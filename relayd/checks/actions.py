@@ -13,7 +13,7 @@ import logging
 import re
 
 from relayd.checks.names import RECIPIENT_CLASS, SENDER_CLASS
-from relayd.pipeline.dispatcher import split_list
+from relayd.params import split_list
 from relayd.pipeline.verdicts import (DUNNO, OK, Bcc, Defer, DeferIfPermit, DeferIfReject,
                                       Discard, Filter, Hold, Info, Prepend, Redirect, Reject,
                                       RestrictionList, Verdict, Warn, is_header_line)

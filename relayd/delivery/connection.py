@@ -164,7 +164,7 @@ def _strerror(exc: OSError) -> str:
 class ConnectionCache:
     """Idle SMTP connections by next hop, for reuse by the next message."""
 
-    def __init__(self, idle_limit: float = 2.0, reuse_time_limit: float = 300.0) -> None:
+    def __init__(self, idle_limit: float, reuse_time_limit: float) -> None:
         self.idle_limit, self.reuse_time_limit = idle_limit, reuse_time_limit
         self._idle: dict[str, list[SmtpConnection]] = {}
 

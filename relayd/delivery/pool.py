@@ -25,7 +25,7 @@ log = logging.getLogger("relayd.qmgr")
 class DeliveryPool:
     """Bounded, per-destination-fair execution of delivery jobs."""
 
-    def __init__(self, destination_limit: int = 20, process_limit: int = 100) -> None:
+    def __init__(self, destination_limit: int, process_limit: int) -> None:
         self.destination_limit = max(1, destination_limit)
         self.process_limit = max(1, process_limit)
         self._queues: dict[str, deque[Callable[[], None]]] = {}

@@ -122,7 +122,7 @@ class QueueManager:
                 self._activate(message, now)
 
     def _sleep_time(self) -> float:
-        delay = float(self.config["queue_run_delay"])
+        delay = self.config["queue_run_delay"]
         earliest = self.store.next_due()
         if earliest is not None:
             delay = min(delay, max(0.0, earliest - self.clock()))

@@ -46,7 +46,7 @@ class Transport:
 
 def transport_kind(config, name: str) -> str | None:
     """What transport ``name`` is: its master.cf service's command, else the name."""
-    for service in getattr(config, "services", ()):
+    for service in config.services:
         if service.name == name and service.type == "unix":
             return _KINDS.get(service.command)
     return _KINDS.get(name)

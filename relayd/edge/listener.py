@@ -44,11 +44,11 @@ class SmtpdService:
         self.myhostname = config["myhostname"]
         self.mail_name = config["mail_name"]
         self.banner = config["smtpd_banner"]
-        self.timeout = float(config["smtpd_timeout"])
+        self.timeout = config["smtpd_timeout"]
         self.recipient_limit = config["smtpd_recipient_limit"]
         self.hard_error_limit = config["smtpd_hard_error_limit"]
         self.soft_error_limit = config["smtpd_soft_error_limit"]
-        self.error_sleep_time = float(config["smtpd_error_sleep_time"])
+        self.error_sleep_time = config["smtpd_error_sleep_time"]
         self.junk_command_limit = config["smtpd_junk_command_limit"]
         self.hopcount_limit = config["hopcount_limit"]
         self.vrfy_enabled = not config["disable_vrfy_command"]

@@ -30,12 +30,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import gevent
 
 from relayd.config import ConfigError
-from relayd.params import split_list as split_postfix_list
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.registry import CheckRegistry, CheckSpec
 from relayd.pipeline.verdicts import (DUNNO, Bcc, Defer, DeferIfPermit, DeferIfReject, Discard,
@@ -70,21 +69,16 @@ class Element:
     name: str = ""
 
 
-def split_list(text) -> list[str]:
-    """Postfix list syntax: commas and/or whitespace; ``{...}`` stays one item."""
-    return split_postfix_list(text) if isinstance(text, str) else list(text)
-
-
-def compile_restrictions(parameter: str, text, registry: CheckRegistry, *, config=None,
-                         classes=(), stage: str | None = None) -> tuple[Element, ...]:
-    """Turn a restriction list as written in main.cf into elements.
+def compile_restrictions(parameter: str, words: Sequence[str], registry: CheckRegistry, *,
+                         config=None, classes=(), stage: str | None = None) -> tuple[Element, ...]:
+    """Turn a restriction list (its words, as the list parameter's value gives
+    them) into elements.
 
     ``classes`` are the smtpd_restriction_classes names; a bare ``type:table``
     stands for the stage's access check (check_sender_access in the sender
     list...). With ``config`` each check's ``setup`` runs (tables are opened
     now). An unknown or reserved name stops startup naming the parameter.
     """
-    words = split_list(text)
     elements = []
     i = 0
     while i < len(words):

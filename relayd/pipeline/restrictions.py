@@ -18,8 +18,9 @@ from __future__ import annotations
 from relayd.config import ConfigError
 from relayd.domains import AddressClasses
 from relayd.networks import MyNetworks
+from relayd.params import split_list
 from relayd.pipeline.context import SessionView
-from relayd.pipeline.dispatcher import compile_restrictions, split_list
+from relayd.pipeline.dispatcher import compile_restrictions
 from relayd.pipeline.policy import SessionPolicy
 from relayd.pipeline.registry import CheckRegistry
 from relayd.smtp.replies import Reply
@@ -52,7 +53,7 @@ class Restrictions:
         self.config = config
         self.registry = registry or CheckRegistry.from_entry_points()
         class_names = [c.lower() for c in config["smtpd_restriction_classes"]]
-        self.classes = {name: self._compile(name, _class_text(config, name), class_names)
+        self.classes = {name: self._compile(name, _class_words(config, name), class_names)
                         for name in class_names}
         self.lists = {stage: self._compile(parameter, config[parameter], class_names, stage)
                       for stage, parameter in STAGE_PARAMETERS}
@@ -75,8 +76,8 @@ class Restrictions:
         AddressClasses.of(config)
         MyNetworks.of(config)
 
-    def _compile(self, parameter: str, text, class_names, stage: str | None = None):
-        return compile_restrictions(parameter, text, self.registry, config=self.config,
+    def _compile(self, parameter: str, words: list[str], class_names, stage: str | None = None):
+        return compile_restrictions(parameter, words, self.registry, config=self.config,
                                     classes=class_names, stage=stage)
 
     def compile_value(self, words: tuple[str, ...], stage: str):
@@ -111,13 +112,15 @@ class Restrictions:
         return policy.on_rcpt(recipient)
 
 
-def _class_text(config, name: str):
+def _class_words(config, name: str) -> list[str]:
+    """The restriction class *name*: a parameter relayd does not declare (its
+    value is main.cf text), split as a list."""
     try:
-        return config[name]
+        return split_list(config[name])
     except KeyError:
         raise ConfigError(f"restriction class {name} is not defined: specify "
                           f"\"{name} = restrictions...\"",
                           parameter="smtpd_restriction_classes") from None
 
 
-__all__ = ["Restrictions", "STAGE_PARAMETERS", "split_list"]
+__all__ = ["Restrictions", "STAGE_PARAMETERS"]

@@ -34,6 +34,7 @@ from typing import Callable
 import regex
 
 from relayd.config import ConfigError
+from relayd.params import typed_default
 from relayd.tables.filetable import FileTable
 from relayd.tables.regex_syntax import PatternSyntaxError
 from relayd.tables.textfile import logical_lines, read_source
@@ -45,8 +46,6 @@ Template = tuple["str | int", ...]
 
 # Longest a pattern may run on one key, in seconds (see the module docstring).
 MATCH_TIME_LIMIT = 0.1
-# header_size_limit's default: the most of a key that is matched.
-KEY_SIZE_LIMIT = 102400
 _LIMITED = object()   # what a match that hit MATCH_TIME_LIMIT returns
 
 
@@ -77,8 +76,9 @@ class PatternTable(FileTable):
     flag_stop = " \t"
 
     def __init__(self, spec: str, name: str, config=None):
-        limit = config.get("header_size_limit", KEY_SIZE_LIMIT) if config is not None else None
-        self.key_limit = int(limit or KEY_SIZE_LIMIT)
+        # header_size_limit: the most of a key that is matched.
+        default = typed_default("header_size_limit")
+        self.key_limit = (config["header_size_limit"] if config is not None else default) or default
         super().__init__(spec, name, config)
 
     def compile_pattern(self, text: str, flags: str) -> tuple[regex.Pattern, bool]:

@@ -16,7 +16,7 @@ The test walks relayd/ with the ast module and finds every parameter read:
   STAGE_PARAMETERS``); a variable the test cannot follow must be in DYNAMIC_READS.
 
 A name read must be declared in relayd.params with a type. The ~900 Postfix
-parameters declared only for compatibility (relayd.config.compat, untyped
+parameters declared only for compatibility (relayd/postfix-defaults.cf, untyped
 text) do not count: code that read one would get a string where the
 parameter's Postfix type is a number, a boolean or a list (issue 7: RSET's
 timeout read as "20s" crashed every delivery that needed an RSET).
@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from relayd.config import load_config
-from relayd.config.compat import POSTFIX_DEFAULTS
+from relayd.params import POSTFIX_DEFAULTS
 from relayd.params import COMPAT_DOC, PARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ ACCESSORS = {
     "open_tables": ("parameter",),              # relayd/rewrite/tables.py
     "table_specs": ("parameter",),              # relayd/rewrite/tables.py
     "_open_maps": ("name",),                    # relayd/content/checks.py: a *_checks parameter
-    "_class_text": ("name",),                   # relayd/pipeline/restrictions.py (user-named classes)
+    "_class_words": ("name",),                  # relayd/pipeline/restrictions.py (user-named classes)
 }
 
 # Reads whose parameter name is computed at run time, by file and function:
@@ -358,7 +358,7 @@ def test_reads_of_computed_names_are_the_known_ones():
 # an int, size, time, bool, list or choice parameter is typed already (Config
 # converts it once, as its declaration says): treating it as text again is at
 # best dead code and at worst silent garbage (split_list() of a list).
-CONVERTERS = ("int", "bool", "str", "split_list", "split_postfix_list")
+CONVERTERS = ("int", "float", "bool", "str", "split_list", "split_postfix_list")
 TEXT_METHODS = ("split", "strip", "isdigit", "lower", "upper")
 BOOLEAN_WORDS = ("yes", "no", "true", "false")
 
@@ -396,6 +396,36 @@ def conversions():
 
 def test_no_read_value_is_converted_again():
     assert conversions() == []
+
+
+def _reads_declared(node) -> bool:
+    """Whether *node* contains a read of a declared parameter by its literal name."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Subscript) and _is_config(sub.value) and typed(_string(sub.slice)):
+            return True
+    return False
+
+
+def fallbacks():
+    """"file:line: what" for each read of a declared parameter that provides for
+    its absence: a declared parameter always has a value (its default), so the
+    fallback is a second default that can only drift from relayd.params."""
+    out = []
+    for rel, tree in MODULES:
+        for node in ast.walk(tree):
+            where = f"{rel}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "get" and _is_config(node.func.value) \
+                    and node.args and typed(_string(node.args[0])):
+                out.append(f"{where}: .get() of a declared parameter: read config[name]")
+            elif isinstance(node, ast.Try) and any(map(_reads_declared, node.body)) \
+                    and any("KeyError" in ast.unparse(h.type) for h in node.handlers if h.type):
+                out.append(f"{where}: a KeyError fallback around a declared parameter's read")
+    return sorted(out)
+
+
+def test_no_declared_parameter_is_read_with_a_fallback():
+    assert fallbacks() == []
 
 
 def test_compat_declarations_are_marked_unused():

@@ -1,12 +1,13 @@
 """The parameter table: every default is a valid value of its own type."""
+import ast
 import pathlib
 from collections import Counter
 
 import pytest
 
 from relayd.config import load_config
-from relayd.config.compat import POSTFIX_DEFAULTS
-from relayd.params import _RELAYD, PARAMS, TIME_UNITS, TYPES, BadValue, convert, split_list
+from relayd.params import (_RELAYD, PARAMS, POSTFIX_DEFAULTS, TIME_UNITS, TYPES, BadValue, convert,
+                           split_list, typed_default)
 
 SPEC_NAMES = """myhostname mydomain myorigin mydestination mynetworks mynetworks_style
 relay_domains relayhost inet_interfaces inet_protocols message_size_limit smtpd_recipient_limit
@@ -150,3 +151,34 @@ def test_docs_list_every_parameter_relayd_declares():
     docs = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     declared = set(PARAMS) - set(POSTFIX_DEFAULTS)
     assert [n for n in sorted(declared) if f"| `{n}` |" not in docs] == []
+
+
+def test_params_is_the_leaf_the_configuration_builds_on():
+    # relayd.config converts through relayd.params; params must not import back
+    # (it did, for the compat list, which made an import cycle).
+    source = (pathlib.Path(__file__).resolve().parents[2] / "relayd" / "params.py").read_text()
+    imported = [alias.name for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.Import) for alias in node.names]
+    imported += [node.module or "" for node in ast.walk(ast.parse(source))
+                 if isinstance(node, ast.ImportFrom)]
+    assert [name for name in imported if name.split(".")[0] == "relayd"] == []
+
+
+def test_postfix_defaults_are_read_from_the_data_file():
+    # Spot checks of relayd/postfix-defaults.cf (postconf -d of Postfix 3.7):
+    # an empty default, a $name default and one with blanks inside.
+    assert POSTFIX_DEFAULTS["always_bcc"] == ""
+    assert POSTFIX_DEFAULTS["address_verify_relayhost"] == "$relayhost"
+    assert POSTFIX_DEFAULTS["allow_mail_to_commands"] == "alias, forward"
+    assert len(POSTFIX_DEFAULTS) > 900 and not any(n.startswith("#") for n in POSTFIX_DEFAULTS)
+    assert load_config().raw("virtual_mailbox_limit") == "51200000"
+
+
+def test_typed_default_is_the_declared_default_converted():
+    # For code without a configuration (postmap without -c): no second default table.
+    assert typed_default("header_size_limit") == 102400
+    assert typed_default("smtpd_timeout") == 300
+    assert typed_default("smtpd_helo_required") is False
+    for name in ("mydestination", "myhostname"):   # $name and computed defaults need a Config
+        with pytest.raises(ValueError, match=f"default of {name} needs a configuration"):
+            typed_default(name)

@@ -39,21 +39,21 @@ def test_first_decisive_verdict_wins_and_end_of_list_is_dunno():
     calls = []
     registry = registry_with(note=lambda ctx: calls.append(ctx.stage) or DUNNO)
     elements = compile_restrictions("smtpd_recipient_restrictions",
-                                    "note, permit_mynetworks, note, reject", registry)
+                                    ["note", "permit_mynetworks", "note", "reject"], registry)
     assert evaluate(elements, context(INSIDE)) == OK
     assert calls == ["recipient"]
-    assert evaluate(compile_restrictions("x", "note", registry), context()) == DUNNO
+    assert evaluate(compile_restrictions("x", ["note"], registry), context()) == DUNNO
 
 
 def test_reject_unauth_destination_reply_is_postfix_s():
-    elements = compile_restrictions("smtpd_relay_restrictions", "permit_mynetworks, "
-                                    "reject_unauth_destination", CheckRegistry.from_entry_points())
+    elements = compile_restrictions("smtpd_relay_restrictions", ["permit_mynetworks",
+                                    "reject_unauth_destination"], CheckRegistry.from_entry_points())
     assert evaluate(elements, context()) == Reject(R.R554_RELAY_DENIED.format("user@foreign.example"))
     assert evaluate(elements, context(recipient="user@relay.example")) == DUNNO
 
 
 def test_generic_reject_names_the_stage():
-    elements = compile_restrictions("smtpd_recipient_restrictions", "reject",
+    elements = compile_restrictions("smtpd_recipient_restrictions", ["reject"],
                                     CheckRegistry.from_entry_points())
     verdict = evaluate(elements, context(recipient="x@relay.example"))
     assert verdict.reply.to_bytes() == \
@@ -63,7 +63,7 @@ def test_generic_reject_names_the_stage():
 def test_a_check_that_raises_gives_451_4_3_0_never_an_accept():
     def broken(ctx):
         raise RuntimeError("plugin bug")
-    elements = compile_restrictions("x", "broken, permit", registry_with(broken=broken))
+    elements = compile_restrictions("x", ["broken", "permit"], registry_with(broken=broken))
     assert evaluate(elements, context()) == Defer(R.R451_TEMPORARY_FAILURE)
 
 
@@ -71,7 +71,7 @@ def test_a_lookup_that_cannot_answer_gives_451_4_3_0_naming_the_object():
     """smtpd_check.c reject_dict_retry: DICT_ERR_RETRY names the list's object."""
     def down(ctx):
         raise TemporaryLookupError("mysql: connection refused")
-    elements = compile_restrictions("x", "down, permit", registry_with(down=down))
+    elements = compile_restrictions("x", ["down", "permit"], registry_with(down=down))
     assert evaluate(elements, context()) == Defer(
         R.R451_TEMPORARY_LOOKUP_FAILURE.format("user@foreign.example"))
     assert str(evaluate(elements, context()).reply) == (
@@ -84,18 +84,18 @@ def test_a_lookup_that_answers_nonsense_gives_451_4_3_5():
 
     def bad(ctx):
         raise LookupConfigError("virtual_alias_maps: empty result")
-    elements = compile_restrictions("x", "bad, permit", registry_with(bad=bad))
+    elements = compile_restrictions("x", ["bad", "permit"], registry_with(bad=bad))
     assert evaluate(elements, context()) == Defer(R.R451_CONFIG_ERROR)
 
 
 def test_a_check_that_returns_garbage_gives_a_temporary_failure():
-    elements = compile_restrictions("x", "odd", registry_with(odd=lambda ctx: "OK"))
+    elements = compile_restrictions("x", ["odd"], registry_with(odd=lambda ctx: "OK"))
     assert evaluate(elements, context()) == Defer(R.R451_TEMPORARY_FAILURE)
 
 
 def test_unknown_restriction_stops_startup_naming_the_parameter():
     with pytest.raises(ConfigError) as err:
-        compile_restrictions("smtpd_relay_restrictions", "permit_mynetworks, no_such_check",
+        compile_restrictions("smtpd_relay_restrictions", ["permit_mynetworks", "no_such_check"],
                              CheckRegistry.from_entry_points())
     assert "smtpd_relay_restrictions" in str(err.value) and "no_such_check" in str(err.value)
 
