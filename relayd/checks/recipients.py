@@ -20,16 +20,15 @@ answer raises TemporaryLookupError, which the dispatcher turns into 451 4.3.5.
 """
 from __future__ import annotations
 
-import dataclasses
 
 from relayd.addresses import route
 from relayd.config.derived import PerConfig
 from relayd.pipeline.context import CheckContext
-from relayd.pipeline.verdicts import DUNNO, Defer, Reject
+from relayd.pipeline.verdicts import DUNNO, refusal
 from relayd.rewrite.domains import LOCAL, RELAY, VIRTUAL_ALIAS, AddressClasses
 from relayd.rewrite.maps import AddressMaps
 from relayd.rewrite.tables import warn_virtual_maps
-from relayd.smtp.replies import R550_USER_MOVED, R550_USER_UNKNOWN, Reply
+from relayd.smtp.replies import R550_USER_MOVED, R550_USER_UNKNOWN, Reply, split_status
 
 RECIPIENT, SENDER = "Recipient address", "Sender address"
 
@@ -94,22 +93,22 @@ class RecipientTables(PerConfig):
         if self.relocated_prefix:
             return R550_USER_MOVED.format(address, address_class, value)
         # relocated_prefix_enable = no: the value is "5.x.y text" itself (Postfix 3.11).
-        status, _, text = value.partition(" ")
-        if not (status[:2] in ("4.", "5.") and status.count(".") == 2 and text.strip()):
+        status, text = split_status(value)
+        if status[:1] not in ("4", "5") or not text.strip():
             status, text = "5.2.0", "Mailbox is unavailable"
         reply = R550_USER_MOVED.with_text(f"<{address}>: {address_class} rejected: {text.strip()}")
         return _with_code(reply, 550, status)
 
 
 def _with_code(reply: Reply, code: int, status: str) -> Reply:
-    """``reply`` with reply code ``code``; the DSN's class digit follows the code."""
-    return dataclasses.replace(reply, code=code, status=f"{code // 100}{status[1:]}")
+    """``reply`` with reply code ``code`` and status ``status`` (its class follows the code)."""
+    return Reply(code, status, reply.text).with_code(code)
 
 
 def _verdict(reply: Reply | None):
     if reply is None:
         return DUNNO
-    return Defer(reply) if reply.is_transient else Reject(reply)
+    return refusal(reply)
 
 
 def reject_unlisted_recipient(ctx: CheckContext):

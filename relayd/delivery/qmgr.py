@@ -52,6 +52,7 @@ from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, De
 from relayd.pipeline.hooks import HookRegistry, fire_delivery_results
 from relayd.queue.bounce import FAILED, build_dsn, recipient_reply
 from relayd.queue.envelope import Envelope, Recipient
+from relayd.smtp.replies import same_class, split_status
 
 __all__ = ["QueueManager"]
 
@@ -307,7 +308,7 @@ class _Attempt:
 
 def _error_text(text: str) -> tuple[str, str, str]:
     """error(8)'s next hop "5.1.1 text": (status, dsn, text); default 5.0.0."""
-    dsn, _, rest = text.partition(" ")
-    if not (dsn[:2] in ("4.", "5.") and dsn.count(".") == 2):
+    dsn, rest = split_status(text)
+    if dsn[:1] not in ("4", "5"):
         dsn, rest = "5.0.0", text
-    return (DEFERRED if dsn.startswith("4") else BOUNCED), dsn, rest or "delivery failed"
+    return (DEFERRED if same_class(dsn, 4) else BOUNCED), dsn, rest or "delivery failed"

@@ -26,7 +26,7 @@ from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, De
                                     Outcome, RecipientRef, record_outcome)
 from relayd.rewrite.generic import GenericMaps
 from relayd.rewrite.headers import rewrite_generic_headers
-from relayd.smtp.replies import Reply
+from relayd.smtp.replies import Reply, with_class
 from relayd.tables.base import TemporaryLookupError
 
 __all__ = ["SmtpDeliveryAgent"]
@@ -37,7 +37,7 @@ log = logging.getLogger("relayd.smtp")
 def reply_outcome(reply: Reply, conn: SmtpConnection, command: str) -> Outcome:
     """A recipient's outcome from a server reply, worded like smtp(8)."""
     wire = " ".join(reply.lines())
-    dsn = reply.status or f"{reply.code // 100}.0.0"
+    dsn = reply.status or with_class("2.0.0", reply.code)
     if reply.is_positive:
         return Outcome(SENT, dsn, wire, conn.relay)
     status = DEFERRED if reply.is_transient else BOUNCED
@@ -117,7 +117,7 @@ class SmtpDeliveryAgent:
         if not greeting.is_positive:
             # Postfix skips a host that will not talk (smtp_skip_5xx_greeting):
             # with no other host to try, the mail is deferred, never bounced.
-            dsn = "4" + greeting.status[1:] if greeting.status else "4.0.0"
+            dsn = with_class(greeting.status or "4.0.0", 4)
             raise Trouble(dsn, f"host {conn.name} refused to talk to me: {' '.join(greeting.lines())}",
                           conn.relay)
         myhostname = self._config["myhostname"]

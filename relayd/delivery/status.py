@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from relayd.smtp.replies import with_class
+
 __all__ = ["DeliveryRequest", "RecipientRef", "Outcome", "DeliveryResult",
            "SENT", "DEFERRED", "BOUNCED", "format_delay", "record_outcome"]
 
@@ -117,7 +119,7 @@ def record_outcome(logger: logging.Logger, request: DeliveryRequest, result: Del
     pass the hand-off time as "set up" so the set-up delay is 0, as Postfix does."""
     status = outcome.status
     if status == BOUNCED and request.soft_bounce:
-        outcome = Outcome(DEFERRED, "4" + outcome.dsn[1:], outcome.reason, outcome.relay)
+        outcome = Outcome(DEFERRED, with_class(outcome.dsn, 4), outcome.reason, outcome.relay)
         status = SOFTBOUNCE
     result.outcomes[recipient.index] = outcome
     handoff, conn_done, done = times

@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from collections import deque
 
-from relayd.smtp.replies import Reply
+from relayd.smtp.replies import Reply, same_class
 from relayd.smtp.text import break_long_lines, printable
 
 __all__ = ["ClientSession", "ClientProtocolError", "NEED_DATA",
@@ -194,7 +194,7 @@ def _parse_reply(lines: list[str]) -> Reply:
     texts = [line[4:] for line in lines]
     match = _STATUS_RE.match(texts[0])
     status = ""
-    if match and match.group(1) == str(code)[0]:
+    if match and same_class(match.group(1), code):
         status = "{}.{}.{}".format(*match.groups())
         texts = [_strip_status(text, status) for text in texts]
     return Reply(code, status, "\n".join(texts))
