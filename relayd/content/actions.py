@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from relayd.content.mime import header_name
 from relayd.maillog import CLEANUP as log
+from relayd.maillog import whatsup
 from relayd.smtp.replies import (R451_CONTENT_DEFERRED, R550_CONTENT_REJECTED, Reply, same_class,
                                  split_status, with_class)
 from relayd.smtp.text import printable
@@ -73,18 +74,9 @@ class Outcome:
 
 def log_action(ctx: LogContext, action: str, where: str, content: str, text: str) -> None:
     """One cleanup_act_log() line."""
-    line = [f"{ctx.queue_id}: {action}: {where} {printable(content[:200])} from {ctx.origin};"]
-    if ctx.sender is not None:
-        line.append(f" from=<{ctx.sender}>")
-    if ctx.recipient:
-        line.append(f" to=<{ctx.recipient}>")
-    if ctx.protocol:
-        line.append(f" proto={ctx.protocol}")
-    if ctx.helo:
-        line.append(f" helo=<{ctx.helo}>")
-    if text:
-        line.append(f": {printable(text)}")
-    log.info("%s", "".join(line))
+    log.info("%s", whatsup(ctx.queue_id, action, f"{where} {printable(content[:200])}", ctx.origin,
+                           printable(text), sender=ctx.sender, recipient=ctx.recipient or None,
+                           protocol=ctx.protocol or None, helo=ctx.helo or None, text_last=True))
 
 
 # The action word, then its optional text (cleanup_act: strcspn(" \t"), skip blanks).
