@@ -53,8 +53,9 @@ REPLY_LINES_LIMIT = 256
 #: Reply text kept (Postfix: line_length_limit, 2048); later lines are checked, not kept.
 REPLY_TEXT_LIMIT = 2048
 
-# RFC 3463: status-code = class "." subject "." detail; class = "2"/"4"/"5".
-_STATUS_RE = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
+# RFC 3463: status-code = class "." subject "." detail; class = "2"/"4"/"5";
+# ASCII digits, as Postfix's dsn_valid() reads them.
+_STATUS_RE = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |$)")
 _GREETING = "<greeting>"
 _END_OF_DATA = "<end of data>"
 
