@@ -51,6 +51,14 @@ class Trouble(Exception):
         trouble.outcome = dataclasses.replace(outcome, status=DEFERRED)
         return trouble
 
+    @property
+    def dsn(self) -> str:
+        return self.outcome.dsn
+
+    @property
+    def reason(self) -> str:
+        return self.outcome.reason
+
 
 class _StepTimeout(Exception):
     pass
