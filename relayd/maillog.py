@@ -78,6 +78,38 @@ class MaillogFormatter(logging.Formatter):
         return line
 
 
+def whatsup(queue_id: str, action: str, where: str, origin: str, text: str, *,
+            sender: str | None = None, recipient: str | None = None,
+            protocol: str | None = None, helo: str | None = None,
+            text_last: bool = False) -> str:
+    """The line Postfix logs for a refused (or warned, held, ...) request: its
+    log_whatsup (smtpd_check.c)::
+
+        NOQUEUE: reject: RCPT from host[addr]: 554 5.7.1 <b@y>: Relay access
+        denied; from=<a@x> to=<b@y> proto=ESMTP helo=<h>
+
+    or, with ``text_last``, cleanup's cleanup_act_log, where ``where`` names the
+    header or body line and the text comes last::
+
+        QID: reject: header Subject: x from host[addr]; from=<a@x> to=<b@y>
+        proto=ESMTP helo=<h>: 550 5.7.1 text
+
+    A field that is None is left out (a null sender is "", logged ``from=<>``).
+    """
+    tail = ""
+    if sender is not None:
+        tail += f" from=<{sender}>"
+    if recipient is not None:
+        tail += f" to=<{recipient}>"
+    if protocol is not None:
+        tail += f" proto={protocol}"
+    if helo is not None:
+        tail += f" helo=<{helo}>"
+    if text_last:
+        return f"{queue_id}: {action}: {where} from {origin};{tail}" + (f": {text}" if text else "")
+    return f"{queue_id}: {action}: {where} from {origin}: {text};{tail}"
+
+
 def program_name(logger_name: str) -> str:
     """``relayd.smtpd`` -> ``relayd/smtpd``: the syslog tag Postfix would use."""
     if logger_name.startswith("relayd."):

@@ -26,6 +26,7 @@ from relayd.pipeline.restrictions import Restrictions
 from relayd.queue.lock import QueueLocked
 from relayd.queue.qid import QueueIdGenerator
 from relayd.queue.store import QueueStore
+from relayd.smtp.replies import split_status
 
 log = logging.getLogger("relayd.master")
 
@@ -213,15 +214,12 @@ class Relay:
         self.stop()
 
 
-# Queued reply texts start with their enhanced status code, which mailq does not show.
-_DSN_PREFIX = re.compile(r"^[245]\.\d{1,3}\.\d{1,3} ")
-
-
 def _listing(message) -> dict:
     env = message.envelope
     return {"queue_id": message.queue_id, "state": message.state, "size": env.size,
             "arrival_time": env.arrival_time, "sender": env.sender,
-            "reason": _DSN_PREFIX.sub("", message.last_reason),
+            # The reason starts with its enhanced status code, which mailq does not show.
+            "reason": split_status(message.last_reason)[1],
             "recipients": [r.address for r in env.recipients if r.status in ("pending", "deferred")]}
 
 

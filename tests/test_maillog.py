@@ -5,7 +5,7 @@ import re
 
 import gevent
 
-from relayd.maillog import BatchingHandler, MaillogFormatter
+from relayd.maillog import BatchingHandler, MaillogFormatter, whatsup
 
 
 def record(name, level, msg, *args):
@@ -83,3 +83,23 @@ def test_printable_keeps_clean_text_as_it_is():
     text = "4F3A21C0B2: from=<a@example.org>, size=1234, nrcpt=1 (queue active) \u00e9"
     assert printable(text) is text
     assert printable("a\x00b", "_") == "a_b"
+
+
+def test_whatsup_is_postfix_log_whatsup():
+    """smtpd's refusal line: text before the envelope; None fields left out."""
+    assert whatsup("NOQUEUE", "reject", "RCPT", "mx.example[192.0.2.1]",
+                   "554 5.7.1 <b@y.example>: Relay access denied", sender="", recipient="b@y.example",
+                   protocol="ESMTP", helo="mx.example") == (
+        "NOQUEUE: reject: RCPT from mx.example[192.0.2.1]: 554 5.7.1 <b@y.example>: Relay access "
+        "denied; from=<> to=<b@y.example> proto=ESMTP helo=<mx.example>")
+    assert whatsup("NOQUEUE", "reject", "CONNECT", "unknown[192.0.2.1]", "554 5.7.1 no",
+                   protocol="SMTP") == "NOQUEUE: reject: CONNECT from unknown[192.0.2.1]: 554 5.7.1 no; proto=SMTP"
+
+
+def test_whatsup_text_last_is_cleanup_act_log():
+    line = whatsup("4F3A21C0B2", "reject", "header Subject: spam", "h[192.0.2.1]", "550 5.7.1 no",
+                   sender="a@x.example", recipient="b@y.example", protocol="ESMTP", helo="h",
+                   text_last=True)
+    assert line == ("4F3A21C0B2: reject: header Subject: spam from h[192.0.2.1]; from=<a@x.example> "
+                    "to=<b@y.example> proto=ESMTP helo=<h>: 550 5.7.1 no")
+    assert whatsup("Q", "warn", "body x", "local", "", text_last=True) == "Q: warn: body x from local;"

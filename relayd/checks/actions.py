@@ -10,19 +10,16 @@ start of the text replacing the default one (then fixed up by
 from __future__ import annotations
 
 import logging
-import re
 
 from relayd.checks.names import RECIPIENT_CLASS, SENDER_CLASS
 from relayd.params import split_list
-from relayd.pipeline.verdicts import (DUNNO, OK, Bcc, Defer, DeferIfPermit, DeferIfReject,
-                                      Discard, Filter, Hold, Info, Prepend, Redirect, Reject,
-                                      RestrictionList, Verdict, Warn, is_header_line)
-from relayd.smtp.replies import R450_ACCESS_DEFERRED, R554_ACCESS_REJECTED, Reply
+from relayd.pipeline.verdicts import (DUNNO, OK, Bcc, DeferIfPermit, DeferIfReject, Discard,
+                                      Filter, Hold, Info, Prepend, Redirect, RestrictionList,
+                                      Verdict, Warn, is_header_line, refusal)
+from relayd.smtp.replies import R450_ACCESS_DEFERRED, R554_ACCESS_REJECTED, Reply, split_status
 from relayd.tables.base import LookupConfigError
 
 log = logging.getLogger("relayd.smtpd")
-
-_DSN = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
 
 # smtpd_dsn_fix.c: X.1.Y address statuses swapped to match what is rejected.
 _SENDER_DSN = {"1": "4.1.0", "2": "4.1.8", "3": "4.1.7", "4": "4.1.0", "5": "4.1.0",
@@ -48,10 +45,8 @@ def dsn_fix(status: str, reply_class: str) -> str:
 
 def split_dsn(text: str, default: str) -> tuple[str, str]:
     """``"5.1.1 Who?"`` -> ``("5.1.1", "Who?")``; no leading code: the default."""
-    match = _DSN.match(text)
-    if match is None:
-        return default, text
-    return ".".join(match.groups()), text[match.end():]
+    status, text = split_status(text)
+    return status or default, text
 
 
 def _refusal(code: int, default_dsn: str, text: str, default_text: str,
@@ -60,10 +55,6 @@ def _refusal(code: int, default_dsn: str, text: str, default_text: str,
     template = R554_ACCESS_REJECTED if code >= 500 else R450_ACCESS_DEFERRED
     return Reply(code, dsn_fix(status, reply_class),
                  template.text.format(name, reply_class, text or default_text))
-
-
-def _decided(reply: Reply) -> Verdict:
-    return Reject(reply) if reply.code >= 500 else Defer(reply)
 
 
 def access_verdict(value: str, *, name: str, reply_class: str, stage: str, config,
@@ -83,17 +74,17 @@ def access_verdict(value: str, *, name: str, reply_class: str, stage: str, confi
     if action in ("OK", "RELAY") or value.isdigit():
         return OK
     if action == "REJECT":
-        return _decided(_refusal(config["access_map_reject_code"], "5.7.1", text,
+        return refusal(_refusal(config["access_map_reject_code"], "5.7.1", text,
                                  "Access denied", name, reply_class))
     if action == "DEFER":
-        return _decided(_refusal(config["access_map_defer_code"], "4.7.1", text,
+        return refusal(_refusal(config["access_map_defer_code"], "4.7.1", text,
                                  "Access denied", name, reply_class))
     if action in ("DEFER_IF_PERMIT", "DEFER_IF_REJECT"):
         reply = _refusal(config["access_map_defer_code"], "4.7.1", text,
                          "Service unavailable", name, reply_class)
         return DeferIfPermit(reply) if action == "DEFER_IF_PERMIT" else DeferIfReject(reply)
     if len(command) == 3 and command[0] in "45" and command.isdigit() and text:
-        return _decided(_refusal(int(command), command[0] + ".7.1", text, "Access denied",
+        return refusal(_refusal(int(command), command[0] + ".7.1", text, "Access denied",
                                  name, reply_class))
     if action in ("WARN", "INFO"):
         return Warn(text) if action == "WARN" else Info(text)

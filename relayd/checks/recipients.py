@@ -24,17 +24,16 @@ smtpd_check.c.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from relayd.config.derived import PerConfig
 from relayd.domains import LOCAL, RELAY, VIRTUAL_ALIAS, VIRTUAL_MAILBOX, AddressClasses
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.dispatcher import lookup_failure_reply
-from relayd.pipeline.verdicts import DUNNO, Defer, Reject
+from relayd.pipeline.verdicts import DUNNO, Defer, refusal
 from relayd.rewrite.maps import AddressMaps
 from relayd.rewrite.tables import warn_virtual_maps
-from relayd.smtp.replies import R550_USER_MOVED, R550_USER_UNKNOWN, Reply
+from relayd.smtp.replies import R550_USER_MOVED, R550_USER_UNKNOWN, Reply, split_status
 from relayd.tables.base import TemporaryLookupError
 
 log = logging.getLogger("relayd.smtpd")
@@ -105,16 +104,16 @@ class RecipientTables(PerConfig):
         if self.relocated_prefix:
             return R550_USER_MOVED.format(address, address_class, value)
         # relocated_prefix_enable = no: the value is "5.x.y text" itself (Postfix 3.11).
-        status, _, text = value.partition(" ")
-        if not (status[:2] in ("4.", "5.") and status.count(".") == 2 and text.strip()):
+        status, text = split_status(value)
+        if status[:1] not in ("4", "5") or not text.strip():
             status, text = "5.2.0", "Mailbox is unavailable"
         reply = R550_USER_MOVED.with_text(f"<{address}>: {address_class} rejected: {text.strip()}")
         return _with_code(reply, 550, status)
 
 
 def _with_code(reply: Reply, code: int, status: str) -> Reply:
-    """``reply`` with reply code ``code``; the DSN's class digit follows the code."""
-    return dataclasses.replace(reply, code=code, status=f"{code // 100}{status[1:]}")
+    """``reply`` with reply code ``code`` and status ``status`` (its class follows the code)."""
+    return Reply(code, status, reply.text).with_code(code)
 
 
 def _verdict(ctx: CheckContext, address: str, address_class: str):
@@ -127,7 +126,7 @@ def _verdict(ctx: CheckContext, address: str, address_class: str):
         return Defer(lookup_failure_reply(exc, address))
     if reply is None:
         return DUNNO
-    return Defer(reply) if reply.is_transient else Reject(reply)
+    return refusal(reply)
 
 
 def reject_unlisted_recipient(ctx: CheckContext):

@@ -14,7 +14,7 @@ import re
 
 from relayd.checks.names import HELO_CLASS, RECIPIENT_CLASS, SENDER_CLASS, stage_class, stage_name
 from relayd.pipeline.context import CheckContext
-from relayd.pipeline.verdicts import DUNNO, Defer, Reject, Verdict
+from relayd.pipeline.verdicts import DUNNO, Reject, Verdict, refusal
 from relayd.smtp.replies import (R501_INVALID_HOSTADDR, R501_INVALID_HOSTNAME,
                                  R503_UNAUTH_PIPELINING, R504_NON_FQDN_ADDRESS,
                                  R504_NON_FQDN_HOSTNAME, Reply)
@@ -55,7 +55,7 @@ def _truncated(name: str) -> str:
 
 def _refuse(template: Reply, code: int, name: str, reply_class: str) -> Verdict:
     reply = Reply(code, template.status, template.text.format(name, reply_class))
-    return Reject(reply) if code >= 500 else Defer(reply)
+    return refusal(reply)
 
 
 def _bad_hostaddr(ctx: CheckContext, helo: str) -> Verdict:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from relayd.content.mime import header_name
 from relayd.maillog import CLEANUP as log
-from relayd.smtp.replies import R451_CONTENT_DEFERRED, R550_CONTENT_REJECTED, Reply
+from relayd.maillog import whatsup
+from relayd.smtp.replies import (R451_CONTENT_DEFERRED, R550_CONTENT_REJECTED, Reply, same_class,
+                                 split_status, with_class)
 from relayd.smtp.text import printable
 
 HEADER = "header"   # cleanup's log context words
@@ -72,21 +74,11 @@ class Outcome:
 
 def log_action(ctx: LogContext, action: str, where: str, content: str, text: str) -> None:
     """One cleanup_act_log() line."""
-    line = [f"{ctx.queue_id}: {action}: {where} {printable(content[:200])} from {ctx.origin};"]
-    if ctx.sender is not None:
-        line.append(f" from=<{ctx.sender}>")
-    if ctx.recipient:
-        line.append(f" to=<{ctx.recipient}>")
-    if ctx.protocol:
-        line.append(f" proto={ctx.protocol}")
-    if ctx.helo:
-        line.append(f" helo=<{ctx.helo}>")
-    if text:
-        line.append(f": {printable(text)}")
-    log.info("%s", "".join(line))
+    log.info("%s", whatsup(ctx.queue_id, action, f"{where} {printable(content[:200])}", ctx.origin,
+                           printable(text), sender=ctx.sender, recipient=ctx.recipient or None,
+                           protocol=ctx.protocol or None, helo=ctx.helo or None, text_last=True))
 
 
-_DSN = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}(?=\s|$)")
 # The action word, then its optional text (cleanup_act: strcspn(" \t"), skip blanks).
 _COMMAND = re.compile(r"([^ \t]*)[ \t]*(.*)", re.S)
 
@@ -97,12 +89,12 @@ def reject_reply(text: str) -> Reply:
     if not text:
         return R550_CONTENT_REJECTED
     text = text.strip()
-    match = _DSN.match(text)
-    dsn, rest = (match.group(), text[match.end():].lstrip()) if match else ("5.7.1", text)
+    dsn, rest = split_status(text)
+    dsn = dsn or "5.7.1"
     if dsn[0] == "2":
         log.warning("bad DSN action in %s -- need 4.x.x or 5.x.x", text)
-        dsn = "4" + dsn[1:]
-    template = R451_CONTENT_DEFERRED if dsn[0] == "4" else R550_CONTENT_REJECTED
+        dsn = with_class(dsn, 4)
+    template = R451_CONTENT_DEFERRED if same_class(dsn, 4) else R550_CONTENT_REJECTED
     return dataclasses.replace(template, status=dsn, text=printable(rest))
 
 

@@ -17,6 +17,7 @@ scache: an idle connection is closed after ``idle_limit`` seconds
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import select
 import time
@@ -24,6 +25,7 @@ import time
 import gevent
 from gevent import socket
 
+from relayd.queue.outcome import DEFERRED, Outcome
 from relayd.smtp.client import NEED_DATA, ClientProtocolError, ClientSession
 from relayd.smtp.replies import Reply
 from relayd.sockets import send_all
@@ -34,11 +36,28 @@ __all__ = ["Trouble", "SmtpConnection", "connect", "ConnectionCache"]
 class Trouble(Exception):
     """A delivery attempt failed before a reply said so: ``dsn`` and
     ``reason`` go into the log and the queue; ``relay`` is HOST[IP]:PORT or
-    "none" when no connection was made."""
+    "none" when no connection was made. :attr:`outcome` is what each
+    recipient left without an outcome gets: a deferral."""
 
     def __init__(self, dsn: str, reason: str, relay: str = "none") -> None:
         super().__init__(reason)
-        self.dsn, self.reason, self.relay = dsn, reason, relay
+        self.outcome = Outcome(DEFERRED, dsn, reason, relay)
+
+    @classmethod
+    def of(cls, outcome: Outcome) -> "Trouble":
+        """The trouble of a session refused by a reply (EHLO/HELO): every
+        recipient is deferred with that reply's outcome."""
+        trouble = cls(outcome.dsn, outcome.reason, outcome.relay)
+        trouble.outcome = dataclasses.replace(outcome, status=DEFERRED)
+        return trouble
+
+    @property
+    def dsn(self) -> str:
+        return self.outcome.dsn
+
+    @property
+    def reason(self) -> str:
+        return self.outcome.reason
 
 
 class _StepTimeout(Exception):
@@ -53,6 +72,7 @@ class SmtpConnection:
                  line_length_limit: int) -> None:
         self.sock = sock
         self.session = ClientSession(line_length_limit=line_length_limit)
+        self.host = host                        # the remote MTA of a DSN
         self.name = f"{host}[{ip}]"            # Postfix's HOST[IP], for reasons
         self.relay = f"{self.name}:{port}"      # and HOST[IP]:PORT for relay=
         self.established = time.monotonic()

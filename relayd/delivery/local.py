@@ -25,8 +25,8 @@ from typing import Callable
 import gevent
 
 from relayd.addresses import split_address
-from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
-                                    Outcome, RecipientRef, record_outcome)
+from relayd.delivery.status import DeliveryRequest, DeliveryResult, RecipientRef, record_outcome
+from relayd.queue.outcome import BOUNCED, DEFERRED, SENT, Outcome
 from relayd.rewrite.aliases import LocalAliases
 from relayd.rewrite.maps import strip_extension
 from relayd.tables.base import TemporaryLookupError

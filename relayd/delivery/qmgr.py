@@ -47,11 +47,12 @@ from relayd.delivery.local import LocalDeliveryAgent
 from relayd.delivery.pool import DeliveryPool
 from relayd.delivery.route import DISCARD, ERROR, LOCAL_AGENT, SMTP, Router, parse_nexthop
 from relayd.delivery.smtp import SmtpDeliveryAgent
-from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
-                                    Outcome, RecipientRef, record_outcome)
+from relayd.delivery.status import DeliveryRequest, DeliveryResult, RecipientRef, record_outcome
 from relayd.pipeline.hooks import HookRegistry, fire_delivery_results
-from relayd.queue.bounce import FAILED, build_dsn, recipient_reply
+from relayd.queue.bounce import FAILED, build_dsn
 from relayd.queue.envelope import Envelope, Recipient
+from relayd.queue.outcome import BOUNCED, DEFERRED, SENT, Outcome
+from relayd.smtp.replies import same_class, split_status
 
 __all__ = ["QueueManager"]
 
@@ -138,8 +139,8 @@ class QueueManager:
             jobs = self._plan(message)
         except Exception as exc:   # a routing table cannot answer: keep the mail, retry later
             log.warning("%s: cannot route: %s", qid, exc)
-            self.pool.submit("none", lambda: self._defer_here(message, now, f"routing failed: {exc}",
-                                                              dsn="4.3.0"))
+            reason = f"routing failed: {exc}"   # ``exc`` is unbound once this block ends
+            self.pool.submit("none", lambda: self._defer_here(message, now, reason, dsn="4.3.0"))
             return
         if not jobs:   # nothing pending (should not happen): record the message as done
             self.pool.submit("none", lambda: self._finish(message, DeliveryResult(), b""))
@@ -165,8 +166,8 @@ class QueueManager:
             try:
                 destination = parse_nexthop(nexthop)
             except ValueError as exc:
-                return "none", lambda req: self._no_agent(req, DEFERRED, "4.4.1",
-                                                          f"bad relayhost: {exc}")
+                reason = f"bad relayhost: {exc}"   # ``exc`` is unbound once this block ends
+                return "none", lambda req: self._no_agent(req, DEFERRED, "4.4.1", reason)
             return destination.nexthop, lambda req: self.agent.deliver(destination, req)
         if kind == LOCAL_AGENT:
             return f"{name}:local", self.local_agent.deliver
@@ -247,18 +248,18 @@ class QueueManager:
             now = self.clock()
             delivered, bounced = result.indexes(SENT), result.indexes(BOUNCED)
             deferred = result.indexes(DEFERRED)
-            replies = {i: recipient_reply(o.dsn, o.reason) for i, o in result.outcomes.items()}
+            outcomes = result.outcomes
             lifetime = self.config["maximal_queue_lifetime" if env.sender else "bounce_queue_lifetime"]
             # soft_bounce: what would expire stays queued too (bounce_flush() refuses).
             if deferred and now >= env.arrival_time + lifetime and not self.config["soft_bounce"]:
                 log.info("%s: from=<%s>, status=expired, returned to sender", qid, env.sender)
                 bounced, deferred = sorted(bounced + deferred), []
-            if bounced and env.sender and not self._return_to_sender(message, bounced, replies, content):
+            if bounced and env.sender and not self._return_to_sender(message, bounced, outcomes, content):
                 deferred, bounced = sorted(deferred + bounced), []   # no DSN queued: keep trying
             next_attempt = now + self._backoff(env.arrival_time, now) if deferred else None
-            self.store.record_results(qid, delivered, bounced, deferred, replies, next_attempt)
+            self.store.record_results(qid, delivered, bounced, deferred, outcomes, next_attempt)
             fire_delivery_results(self.hooks, qid, env.sender, [r.address for r in env.recipients],
-                                  delivered, deferred, bounced, replies)
+                                  delivered, deferred, bounced, outcomes)
             if not deferred:
                 log.info("%s: removed", qid)
         finally:
@@ -270,11 +271,11 @@ class QueueManager:
         low, high = self.config["minimal_backoff_time"], self.config["maximal_backoff_time"]
         return min(max(now - arrival_time, low), high)
 
-    def _return_to_sender(self, message, bounced: list[int], replies: dict[int, str],
+    def _return_to_sender(self, message, bounced: list[int], outcomes: dict[int, Outcome],
                           content: bytes) -> bool:
         """Queue one DSN for ``bounced`` to the sender; False if it could not be queued."""
         env = message.envelope
-        recipients = [dataclasses.replace(r, reply=replies.get(i, r.reply))
+        recipients = [dataclasses.replace(r, outcome=outcomes.get(i, r.outcome))
                       for i, r in enumerate(env.recipients)]
         failed = dataclasses.replace(message, envelope=dataclasses.replace(env, recipients=recipients))
         new_qid = self.store.new_queue_id()
@@ -307,7 +308,7 @@ class _Attempt:
 
 def _error_text(text: str) -> tuple[str, str, str]:
     """error(8)'s next hop "5.1.1 text": (status, dsn, text); default 5.0.0."""
-    dsn, _, rest = text.partition(" ")
-    if not (dsn[:2] in ("4.", "5.") and dsn.count(".") == 2):
+    dsn, rest = split_status(text)
+    if dsn[:1] not in ("4", "5"):
         dsn, rest = "5.0.0", text
-    return (DEFERRED if dsn.startswith("4") else BOUNCED), dsn, rest or "delivery failed"
+    return (DEFERRED if same_class(dsn, 4) else BOUNCED), dsn, rest or "delivery failed"

@@ -22,11 +22,11 @@ from typing import Callable, Mapping
 
 from relayd.delivery.connection import ConnectionCache, SmtpConnection, Trouble, connect
 from relayd.delivery.route import Destination
-from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
-                                    Outcome, RecipientRef, record_outcome)
+from relayd.delivery.status import DeliveryRequest, DeliveryResult, RecipientRef, record_outcome
+from relayd.queue.outcome import BOUNCED, DEFERRED, SENT, Outcome
 from relayd.rewrite.generic import GenericMaps
 from relayd.rewrite.headers import rewrite_generic_headers
-from relayd.smtp.replies import Reply
+from relayd.smtp.replies import Reply, with_class
 from relayd.tables.base import TemporaryLookupError
 
 __all__ = ["SmtpDeliveryAgent"]
@@ -37,12 +37,12 @@ log = logging.getLogger("relayd.smtp")
 def reply_outcome(reply: Reply, conn: SmtpConnection, command: str) -> Outcome:
     """A recipient's outcome from a server reply, worded like smtp(8)."""
     wire = " ".join(reply.lines())
-    dsn = reply.status or f"{reply.code // 100}.0.0"
+    dsn = reply.status or with_class("2.0.0", reply.code)
     if reply.is_positive:
         return Outcome(SENT, dsn, wire, conn.relay)
     status = DEFERRED if reply.is_transient else BOUNCED
     return Outcome(status, dsn, f"host {conn.name} said: {wire} (in reply to {command} command)",
-                   conn.relay)
+                   conn.relay, conn.host, wire)
 
 
 class SmtpDeliveryAgent:
@@ -69,8 +69,7 @@ class SmtpDeliveryAgent:
             clean = self._transaction(conn, request, result)
         except Trouble as trouble:
             for rcpt in request.recipients:
-                result.outcomes.setdefault(rcpt.index, Outcome(DEFERRED, trouble.dsn, trouble.reason,
-                                                               trouble.relay))
+                result.outcomes.setdefault(rcpt.index, trouble.outcome)
         done = self._clock()
         for rcpt in request.recipients:
             record_outcome(log, request, result, rcpt, result.outcomes[rcpt.index],
@@ -117,7 +116,7 @@ class SmtpDeliveryAgent:
         if not greeting.is_positive:
             # Postfix skips a host that will not talk (smtp_skip_5xx_greeting):
             # with no other host to try, the mail is deferred, never bounced.
-            dsn = "4" + greeting.status[1:] if greeting.status else "4.0.0"
+            dsn = with_class(greeting.status or "4.0.0", 4)
             raise Trouble(dsn, f"host {conn.name} refused to talk to me: {' '.join(greeting.lines())}",
                           conn.relay)
         myhostname = self._config["myhostname"]
@@ -127,8 +126,7 @@ class SmtpDeliveryAgent:
             command = "HELO"
             reply = conn.command(f"HELO {myhostname}", timeout, "performing the HELO handshake")
         if not reply.is_positive:
-            outcome = reply_outcome(reply, conn, command)
-            raise Trouble(outcome.dsn, outcome.reason, conn.relay)
+            raise Trouble.of(reply_outcome(reply, conn, command))
 
     # --- the mail transaction ------------------------------------------------------
     def _transaction(self, conn: SmtpConnection, request: DeliveryRequest,

@@ -16,13 +16,15 @@ a deferral instead, its DSN class turned into 4, and logged
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-__all__ = ["DeliveryRequest", "RecipientRef", "Outcome", "DeliveryResult",
-           "SENT", "DEFERRED", "BOUNCED", "format_delay", "record_outcome"]
+from relayd.queue.outcome import BOUNCED, DEFERRED, Outcome
+from relayd.smtp.replies import with_class
 
-SENT, DEFERRED, BOUNCED = "sent", "deferred", "bounced"
+__all__ = ["DeliveryRequest", "RecipientRef", "DeliveryResult", "format_delay", "record_outcome"]
+
 SOFTBOUNCE = "SOFTBOUNCE"   # the log's status for a bounce that soft_bounce kept queued
 
 _MILLION = 1_000_000
@@ -55,21 +57,10 @@ class DeliveryRequest:
     soft_bounce: bool = False
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The fate of one recipient: ``status`` is SENT, DEFERRED or BOUNCED,
-    ``dsn`` the RFC 3463 code, ``reason`` Postfix's wording for the log and
-    the queue (e.g. "host mx[192.0.2.1] said: 550 5.1.1 ... (in reply to
-    RCPT TO command)"), ``relay`` the "HOST[IP]:PORT" or "none"."""
-    status: str
-    dsn: str
-    reason: str
-    relay: str = "none"
-
-
 @dataclass
 class DeliveryResult:
-    """All outcomes of one delivery attempt, by recipient index."""
+    """All outcomes (:class:`relayd.queue.outcome.Outcome`) of one delivery
+    attempt, by recipient index."""
     outcomes: dict[int, Outcome] = field(default_factory=dict)
 
     def indexes(self, status: str) -> list[int]:
@@ -117,7 +108,7 @@ def record_outcome(logger: logging.Logger, request: DeliveryRequest, result: Del
     pass the hand-off time as "set up" so the set-up delay is 0, as Postfix does."""
     status = outcome.status
     if status == BOUNCED and request.soft_bounce:
-        outcome = Outcome(DEFERRED, "4" + outcome.dsn[1:], outcome.reason, outcome.relay)
+        outcome = dataclasses.replace(outcome, status=DEFERRED, dsn=with_class(outcome.dsn, 4))
         status = SOFTBOUNCE
     result.outcomes[recipient.index] = outcome
     handoff, conn_done, done = times

@@ -18,6 +18,7 @@ from relayd.cleanup import HeaderScan, received_header
 from relayd.content import LogContext
 from relayd.edge.deadlines import SessionTimeout
 from relayd.edge.disposition import disposition, prepended_headers
+from relayd.maillog import whatsup
 from relayd.pipeline.context import SessionView
 from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
                                    DataEndEvent, QueuedEvent)
@@ -352,9 +353,9 @@ class SmtpdSession:
                 return self._failed("data", R451_QUEUE_WRITE_ERROR, _END_OF_MESSAGE)
         if tx.headers.hop_count >= self.service.hopcount_limit:
             tx.abort()
-            log.info("%s: reject: END-OF-MESSAGE from %s: %s; from=<%s> proto=%s helo=<%s>",
-                     tx.queue_id, self.peer, R554_TOO_MANY_HOPS, tx.sender, self.protocol,
-                     self.helo)
+            log.info("%s", whatsup(tx.queue_id, "reject", _END_OF_MESSAGE, self.peer,
+                                   str(R554_TOO_MANY_HOPS), sender=tx.sender,
+                                   protocol=self.protocol, helo=self.helo))
             return self._failed("data", R554_TOO_MANY_HOPS, _END_OF_MESSAGE)
         refusal = self.policy.on_end_of_data()
         if refusal is not None:

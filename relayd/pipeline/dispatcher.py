@@ -40,7 +40,7 @@ from relayd.pipeline.registry import CheckRegistry, CheckSpec
 from relayd.pipeline.verdicts import (DUNNO, Bcc, Defer, DeferIfPermit, DeferIfReject, Discard,
                                       Filter, Hold, Info, Prepend, Redirect, Reject,
                                       RestrictionList, Verdict, Warn, WarnIfReject,
-                                      is_header_line)
+                                      is_header_line, refusal)
 from relayd.smtp.replies import (R451_CONFIG_ERROR, R451_TEMPORARY_FAILURE,
                                  R451_TEMPORARY_LOOKUP_FAILURE, Reply)
 from relayd.tables.base import LookupConfigError, TemporaryLookupError
@@ -213,13 +213,12 @@ class Run:
         if self._warn_level:
             self.report("reject_warning", str(_fixed(reply, self.soft_bounce)))
             return DUNNO
-        if self.defer_if_reject is not None and reply.code >= 500:
+        if self.defer_if_reject is not None and reply.is_permanent:
             reply, self.defer_if_reject = self.defer_if_reject, None
         return self._final(reply)
 
     def _final(self, reply: Reply) -> Verdict:
-        reply = _fixed(reply, self.soft_bounce)
-        return Reject(reply) if reply.code >= 500 else Defer(reply)
+        return refusal(_fixed(reply, self.soft_bounce))
 
     def _message_action(self, verdict: Verdict, ctx: CheckContext, check: str) -> Verdict:
         kind = type(verdict).__name__.upper()
@@ -253,15 +252,7 @@ class Run:
 
 def _fixed(reply: Reply, soft_bounce: bool) -> Reply:
     """soft_bounce, then the DSN's class digit made to match the reply code."""
-    code = reply.code
-    if soft_bounce and code >= 500:
-        code -= 100
-    status = reply.status
-    if status and status[0] != str(code)[0]:
-        status = str(code)[0] + status[1:]
-    if (code, status) == (reply.code, reply.status):
-        return reply
-    return Reply(code, status, reply.text)
+    return reply.with_code(reply.code - 100 if soft_bounce and reply.is_permanent else reply.code)
 
 
 def lookup_failure_reply(exc: TemporaryLookupError, name: str) -> Reply:

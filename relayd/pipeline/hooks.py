@@ -179,17 +179,18 @@ class HookRegistry:
 def fire_delivery_results(hooks: HookRegistry, queue_id: str, sender: str,
                           recipients: Iterable[str], delivered: Iterable[int],
                           deferred: Iterable[int], bounced: Iterable[int],
-                          replies: Mapping[int, str]) -> None:
+                          outcomes: Mapping[int, object]) -> None:
     """Fire delivered/deferred/bounced for one attempt, as the queue manager
     records it: ``recipients`` are the envelope addresses, the index lists
-    say which ended how, ``replies`` gives each index's recorded reason."""
+    say which ended how, ``outcomes`` gives each index's recorded outcome
+    (a :class:`relayd.queue.outcome.Outcome`; its text is the event's reply)."""
     if not (hooks.hooks(HOOK_DELIVERED) or hooks.hooks(HOOK_DEFERRED) or hooks.hooks(HOOK_BOUNCED)):
         return  # the common case: nobody listens, and this runs for every message
     addresses = list(recipients)
     for name, indexes in ((HOOK_DELIVERED, delivered), (HOOK_DEFERRED, deferred),
                           (HOOK_BOUNCED, bounced)):
         for i in indexes:
-            hooks.fire(name, DeliveryEvent(queue_id, sender, addresses[i], replies.get(i, "")))
+            hooks.fire(name, DeliveryEvent(queue_id, sender, addresses[i], str(outcomes.get(i, ""))))
 
 
 def _call(spec: HookSpec, event) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from relayd.maillog import whatsup
 from relayd.pipeline.context import CheckContext, SessionView
 from relayd.pipeline.dispatcher import Run
 from relayd.pipeline.verdicts import Defer, Filter, Redirect, Reject, Verdict
@@ -277,16 +278,9 @@ class SessionPolicy:
 
     def _report(self, kind: str, text: str) -> None:
         """Postfix's log_whatsup: ``QID: kind: WHERE from host[addr]: text; from=<> ...``."""
-        parts = [f"{self.queue_id or 'NOQUEUE'}: {kind}: {self._where} from {self._namaddr()}: "
-                 f"{text};"]
-        if self.sender is not None:
-            parts.append(f"from=<{self.sender}>")
-        if self.recipient is not None:
-            parts.append(f"to=<{self.recipient}>")
-        parts.append(f"proto={self.view.protocol}")
-        if self.view.helo_name:
-            parts.append(f"helo=<{self.view.helo_name}>")
-        log.info(" ".join(parts))
+        log.info("%s", whatsup(self.queue_id or "NOQUEUE", kind, self._where, self._namaddr(), text,
+                               sender=self.sender, recipient=self.recipient,
+                               protocol=self.view.protocol, helo=self.view.helo_name or None))
 
 
 def _refusal(verdict: Verdict | None) -> Reply | None:

@@ -61,6 +61,12 @@ class Defer(Verdict):
     reply: Reply
 
 
+def refusal(reply: Reply) -> "Reject | Defer":
+    """The verdict that refuses with ``reply``: Reject for a permanent (5xx)
+    reply, Defer for a temporary one (Postfix: the reply code decides)."""
+    return Reject(reply) if reply.is_permanent else Defer(reply)
+
+
 @dataclass(frozen=True, slots=True)
 class DeferIfPermit(Verdict):
     """DEFER_IF_PERMIT: if the request is finally permitted, defer it with

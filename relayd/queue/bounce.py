@@ -7,12 +7,11 @@ headers (text/rfc822-headers). It is composed with the standard library's
 email package and returned in SMTP wire form (CRLF, dot-stuffed) ready to be
 committed to the queue as a new message from the null sender.
 
-Recipient replies. A recipient's ``reply`` in the queue holds
-``"<dsn> <reason>"``, e.g. ``"5.1.1 host mx[192.0.2.1] said: 550 5.1.1 No
-such user (in reply to RCPT TO command)"``; :func:`recipient_reply` writes
-it and :func:`build_dsn` reads it back: the status for Status:, the remote
-SMTP reply (when there was one) for Remote-MTA: and Diagnostic-Code: smtp;,
-otherwise the reason as Diagnostic-Code: X-Postfix;.
+Recipient outcomes. Each recipient's :class:`relayd.queue.outcome.Outcome`
+gives the fields: its dsn for Status:, the remote MTA and its reply (when a
+server's reply decided) for Remote-MTA: and Diagnostic-Code: smtp;,
+otherwise its reason as Diagnostic-Code: X-Postfix;. A recipient with no
+outcome (or none with a status) gets 5.0.0 (4.0.0 in a delay notice).
 
 What goes in comes from outside: addresses a client chose, replies a next
 hop wrote, the returned message's headers. Nothing of it may start a header
@@ -27,6 +26,7 @@ octets is broken by CRLF SPACE, as smtp_line_length_limit does.
 """
 from __future__ import annotations
 
+import dataclasses
 from email import policy
 from email.generator import BytesGenerator
 from email.message import Message
@@ -35,9 +35,10 @@ from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
 from io import BytesIO
 
+from relayd.queue.outcome import DEFERRED, Outcome
 from relayd.smtp.text import break_long_lines, printable
 
-__all__ = ["build_dsn", "recipient_reply", "FAILED", "DELAYED"]
+__all__ = ["build_dsn", "FAILED", "DELAYED"]
 
 FAILED, DELAYED = "failed", "delayed"
 
@@ -76,14 +77,11 @@ delete your own text from the attached returned message.
                    The mail system
 """
 
+_NONE = Outcome(DEFERRED, "", "")   # a recipient no attempt has reached
+
 #: SMTP line length (RFC 5321 4.5.3.1.6: 1,000 octets with the CRLF).
 LINE_LIMIT = 998
 _WIRE_POLICY = policy.SMTP.clone(max_line_length=None, refold_source="none")
-
-
-def recipient_reply(dsn: str, reason: str) -> str:
-    """The queue's reply text for a recipient: "<dsn> <reason>"."""
-    return f"{dsn} {reason}"
 
 
 def _field(text: str) -> str:
@@ -96,35 +94,12 @@ def _text(text: str) -> str:
     return printable(text)
 
 
-def _is_status(dsn: str) -> bool:
-    """RFC 3463 class.subject.detail, class 2, 4 or 5."""
-    parts = dsn.split(".")
-    return (len(parts) == 3 and parts[0] in ("2", "4", "5")
-            and all(p.isascii() and p.isdigit() and len(p) <= 3 for p in parts[1:]))
-
-
-def _split_reply(text: str | None, reason_kind: str) -> tuple[str, str]:
-    text = text or ""
-    dsn, _, reason = text.partition(" ")
-    if _is_status(dsn):
-        return dsn, reason
-    return ("5.0.0" if reason_kind == FAILED else "4.0.0"), text
-
-
-def _remote(reason: str) -> tuple[str, str] | None:
-    """(host, reply) from smtp's "host HOST[IP] said: REPLY (in reply to
-    X command)"; None for any other reason. Found with string searches: the
-    reply is a next hop's text, parsed in linear time."""
-    said, tail = reason.find("] said: "), reason.rfind(" (in reply to ")
-    if not reason.startswith("host ") or not reason.endswith(" command)") or not 0 <= said < tail:
-        return None
-    host, bracket, ip = reason[5:said].partition("[")
-    reply = reason[said + 8:tail]
-    if not host or not bracket or " " in host or "]" in ip:
-        return None
-    if not (reply[:3].isascii() and reply[:3].isdigit() and reply[3:4] in (" ", "-")):
-        return None
-    return host, reply
+def _outcome(rcpt, reason_kind: str) -> Outcome:
+    """``rcpt``'s outcome, with the notice's default status where it has none."""
+    outcome = rcpt.outcome or _NONE
+    if outcome.dsn:
+        return outcome
+    return dataclasses.replace(outcome, dsn="5.0.0" if reason_kind == FAILED else "4.0.0")
 
 
 def build_dsn(message, recipients: list[int], content: bytes, *, myhostname: str,
@@ -145,7 +120,7 @@ def build_dsn(message, recipients: list[int], content: bytes, *, myhostname: str
 
     rcpts = [env.recipients[i] for i in recipients]
     body = (_FAILED_BODY if reason_kind == FAILED else _DELAYED_BODY).format(myhostname=myhostname)
-    body += "\n" + "\n".join(_text(f"<{r.address}>: {_split_reply(r.reply, reason_kind)[1]}")
+    body += "\n" + "\n".join(_text(f"<{r.address}>: {_outcome(r, reason_kind).reason}")
                               for r in rcpts) + "\n"
     notification = MIMEText(body, "plain", "utf-8" if not body.isascii() else "us-ascii")
     notification["Content-Description"] = "Notification"
@@ -166,18 +141,17 @@ def _delivery_status(message, rcpts, myhostname: str, reason_kind: str) -> Messa
     per_message["Arrival-Date"] = formatdate(env.arrival_time, localtime=True)
     blocks = [per_message]
     for rcpt in rcpts:
-        dsn, reason = _split_reply(rcpt.reply, reason_kind)
+        outcome = _outcome(rcpt, reason_kind)
         block = Message()
         block["Final-Recipient"] = f"rfc822; {_field(rcpt.address)}"
         block["Original-Recipient"] = f"rfc822; {_field(rcpt.original or rcpt.address)}"
         block["Action"] = reason_kind
-        block["Status"] = dsn
-        remote = _remote(reason)
-        if remote:
-            block["Remote-MTA"] = f"dns; {_field(remote[0])}"
-            block["Diagnostic-Code"] = f"smtp; {_field(remote[1])}"
+        block["Status"] = _field(outcome.dsn)
+        if outcome.remote:
+            block["Remote-MTA"] = f"dns; {_field(outcome.remote)}"
+            block["Diagnostic-Code"] = f"smtp; {_field(outcome.reply)}"
         else:
-            block["Diagnostic-Code"] = f"X-Postfix; {_field(reason)}"
+            block["Diagnostic-Code"] = f"X-Postfix; {_field(outcome.reason)}"
         blocks.append(block)
     status = Message()
     status.set_type("message/delivery-status")

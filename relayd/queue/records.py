@@ -11,6 +11,11 @@ length field, the type byte and the payload. The sync word lets a reader
 find the next record after a damaged one; being random and secret, it is
 not something message content can forge. Version 1 segments (no sync word)
 are still read.
+
+Version 3 journals each recipient's delivery outcome as fields (RECIPIENT_DONE
+and DEFERRED records of types 8 and 9); the text-only types 2 and 3 of
+version 2 are still read, their texts turned into outcomes by
+:func:`relayd.queue.outcome.from_text`.
 """
 from __future__ import annotations
 
@@ -18,8 +23,10 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from relayd.queue.outcome import BOUNCED, DEFERRED as DEFERRED_OUTCOME, SENT, Outcome, from_text
+
 MAGIC = b"RLYQ"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SYNC_SIZE = 8
 SEGMENT_HEADER = struct.Struct("<4sHHI8sI")  # magic, version, flags, segment number, sync, crc
 RECORD_HEADER = struct.Struct("<8sIIB")      # sync, payload length, crc, type
@@ -29,12 +36,14 @@ MAX_PAYLOAD = 1 << 30                        # a larger length field can only be
 
 # Record types.
 MESSAGE = 1
-RECIPIENT_DONE = 2
-DEFERRED = 3
+TEXT_DONE = 2        # version 2: RECIPIENT_DONE with reply texts (read only)
+TEXT_DEFERRED = 3    # version 2: DEFERRED with reason texts (read only)
 HOLD = 4
 RELEASE = 5
 DELETE = 6
 REQUEUE = 7
+RECIPIENT_DONE = 8
+DEFERRED = 9
 QID_ONLY_TYPES = {HOLD: "HOLD", RELEASE: "RELEASE", DELETE: "DELETE", REQUEUE: "REQUEUE"}
 
 # Queue states a MESSAGE record can carry ("active" is never stored: it becomes incoming).
@@ -42,6 +51,11 @@ STATE_CODES = {"incoming": 0, "deferred": 1, "hold": 2}
 STATE_NAMES = {v: k for k, v in STATE_CODES.items()}
 DONE_CODES = {"delivered": 1, "bounced": 2}
 DONE_NAMES = {v: k for k, v in DONE_CODES.items()}
+OUTCOME_CODES = {SENT: 1, DEFERRED_OUTCOME: 2, BOUNCED: 3}
+OUTCOME_NAMES = {v: k for k, v in OUTCOME_CODES.items()}
+NO_OUTCOME = 0
+# What a version 2 text meant: the status of the record that carried it.
+_TEXT_OUTCOME = {"delivered": SENT, "bounced": BOUNCED}
 
 _MSG_FIXED = struct.Struct("<BBIdH")        # state, storage, attempts, next_attempt, reason length
 _U32 = struct.Struct("<I")
@@ -75,11 +89,11 @@ class MessageRecord:
 
 @dataclass(frozen=True)
 class DoneRecord:
-    """Recipients delivered or bounced, each with its reply text."""
+    """Recipients delivered or bounced, each with its outcome (None: none known)."""
 
     queue_id: str
     status: str
-    replies: tuple[tuple[int, str], ...]
+    outcomes: tuple[tuple[int, Outcome | None], ...]
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,7 @@ class DeferredRecord:
 
     queue_id: str
     next_attempt: float
-    reasons: tuple[tuple[int, str], ...]
+    outcomes: tuple[tuple[int, Outcome | None], ...]
 
 
 @dataclass(frozen=True)
@@ -121,7 +135,7 @@ def parse_segment_header(data) -> SegmentHeader:
     if len(data) < SEGMENT_HEADER_V1.size or bytes(data[:4]) != MAGIC:
         raise ValueError("not a relayd journal segment")
     version = int.from_bytes(data[4:6], "little")
-    layout = {1: SEGMENT_HEADER_V1, 2: SEGMENT_HEADER}.get(version)
+    layout = {1: SEGMENT_HEADER_V1, 2: SEGMENT_HEADER, 3: SEGMENT_HEADER}.get(version)
     if layout is None:
         raise UnsupportedVersion(f"journal format version {version} is not supported")
     if len(data) < layout.size or _U32.unpack_from(data, layout.size - 4)[0] != zlib.crc32(
@@ -131,7 +145,7 @@ def parse_segment_header(data) -> SegmentHeader:
         _magic, _version, _flags, number, _crc = layout.unpack_from(data)
         return SegmentHeader(number, 1, b"", layout.size, RECORD_HEADER_V1)
     _magic, _version, _flags, number, sync, _crc = layout.unpack_from(data)
-    return SegmentHeader(number, 2, sync, layout.size, RECORD_HEADER)
+    return SegmentHeader(number, version, sync, layout.size, RECORD_HEADER)
 
 
 def frame(kind: int, parts: list[bytes], sync: bytes) -> list[bytes]:
@@ -171,21 +185,30 @@ def encode_message(queue_id: str, state: str, attempts: int, next_attempt: float
     return frame(MESSAGE, [head, envelope_json, *tail], sync)
 
 
-def encode_done(queue_id: str, status: str, replies: dict[int, str], *, sync: bytes) -> list[bytes]:
+def encode_done(queue_id: str, status: str, outcomes: tuple[tuple[int, Outcome | None], ...], *,
+                sync: bytes) -> list[bytes]:
     """A RECIPIENT_DONE record for recipients delivered or bounced."""
-    body = [_str8(queue_id), bytes([DONE_CODES[status]]), _U32.pack(len(replies))]
-    for index, text in sorted(replies.items()):
-        body.append(_U32.pack(index) + _str16(text))
+    body = [_str8(queue_id), bytes([DONE_CODES[status]]), _U32.pack(len(outcomes))]
+    body += [_indexed_outcome(index, outcome) for index, outcome in outcomes]
     return frame(RECIPIENT_DONE, body, sync)
 
 
-def encode_deferred(queue_id: str, next_attempt: float, reasons: dict[int, str], *,
-                    sync: bytes) -> list[bytes]:
-    """A DEFERRED record: one attempt made, ``reasons`` per deferred recipient."""
-    body = [_str8(queue_id), _F64.pack(next_attempt), _U32.pack(len(reasons))]
-    for index, text in sorted(reasons.items()):
-        body.append(_U32.pack(index) + _str16(text))
+def encode_deferred(queue_id: str, next_attempt: float,
+                    outcomes: tuple[tuple[int, Outcome | None], ...], *, sync: bytes) -> list[bytes]:
+    """A DEFERRED record: one attempt made, an outcome per deferred recipient."""
+    body = [_str8(queue_id), _F64.pack(next_attempt), _U32.pack(len(outcomes))]
+    body += [_indexed_outcome(index, outcome) for index, outcome in outcomes]
     return frame(DEFERRED, body, sync)
+
+
+def _indexed_outcome(index: int, outcome: Outcome | None) -> bytes:
+    """``index: u32``, ``status: u8`` (0: no outcome, nothing follows), then
+    dsn, reason, relay, remote and reply as str16."""
+    if outcome is None:
+        return _U32.pack(index) + bytes([NO_OUTCOME])
+    return b"".join((_U32.pack(index), bytes([OUTCOME_CODES[outcome.status]]), _str16(outcome.dsn),
+                     _str16(outcome.reason), _str16(outcome.relay), _str16(outcome.remote),
+                     _str16(outcome.reply)))
 
 
 def encode_queue_op(kind: int, queue_id: str, *, sync: bytes) -> list[bytes]:
@@ -215,9 +238,26 @@ class _Reader:
     def str16(self) -> str:
         return bytes(self.take(int.from_bytes(self.take(2), "little"))).decode("utf-8", "replace")
 
-    def indexed_texts(self) -> tuple[tuple[int, str], ...]:
+    def indexed_texts(self, status: str) -> tuple[tuple[int, Outcome | None], ...]:
+        """Version 2: index and text per recipient, the text read as an outcome."""
         (count,) = self.unpack(_U32)
-        return tuple((self.unpack(_U32)[0], self.str16()) for _ in range(count))
+        return tuple((self.unpack(_U32)[0], _text_outcome(status, self.str16()))
+                     for _ in range(count))
+
+    def indexed_outcomes(self) -> tuple[tuple[int, Outcome | None], ...]:
+        (count,) = self.unpack(_U32)
+        return tuple((self.unpack(_U32)[0], self.outcome()) for _ in range(count))
+
+    def outcome(self) -> Outcome | None:
+        code = self.take(1)[0]
+        if code == NO_OUTCOME:
+            return None
+        return Outcome(OUTCOME_NAMES[code], self.str16(), self.str16(), self.str16(), self.str16(),
+                       self.str16())
+
+
+def _text_outcome(status: str, text: str) -> Outcome | None:
+    return from_text(status, text) if text else None
 
 
 def decode(kind: int, payload) -> MessageRecord | DoneRecord | DeferredRecord | QueueOpRecord:
@@ -227,12 +267,16 @@ def decode(kind: int, payload) -> MessageRecord | DoneRecord | DeferredRecord | 
         queue_id = r.str8()
         if kind == MESSAGE:
             return _decode_message(r, queue_id)
-        if kind == RECIPIENT_DONE:
+        if kind in (RECIPIENT_DONE, TEXT_DONE):
             status = DONE_NAMES[r.take(1)[0]]
-            return DoneRecord(queue_id, status, r.indexed_texts())
-        if kind == DEFERRED:
+            outcomes = (r.indexed_outcomes() if kind == RECIPIENT_DONE
+                        else r.indexed_texts(_TEXT_OUTCOME[status]))
+            return DoneRecord(queue_id, status, outcomes)
+        if kind in (DEFERRED, TEXT_DEFERRED):
             (next_attempt,) = r.unpack(_F64)
-            return DeferredRecord(queue_id, next_attempt, r.indexed_texts())
+            outcomes = (r.indexed_outcomes() if kind == DEFERRED
+                        else r.indexed_texts(DEFERRED_OUTCOME))
+            return DeferredRecord(queue_id, next_attempt, outcomes)
         if kind in QID_ONLY_TYPES:
             return QueueOpRecord(queue_id, kind)
     except (KeyError, UnicodeDecodeError) as exc:

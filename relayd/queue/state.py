@@ -109,10 +109,10 @@ class QueueState:
         if msg is None or msg.state == CORRUPT:
             return False
         status = DELIVERED if rec.status == "delivered" else BOUNCED
-        for index, text in rec.replies:
+        for index, outcome in rec.outcomes:
             if index < len(msg.envelope.recipients):
                 msg.envelope.recipients[index].status = status
-                msg.envelope.recipients[index].reply = text
+                msg.envelope.recipients[index].outcome = outcome
         if msg.pending_recipients():
             return False
         del self.messages[rec.queue_id]
@@ -123,14 +123,15 @@ class QueueState:
         msg = self.messages.get(rec.queue_id)
         if msg is None or msg.state == CORRUPT:
             return False
-        for index, text in rec.reasons:
+        for index, outcome in rec.outcomes:
             if index < len(msg.envelope.recipients):
                 msg.envelope.recipients[index].status = DEFERRED
-                msg.envelope.recipients[index].reply = text
+                msg.envelope.recipients[index].outcome = outcome
         msg.attempts += 1
         msg.next_attempt = rec.next_attempt
-        if rec.reasons:
-            msg.last_reason = rec.reasons[0][1]
+        if rec.outcomes:
+            first = rec.outcomes[0][1]
+            msg.last_reason = "" if first is None else str(first)
         if msg.state != HOLD:
             msg.state = DEFERRED_Q
             self.schedule(msg)

@@ -28,6 +28,7 @@ from relayd.queue.content import ContentWriter
 from relayd.queue.envelope import Envelope
 from relayd.queue.lock import DirectoryLock, QueueLocked
 from relayd.queue.offload import blocking
+from relayd.queue.outcome import Outcome
 from relayd.queue.qid import QueueIdGenerator
 from relayd.queue.recovery import recover
 from relayd.queue.state import (ACTIVE, CORRUPT, DEFERRED_Q, HOLD, INCOMING, Location,
@@ -245,8 +246,10 @@ class QueueStore:
             msg.state = ACTIVE
 
     def record_results(self, queue_id: str, delivered: list[int], bounced: list[int],
-                       deferred: list[int], reply: dict[int, str], next_attempt: float | None) -> None:
-        """Journal one delivery attempt's outcome; the message leaves the queue when none is left.
+                       deferred: list[int], outcomes: dict[int, Outcome],
+                       next_attempt: float | None) -> None:
+        """Journal one delivery attempt's outcomes (by recipient index); the message
+        leaves the queue when no recipient is left.
 
         Does not wait for the disk (see :meth:`flush`); a failed write is retried.
         """
@@ -256,14 +259,14 @@ class QueueStore:
         buffers: list[bytes] = []
         for status, indexes in (("delivered", delivered), ("bounced", bounced)):
             if indexes:
-                rec = records.DoneRecord(queue_id, status, tuple((i, reply.get(i, "")) for i in indexes))
-                buffers += records.encode_done(queue_id, status, dict(rec.replies), sync=self._writer.sync)
+                rec = records.DoneRecord(queue_id, status, tuple((i, outcomes.get(i)) for i in indexes))
+                buffers += records.encode_done(queue_id, status, rec.outcomes, sync=self._writer.sync)
                 self._state.apply_done(rec)
         finished = queue_id not in self._state.messages
         if not finished:
             when = time.time() if next_attempt is None else next_attempt
-            rec = records.DeferredRecord(queue_id, when, tuple((i, reply.get(i, "")) for i in deferred))
-            buffers += records.encode_deferred(queue_id, when, dict(rec.reasons), sync=self._writer.sync)
+            rec = records.DeferredRecord(queue_id, when, tuple((i, outcomes.get(i)) for i in deferred))
+            buffers += records.encode_deferred(queue_id, when, rec.outcomes, sync=self._writer.sync)
             self._state.apply_deferred(rec)
         self._committer.submit(Entry(buffers, self._finished(queue_id) if finished else None, retry=True))
 

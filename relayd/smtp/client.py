@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from collections import deque
 
-from relayd.smtp.replies import Reply
+from relayd.smtp.replies import Reply, same_class
 from relayd.smtp.text import break_long_lines, printable
 
 __all__ = ["ClientSession", "ClientProtocolError", "NEED_DATA",
@@ -53,8 +53,9 @@ REPLY_LINES_LIMIT = 256
 #: Reply text kept (Postfix: line_length_limit, 2048); later lines are checked, not kept.
 REPLY_TEXT_LIMIT = 2048
 
-# RFC 3463: status-code = class "." subject "." detail; class = "2"/"4"/"5".
-_STATUS_RE = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
+# RFC 3463: status-code = class "." subject "." detail; class = "2"/"4"/"5";
+# ASCII digits, as Postfix's dsn_valid() reads them.
+_STATUS_RE = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |$)")
 _GREETING = "<greeting>"
 _END_OF_DATA = "<end of data>"
 
@@ -194,7 +195,7 @@ def _parse_reply(lines: list[str]) -> Reply:
     texts = [line[4:] for line in lines]
     match = _STATUS_RE.match(texts[0])
     status = ""
-    if match and match.group(1) == str(code)[0]:
+    if match and same_class(match.group(1), code):
         status = "{}.{}.{}".format(*match.groups())
         texts = [_strip_status(text, status) for text in texts]
     return Reply(code, status, "\n".join(texts))

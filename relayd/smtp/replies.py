@@ -5,9 +5,14 @@ replies are worded as Postfix words them (src/smtpd/smtpd.c), so that log
 tools and clients that match on texts keep working. Replies whose text takes
 arguments hold ``{}`` placeholders; call :meth:`Reply.format` to fill them.
 Tests compare against these values, never against literal strings.
+
+The rules for enhanced status codes live here too, once: what one looks
+like (:func:`split_status`, Postfix's dsn_valid/dsn_split) and that its
+class is the reply code's class (:func:`with_class`, :meth:`Reply.with_code`).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -30,6 +35,13 @@ class Reply:
     def with_text(self, text: str) -> "Reply":
         """The same code and status with another text."""
         return Reply(self.code, self.status, text)
+
+    def with_code(self, code: int) -> "Reply":
+        """This reply with reply code ``code``, its status's class made to match."""
+        status = with_class(self.status, code)
+        if (code, status) == (self.code, self.status):
+            return self
+        return Reply(code, status, self.text)
 
     @property
     def is_positive(self) -> bool:
@@ -64,6 +76,40 @@ class Reply:
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
+
+
+# RFC 3463 as Postfix's dsn_valid() reads it: class 2, 4 or 5, then 1-3 and
+# 1-3 ASCII digits, then the end or white space.
+_STATUS = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}(?=\s|$)")
+
+
+def split_status(text: str) -> tuple[str, str]:
+    """Postfix's dsn_split: ``"5.1.1 Who?"`` -> ``("5.1.1", "Who?")``; text
+    that starts with no enhanced status code -> ``("", text)``."""
+    match = _STATUS.match(text)
+    if match is None:
+        return "", text
+    return match.group(), text[match.end():].lstrip()
+
+
+def is_status(text: str) -> bool:
+    """True when ``text`` is one enhanced status code and nothing else."""
+    match = _STATUS.match(text)
+    return match is not None and match.end() == len(text)
+
+
+def same_class(status: str, code: int | str) -> bool:
+    """True when ``status``'s class (first digit) is that of reply code ``code``."""
+    return status[:1] == str(code)[:1]
+
+
+def with_class(status: str, code: int | str) -> str:
+    """``status`` with its class made that of ``code`` (a reply code, 550, or
+    a class, "4"): a reply's enhanced status code never contradicts its code
+    (Postfix smtpd_check_reject, smtp_proto). "" stays ""."""
+    if not status or same_class(status, code):
+        return status
+    return str(code)[0] + status[1:]
 
 
 # --- positive completion -------------------------------------------------

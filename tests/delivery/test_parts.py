@@ -1,6 +1,8 @@
 """Unit tests of the delivery building blocks: delays, next hops, the pool, DSNs."""
+import dataclasses
 import email
 import email.policy
+import re
 
 import gevent
 import pytest
@@ -8,8 +10,9 @@ import pytest
 from relayd.delivery.pool import DeliveryPool
 from relayd.delivery.route import parse_nexthop
 from relayd.delivery.status import format_delay
-from relayd.queue.bounce import DELAYED, build_dsn, recipient_reply
+from relayd.queue.bounce import DELAYED, build_dsn
 from relayd.queue.envelope import Envelope, Recipient
+from relayd.queue.outcome import BOUNCED, DEFERRED, Outcome, from_text
 from relayd.queue.state import QueuedMessage
 
 
@@ -66,14 +69,17 @@ def test_pool_survives_a_failing_job():
     assert pool.join(timeout=5) and done == [1]
 
 
-def message():
+GONE = Outcome(BOUNCED, "5.1.1", "host mx.example.net[192.0.2.1] said: 550 5.1.1 No such user "
+                                 "(in reply to RCPT TO command)",
+               "mx.example.net[192.0.2.1]:25", "mx.example.net", "550 5.1.1 No such user")
+LATE = Outcome(DEFERRED, "4.4.1", "connect to mx.example.net[192.0.2.1]:25: Connection refused")
+
+
+def message(gone=GONE, late=LATE):
     env = Envelope("alice@example.com", [
-        Recipient("gone@example.net", None, "bounced",
-                  recipient_reply("5.1.1", "host mx.example.net[192.0.2.1] said: 550 5.1.1 No such user "
-                                           "(in reply to RCPT TO command)")),
+        Recipient("gone@example.net", None, "bounced", gone),
         Recipient("ok@example.net"),
-        Recipient("late@example.net", "Late@Example.NET", "deferred",
-                  recipient_reply("4.4.1", "connect to mx.example.net[192.0.2.1]:25: Connection refused"))],
+        Recipient("late@example.net", "Late@Example.NET", "deferred", late)],
         1700000000.0)
     return QueuedMessage("4F1A2B3C4D5E", env, "active")
 
@@ -112,6 +118,16 @@ def test_dsn_is_wire_form_multipart_report():
     assert late["Diagnostic-Code"] == "X-Postfix; connect to mx.example.net[192.0.2.1]:25: Connection refused"
     assert headers.get_content_type() == "text/rfc822-headers"
     assert "Subject: hello" in content(headers) and "body" not in content(headers)
+
+
+def test_outcomes_of_an_older_queue_give_the_same_notification():
+    """Queues written before outcomes were values kept "<dsn> <reason>" text;
+    read back, it gives the DSN the fields give."""
+    old = message(from_text(BOUNCED, str(GONE)), from_text(DEFERRED, str(LATE)))
+    assert old.envelope.recipients[0].outcome == dataclasses.replace(GONE, relay="none")
+    unstable = re.compile(rb"^(Date|Message-Id): .*$|=+[0-9]+==", re.M)
+    assert unstable.sub(b"", build_dsn(old, [0, 2], ORIGINAL, myhostname="relay.example.com")) == \
+        unstable.sub(b"", build_dsn(message(), [0, 2], ORIGINAL, myhostname="relay.example.com"))
 
 
 def test_delay_notice_wording():

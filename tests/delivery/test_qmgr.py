@@ -183,6 +183,25 @@ def test_no_relayhost_defers(store, config, sink, caplog):
     assert sink.sessions == 0
 
 
+def test_bad_relayhost_defers_with_its_reason(store, config, sink, caplog):
+    """The reason outlives the except block that named the error (it used to
+    raise NameError in the delivery pool and leave the message active)."""
+    caplog.set_level(logging.INFO)
+    config = config.with_overrides({"relayhost": "[mx.example"})
+    qmgr = QueueManager(store, config)
+    qmgr.start()
+    try:
+        qid = queue_message(store, "alice@example.com", ["bob@example.net"])
+        wait_until(lambda: (m := store.get(qid)) and m.state == "deferred", what="deferral")
+    finally:
+        qmgr.stop(timeout=2)
+    [line] = [x for x in log_lines(caplog, "relayd.qmgr") if "to=<" in x]
+    assert line.endswith("dsn=4.4.1, status=deferred (bad relayhost: bad next-hop '[mx.example': "
+                         "unbalanced brackets)")
+    assert store.get(qid).last_reason == ("4.4.1 bad relayhost: bad next-hop '[mx.example': "
+                                          "unbalanced brackets")
+
+
 def test_dsn_that_cannot_be_built_keeps_the_attempts_results(qmgr, store, sink, monkeypatch, caplog):
     """A mock, because no real input makes the builder fail any more (a
     next hop's UTF-8 reply used to: tests/queue/test_bounce.py): the

@@ -7,7 +7,8 @@ import pytest
 
 from relayd.delivery.route import parse_nexthop
 from relayd.delivery.smtp import SmtpDeliveryAgent
-from relayd.delivery.status import BOUNCED, DEFERRED, SENT, DeliveryRequest, RecipientRef
+from relayd.delivery.status import DeliveryRequest, RecipientRef
+from relayd.queue.outcome import BOUNCED, DEFERRED, SENT
 from tests.delivery.conftest import CONTENT, log_lines
 
 LOG_SENT = re.compile(r"^QID1: to=<bob@example\.net>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, "

@@ -27,7 +27,8 @@ import atheris
 
 from relayd.cleanup import HEADER_SIZE_LIMIT, stored_form_problem
 from relayd.delivery.smtp import reply_outcome
-from relayd.queue.bounce import DELAYED, FAILED, recipient_reply
+from relayd.queue.bounce import DELAYED, FAILED
+from relayd.queue.outcome import BOUNCED, Outcome, from_text
 from relayd.rewrite.headers import HeaderRewriter, HeaderStream
 from relayd.smtp.events import ConnectionClosed
 from relayd.smtp.server import ServerSession, State
@@ -309,19 +310,20 @@ def address(fdp: Provider) -> str:
     return "".join(text(fdp) for _ in range(fdp.ConsumeIntInRange(1, 3))) + "@" + pick(fdp, DOMAINS)
 
 
-def reply(fdp: Provider) -> str:
-    """A recipient's reply as the queue keeps it: a remote server's reply taken
-    through the client core and the delivery agent's wording, or any text."""
+def reply(fdp: Provider) -> Outcome:
+    """A recipient's outcome as the queue keeps it: a remote server's reply taken
+    through the client core and the delivery agent, or any text as older queues
+    stored it."""
     if fdp.ConsumeBool():
         raw = (pick(fdp, [b"550", b"451", b"554", b"552"]) + b" "
                + pick(fdp, [b"5.1.1 ", b"4.7.0 ", b"", b"2.0.0 "])
                + fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 60))
                + long_run(fdp, [b"x", b"x\r.", b"."], 3000)
                + pick(fdp, [b"\r\n", b"\n"]))
-        parsed = dsn_harness.parsed_reason(raw)
+        parsed = dsn_harness.parsed_outcome(raw)
         if parsed is not None:
             return parsed
-    return recipient_reply(pick(fdp, STATUSES), "".join(text(fdp) for _ in range(3)))
+    return from_text(BOUNCED, f"{pick(fdp, STATUSES)} " + "".join(text(fdp) for _ in range(3)))
 
 
 def dsn(data: bytes) -> None:

@@ -44,7 +44,8 @@ LINE = st.builds(lambda code, sep, text, end: code + sep + text + end, CODES,
                  st.sampled_from([b"\r\n", b"\n", b"\r\r\n", b"\r", b""]))
 SERVER = st.lists(st.one_of(LINE, LINE, st.binary(max_size=10)), max_size=30).map(b"".join)
 # The delivery agent's stand-in connection: reply_outcome reads only its names.
-CONN = SimpleNamespace(name="mx.example[192.0.2.1]", relay="mx.example[192.0.2.1]:25")
+CONN = SimpleNamespace(host="mx.example", name="mx.example[192.0.2.1]",
+                       relay="mx.example[192.0.2.1]:25")
 STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}\Z")
 
 

@@ -17,8 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relayd.delivery.smtp import reply_outcome
-from relayd.queue.bounce import DELAYED, FAILED, build_dsn, recipient_reply
+from relayd.queue.bounce import DELAYED, FAILED, build_dsn
 from relayd.queue.envelope import Envelope, Recipient
+from relayd.queue.outcome import BOUNCED, Outcome, from_text
 from relayd.queue.state import QueuedMessage
 from relayd.smtp.client import NEED_DATA, ClientProtocolError, ClientSession
 from tests.fuzz.harness import fuzz_settings, long_runs
@@ -28,7 +29,8 @@ TOP_HEADERS = {"From", "To", "Subject", "Auto-Submitted", "Date", "Message-Id", 
                "Content-Type"}
 RECIPIENT_FIELDS = {"Final-Recipient", "Original-Recipient", "Action", "Status", "Remote-MTA",
                     "Diagnostic-Code"}
-CONN = SimpleNamespace(name="mx.example[192.0.2.1]", relay="mx.example[192.0.2.1]:25")
+CONN = SimpleNamespace(host="mx.example", name="mx.example[192.0.2.1]",
+                       relay="mx.example[192.0.2.1]:25")
 ORIGINAL = (b"From: alice@example.com\r\nSubject: hello\r\n..X-Dotted: yes\r\n\r\n"
             b"body\r\n..dotted\r\n")
 
@@ -36,12 +38,14 @@ ORIGINAL = (b"From: alice@example.com\r\nSubject: hello\r\n..X-Dotted: yes\r\n\r
 ATOM = st.text("abcdefghijklmnopqrstuvwxyz0123456789.-+_=", min_size=1, max_size=12)
 PLAIN_ADDRESS = st.builds(lambda local, domain: f"{local}@{domain}", ATOM,
                           st.sampled_from(["example.com", "sub.example.net", "[192.0.2.1]"]))
-PLAIN_REASON = st.one_of(
-    st.builds(lambda code, text: f"host mx.example[192.0.2.1] said: {code} {text} "
-                                 f"(in reply to RCPT TO command)",
-              st.sampled_from(["550 5.1.1", "452 4.2.2", "554"]),
+PLAIN_OUTCOME = st.one_of(
+    st.builds(lambda dsn, code, text: Outcome(
+                  BOUNCED, dsn, f"host mx.example[192.0.2.1] said: {code} {text} (in reply to RCPT TO "
+                  "command)", CONN.relay, CONN.host, f"{code} {text}"),
+              st.sampled_from(["5.1.1", "4.4.1"]), st.sampled_from(["550 5.1.1", "452 4.2.2", "554"]),
               st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=300)),
-    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=200))
+    st.builds(lambda dsn, text: Outcome(BOUNCED, dsn, text), st.sampled_from(["5.1.1", "4.4.1"]),
+              st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=200)))
 # Hostile input: any text, line breaks and Unicode line separators included,
 # and remote replies as the client core parses them from any bytes.
 HOSTILE_TEXT = st.one_of(st.text(max_size=40), st.sampled_from([
@@ -57,9 +61,9 @@ SERVER_REPLY = st.builds(lambda code, text, end: code + b" " + text + end,
                          st.sampled_from([b"\r\n", b"\n"]))
 
 
-def parsed_reason(raw: bytes) -> str | None:
-    """The queue's reason for a recipient refused with ``raw`` at RCPT, as
-    delivery writes it (None when the client core refuses the reply)."""
+def parsed_outcome(raw: bytes) -> Outcome | None:
+    """The outcome of a recipient refused with ``raw`` at RCPT, as delivery
+    records it (None when the client core refuses the reply)."""
     session = ClientSession()
     session.receive_data(b"220 mx.example ESMTP\r\n")
     session.next_event()
@@ -71,13 +75,12 @@ def parsed_reason(raw: bytes) -> str | None:
         return None
     if reply is NEED_DATA:
         return None
-    outcome = reply_outcome(reply, CONN, "RCPT TO")
-    return recipient_reply(outcome.dsn, outcome.reason)
+    return reply_outcome(reply, CONN, "RCPT TO")
 
 
-def dsn(sender: str, recipients: list[tuple[str, str | None, str]], kind: str) -> bytes:
-    envelope = Envelope(sender, [Recipient(address, original, "bounced", reply)
-                                 for address, original, reply in recipients], 1700000000.0)
+def dsn(sender: str, recipients: list[tuple[str, str | None, Outcome]], kind: str) -> bytes:
+    envelope = Envelope(sender, [Recipient(address, original, "bounced", outcome)
+                                 for address, original, outcome in recipients], 1700000000.0)
     return build_dsn(QueuedMessage("4F1A2B3C4D5E", envelope, "active"), list(range(len(recipients))),
                      ORIGINAL, myhostname="relay.example.com", reason_kind=kind)
 
@@ -106,8 +109,7 @@ def check_dsn(wire: bytes, recipients: int) -> None:
 @fuzz_settings(200)
 @given(sender=st.one_of(st.just(""), PLAIN_ADDRESS),
        recipients=st.lists(st.tuples(PLAIN_ADDRESS, st.one_of(st.none(), PLAIN_ADDRESS),
-                                     st.builds(recipient_reply, st.sampled_from(["5.1.1", "4.4.1"]),
-                                               PLAIN_REASON)), min_size=1, max_size=4),
+                                     PLAIN_OUTCOME), min_size=1, max_size=4),
        kind=st.sampled_from([FAILED, DELAYED]))
 def test_dsn_is_a_valid_report(sender, recipients, kind):
     check_dsn(dsn(sender, recipients, kind), len(recipients))
@@ -117,12 +119,14 @@ def test_dsn_is_a_valid_report(sender, recipients, kind):
 @given(sender=st.one_of(PLAIN_ADDRESS, HOSTILE_ADDRESS),
        recipients=st.lists(st.tuples(st.one_of(PLAIN_ADDRESS, HOSTILE_ADDRESS),
                                      st.one_of(st.none(), HOSTILE_ADDRESS),
-                                     st.one_of(SERVER_REPLY.map(parsed_reason),
-                                               HOSTILE_TEXT.map(lambda t: recipient_reply("5.0.0", t)))),
+                                     st.one_of(SERVER_REPLY.map(parsed_outcome),
+                                               HOSTILE_TEXT.map(lambda t: Outcome(BOUNCED, "5.0.0", t)),
+                                               HOSTILE_TEXT.map(lambda t: from_text(BOUNCED, t)))),
                            min_size=1, max_size=3),
        kind=st.sampled_from([FAILED, DELAYED]))
 def test_dsn_resists_hostile_addresses_and_replies(sender, recipients, kind):
-    recipients = [(a, o, r if r is not None else "5.0.0 refused") for a, o, r in recipients]
+    recipients = [(a, o, r if r is not None else Outcome(BOUNCED, "5.0.0", "refused"))
+                  for a, o, r in recipients]
     check_dsn(dsn(sender, recipients, kind), len(recipients))
 
 
@@ -136,12 +140,12 @@ def test_dsn_resists_hostile_addresses_and_replies(sender, recipients, kind):
 ])
 def test_dsn_fixed_hostile_cases(address, reply):
     """Minimal inputs the hostile harness found, kept as fixed cases."""
-    check_dsn(dsn("a@example.com", [(address, None, reply)], FAILED), 1)
+    check_dsn(dsn("a@example.com", [(address, None, from_text(BOUNCED, reply))], FAILED), 1)
 
 
 def test_dsn_oracle_catches_an_injected_header():
     """The oracle itself: a header smuggled in through the sender is caught."""
-    wire = dsn("a@example.com", [("b@example.com", None, "5.1.1 gone")], FAILED)
+    wire = dsn("a@example.com", [("b@example.com", None, Outcome(BOUNCED, "5.1.1", "gone"))], FAILED)
     check_dsn(wire, 1)
     injected = wire.replace(b"\r\nTo: a@example.com\r\n", b"\r\nTo: a@example.com\r\nBcc: x@y\r\n")
     with pytest.raises(AssertionError):

@@ -1,4 +1,5 @@
 """Limits on what a client controls, and SMTP smuggling, over real sockets."""
+import re
 import smtplib
 import socket
 import time
@@ -61,6 +62,13 @@ def test_hop_limit(relayd_factory, sink):
     with pytest.raises(smtplib.SMTPDataError) as err:
         send(relayd, "a@example.org", ["b@relay.example"], looping)
     assert (err.value.smtp_code, err.value.smtp_error) == (554, b"5.4.0 Error: too many hops")
+    refused = re.compile(r"relayd/smtpd\[\d+\]: [0-9A-F]+: reject: END-OF-MESSAGE from "
+                         r"\S+\[127\.0\.0\.1\]: 554 5\.4\.0 Error: too many hops; "
+                         r"from=<a@example\.org> proto=ESMTP helo=<[^>]+>$", re.M)
+    deadline = time.monotonic() + 10
+    while not refused.search(relayd.log()):
+        assert time.monotonic() < deadline, relayd.log()
+        time.sleep(0.05)
     fine = b"".join(b"Received: from hop%d\r\n" % i for i in range(4)) + b"Subject: ok\r\n\r\nx\r\n"
     send(relayd, "a@example.org", ["b@relay.example"], fine)
     (msg,) = sink.wait_for(1)

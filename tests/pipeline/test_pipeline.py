@@ -6,7 +6,7 @@ from relayd.pipeline.context import CheckContext, SessionView
 from relayd.pipeline.dispatcher import TemporaryLookupError, compile_restrictions, evaluate
 from relayd.pipeline.registry import CheckRegistry
 from relayd.pipeline.restrictions import Restrictions
-from relayd.pipeline.verdicts import DUNNO, OK, Defer, Reject
+from relayd.pipeline.verdicts import DUNNO, OK, Defer, Reject, refusal
 from relayd.smtp import replies as R
 
 CONFIG = load_config(main_cf="mydestination = local.example\nrelay_domains = relay.example\n"
@@ -137,3 +137,9 @@ def test_a_missing_relay_domains_table_defers_instead_of_deciding(tmp_path):
                                  f"relay_domains = hash:{tmp_path / 'missing'}\n")
     assert Restrictions(config).check_recipient(OUTSIDE, "a@example.org", "x@foreign.example") == \
         R.R451_TEMPORARY_LOOKUP_FAILURE.format("x@foreign.example")
+
+
+def test_refusal_rejects_5xx_and_defers_4xx():
+    """The one place a reply code chooses between Reject and Defer."""
+    assert refusal(R.R554_ACCESS_DENIED) == Reject(R.R554_ACCESS_DENIED)
+    assert refusal(R.R450_ACCESS_DENIED) == Defer(R.R450_ACCESS_DENIED)

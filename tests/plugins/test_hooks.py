@@ -6,6 +6,7 @@ import pytest
 
 from relayd.config import ConfigError
 from relayd.pipeline.context import SessionView
+from relayd.queue.outcome import BOUNCED, DEFERRED, SENT, Outcome
 from relayd.pipeline.hooks import (HOOK_BOUNCED, HOOK_CONNECT, HOOK_DEFERRED, HOOK_DELIVERED,
                                    HOOK_NAMES, HOOK_QUEUED, ConnectEvent, DeliveryEvent,
                                    HookRegistry, QueuedEvent, fire_delivery_results)
@@ -89,7 +90,9 @@ def test_delivery_results_give_one_event_per_recipient_under_its_outcome():
     fire_delivery_results(registry, "4F3A21C0B2", "alice@example.org",
                           ["a@relay.example", "b@relay.example", "c@relay.example"],
                           delivered=[0], deferred=[2], bounced=[1],
-                          replies={0: "2.0.0 sent", 1: "5.1.1 unknown", 2: "4.4.1 no route"})
+                          outcomes={0: Outcome(SENT, "2.0.0", "sent"),
+                                    1: Outcome(BOUNCED, "5.1.1", "unknown"),
+                                    2: Outcome(DEFERRED, "4.4.1", "no route")})
     assert got == {
         HOOK_DELIVERED: [DeliveryEvent("4F3A21C0B2", "alice@example.org", "a@relay.example",
                                        "2.0.0 sent")],

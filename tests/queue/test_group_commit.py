@@ -7,6 +7,7 @@ import os
 import gevent
 import pytest
 
+from relayd.queue.outcome import DEFERRED, Outcome
 from relayd.queue.store import QueueWriteError
 
 from tests.queue.helpers import message_bytes, opened, queue, segment_files
@@ -77,7 +78,7 @@ def test_delivery_results_are_written_again_after_a_failed_flush(tmp_path, monke
         return real_writev(fd, buffers)
 
     monkeypatch.setattr(os, "writev", enospc_once)
-    store.record_results(qid, [0], [], [1], {1: "4.4.1 connection timed out"}, 12345.0)
+    store.record_results(qid, [0], [], [1], {1: Outcome(DEFERRED, "4.4.1", "connection timed out")}, 12345.0)
     with pytest.raises(QueueWriteError):
         store.flush()
     store.flush()

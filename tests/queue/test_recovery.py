@@ -9,6 +9,7 @@ import zlib
 
 import pytest
 
+from relayd.queue import records
 from relayd.queue.journal import UnsupportedJournal
 from tests.queue.helpers import last_segment, message_bytes, opened, queue
 
@@ -74,7 +75,7 @@ def test_a_segment_without_a_valid_header_is_set_aside(tmp_path):
 
 
 def test_a_segment_of_an_unknown_format_version_stops_the_start_untouched(tmp_path):
-    head = struct.pack("<4sHHI", b"RLYQ", 3, 0, 1)
+    head = struct.pack("<4sHHI", b"RLYQ", records.FORMAT_VERSION + 1, 0, 1)
     future = head + struct.pack("<I", zlib.crc32(head)) + b"records we cannot read"
     (tmp_path / "journal").mkdir()
     (tmp_path / "journal" / "00000001.seg").write_bytes(future)

@@ -6,8 +6,16 @@ import re
 import time
 
 from relayd.queue.envelope import Envelope
+from relayd.queue.outcome import BOUNCED, DEFERRED, SENT, Outcome
 
 from tests.queue.helpers import envelope, message_bytes, opened, queue, random_wire
+
+
+SENT_OK = Outcome(SENT, "2.0.0", "250 2.0.0 Ok", "mx.example.net[192.0.2.1]:25")
+UNAVAILABLE = Outcome(DEFERRED, "4.3.0", "host mx.example.net[192.0.2.1] said: 451 4.3.0 mailbox "
+                      "temporarily unavailable (in reply to RCPT TO command)",
+                      "mx.example.net[192.0.2.1]:25", "mx.example.net",
+                      "451 4.3.0 mailbox temporarily unavailable")
 
 
 def test_commit_close_reopen_keeps_messages_envelopes_and_content(tmp_path):
@@ -55,8 +63,7 @@ def test_partial_success_leaves_only_the_deferred_recipient(tmp_path):
     assert store.get(qid).state == "active"
     retry_at = time.time() + 300
     store.record_results(qid, delivered=[0, 1], bounced=[], deferred=[2],
-                         reply={0: "250 2.0.0 Ok", 1: "250 2.0.0 Ok",
-                                2: "451 4.3.0 mailbox temporarily unavailable"},
+                         outcomes={0: SENT_OK, 1: SENT_OK, 2: UNAVAILABLE},
                          next_attempt=retry_at)
     store.close()
 
@@ -65,7 +72,9 @@ def test_partial_success_leaves_only_the_deferred_recipient(tmp_path):
     assert msg.state == "deferred" and msg.attempts == 1
     assert msg.pending_recipients() == [2]
     assert [r.status for r in msg.envelope.recipients] == ["delivered", "delivered", "deferred"]
-    assert msg.last_reason == "451 4.3.0 mailbox temporarily unavailable"
+    assert msg.last_reason == "4.3.0 host mx.example.net[192.0.2.1] said: 451 4.3.0 mailbox " \
+                              "temporarily unavailable (in reply to RCPT TO command)"
+    assert [r.outcome for r in msg.envelope.recipients] == [SENT_OK, SENT_OK, UNAVAILABLE]
     assert store.due(time.time()) == []
     assert [m.queue_id for m in store.due(retry_at)] == [qid]
     store.close()
@@ -75,7 +84,8 @@ def test_message_leaves_the_queue_when_every_recipient_is_done(tmp_path):
     store = opened(tmp_path)
     qid = queue(store, message_bytes("done"), n_rcpt=2)
     store.record_results(qid, delivered=[0], bounced=[1], deferred=[],
-                         reply={0: "250 ok", 1: "550 5.1.1 User unknown"}, next_attempt=None)
+                         outcomes={0: SENT_OK, 1: Outcome(BOUNCED, "5.1.1", "User unknown")},
+                         next_attempt=None)
     assert store.get(qid) is None
     store.close()
     store = opened(tmp_path)
@@ -86,8 +96,8 @@ def test_message_leaves_the_queue_when_every_recipient_is_done(tmp_path):
 def test_hold_release_delete_requeue_survive_reopen(tmp_path):
     store = opened(tmp_path)
     held, released, deleted, requeued = (queue(store, message_bytes(t)) for t in "abcd")
-    store.record_results(requeued, [], [], [0], {0: "connection refused"}, time.time() + 3600)
-    store.record_results(released, [], [], [0], {0: "timeout"}, time.time() + 3600)
+    store.record_results(requeued, [], [], [0], {0: Outcome(DEFERRED, "4.4.1", "connection refused")}, time.time() + 3600)
+    store.record_results(released, [], [], [0], {0: Outcome(DEFERRED, "4.4.2", "timeout")}, time.time() + 3600)
     assert store.hold(held) and store.hold(released) and store.release(released)
     assert store.delete(deleted) and store.requeue(requeued)
     assert not store.release(requeued) and not store.delete(deleted) and not store.requeue(held)
