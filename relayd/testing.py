@@ -36,7 +36,7 @@ from importlib.metadata import entry_points
 from typing import Callable, Iterable
 
 from relayd.config import load_config
-from relayd.edge.disposition import disposition, prepended_headers
+from relayd.cleanup.disposition import disposition, prepended_headers
 from relayd.pipeline.context import SessionView
 from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
                                    DataEndEvent, HookRegistry, QueuedEvent)

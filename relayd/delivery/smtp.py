@@ -25,7 +25,7 @@ from relayd.delivery.route import Destination
 from relayd.delivery.status import (BOUNCED, DEFERRED, SENT, DeliveryRequest, DeliveryResult,
                                     Outcome, RecipientRef, record_outcome)
 from relayd.rewrite.generic import GenericMaps
-from relayd.rewrite.headers import rewrite_generic_headers
+from relayd.cleanup.headers import rewrite_generic_headers
 from relayd.smtp.replies import Reply
 from relayd.tables.base import TemporaryLookupError
 

@@ -14,15 +14,12 @@ import gevent
 from gevent.server import StreamServer
 
 from relayd.anvil import TOO_MANY_SESSIONS, Anvil
-from relayd.content import ContentChecks
+from relayd.cleanup.message import Cleanup
 from relayd.edge.session import SmtpdSession
 from relayd.networks import NetworkList
 from relayd.pipeline.hooks import HookRegistry
-from relayd.rewrite import Rewriter
-from relayd.rewrite.headers import HeaderRules
 from relayd.sockets import send_last
 from relayd.smtp.replies import R421_TOO_MANY_CLIENT_CONNECTIONS, R421_TOO_MANY_CONNECTIONS
-from relayd.tables.base import open_table_or_surrogate
 
 log = logging.getLogger("relayd.smtpd")
 
@@ -37,12 +34,9 @@ class SmtpdService:
         self.store = store
         self.restrictions = restrictions
         self.hooks = hooks if hooks is not None else HookRegistry()
-        self.rewriter = Rewriter(config)
-        HeaderRules.of(config)  # a bad local_header_rewrite_clients must stop startup
-        self.content_checks = ContentChecks.from_config(config, opener=open_table_or_surrogate)
+        self.cleanup = Cleanup(config, store)
         self.sweeper = sweeper
         self.myhostname = config["myhostname"]
-        self.mail_name = config["mail_name"]
         self.banner = config["smtpd_banner"]
         self.timeout = float(config["smtpd_timeout"])
         self.recipient_limit = config["smtpd_recipient_limit"]
@@ -50,7 +44,6 @@ class SmtpdService:
         self.soft_error_limit = config["smtpd_soft_error_limit"]
         self.error_sleep_time = float(config["smtpd_error_sleep_time"])
         self.junk_command_limit = config["smtpd_junk_command_limit"]
-        self.hopcount_limit = config["hopcount_limit"]
         self.vrfy_enabled = not config["disable_vrfy_command"]
         self.session_limit = config["smtpd_session_limit"]
         self.core_options = dict(

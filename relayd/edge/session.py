@@ -10,34 +10,25 @@ enforced by the :class:`~relayd.edge.deadlines.DeadlineSweeper`.
 from __future__ import annotations
 
 import logging
-import time
 
 import gevent
 
-from relayd.cleanup import HeaderScan, received_header
-from relayd.content import LogContext
+from relayd.cleanup.message import Client, Queued
 from relayd.edge.deadlines import SessionTimeout
-from relayd.edge.disposition import disposition, prepended_headers
 from relayd.pipeline.context import SessionView
 from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
                                    DataEndEvent, QueuedEvent)
-from relayd.queue.envelope import Envelope
-from relayd.queue.store import QueueWriteError
-from relayd.rewrite.headers import HeaderRewriter
 from relayd.smtp import events as ev
 from relayd.smtp.replies import (R214_HELP, R221_BYE, R250_HELO, R250_OK, R250_QUEUED,
                                  R250_RECIPIENT_OK, R250_SENDER_OK, R252_VRFY, R354_START_DATA,
-                                 R421_TIMEOUT, R421_TOO_MANY_ERRORS, R451_QUEUE_WRITE_ERROR,
-                                 R452_INSUFFICIENT_STORAGE, R452_TOO_MANY_RECIPIENTS,
-                                 R500_UNRECOGNIZED, R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED,
-                                 R554_TOO_MANY_HOPS, Reply)
+                                 R421_TIMEOUT, R421_TOO_MANY_ERRORS, R452_INSUFFICIENT_STORAGE,
+                                 R452_TOO_MANY_RECIPIENTS, R500_UNRECOGNIZED,
+                                 R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED, Reply)
 from relayd.smtp.server import ProtocolError, ServerSession
 from relayd.smtp.text import printable
 from relayd.sockets import send_all, send_last
-from relayd.tables.base import TemporaryLookupError
 
 log = logging.getLogger("relayd.smtpd")
-cleanup_log = logging.getLogger("relayd.cleanup")
 
 INFINITY = float("inf")
 RECV_SIZE = 65536
@@ -46,24 +37,19 @@ RECV_SIZE = 65536
 class Transaction:
     """What one MAIL ... DATA transaction has gathered so far."""
 
-    __slots__ = ("sender", "params", "recipients", "queue_id", "writer", "headers", "added",
-                 "content", "rewriter")
+    __slots__ = ("sender", "params", "recipients", "queue_id", "message")
 
     def __init__(self, sender: str, params: dict):
         self.sender = sender
         self.params = params
         self.recipients: list[str] = []
         self.queue_id = ""
-        self.writer = None
-        self.headers: HeaderScan | None = None
-        self.added = 0  # bytes relayd put in front of the client's message
-        self.content = None  # the header/body checker, when any check is configured
-        self.rewriter = None  # header address rewriting, when it applies to this client
+        self.message = None  # cleanup's CleanupMessage, from DATA on
 
     def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()
-            self.writer = None
+        if self.message is not None:
+            self.message.abort()
+            self.message = None
 
 
 class SmtpdSession:
@@ -185,7 +171,7 @@ class SmtpdSession:
         """The state named in "timeout after ..." lines: the last command, or
         inside the message content "DATA (N bytes)" as smtpd.c logs it."""
         tx = self.tx
-        if tx is not None and tx.writer is not None:
+        if tx is not None and tx.message is not None:
             return f"DATA ({self.core.data_size} bytes)"
         return self.last_command
 
@@ -293,32 +279,14 @@ class SmtpdSession:
         if refusal is not None:
             return self._failed("data", refusal)
         tx = self.tx
-        service = self.service
-        tx.writer = service.store.content_writer(tx.queue_id)
-        tx.headers = HeaderScan(service.config["header_size_limit"])
-        added = received_header(
-            helo=self.helo, client_name=self.client_name, client_addr=self.client_addr,
-            myhostname=service.myhostname, mail_name=service.mail_name, protocol=self.protocol,
-            queue_id=tx.queue_id, recipients=tx.recipients, now=time.time())
-        # PREPEND actions of the restriction lists are known by now; those of the
-        # end-of-data list come too late to be written (see docs/restrictions.md).
-        added += prepended_headers(self.policy.transaction_actions())
-        tx.added = len(added)
-        tx.writer.write(added)
-        if service.content_checks.active:
-            tx.content = service.content_checks.checker(LogContext(
-                tx.queue_id, self.peer, tx.sender, tx.recipients[-1], self.protocol, self.helo))
-        rewriter = HeaderRewriter.from_config(service.config, self.client_addr)
-        tx.rewriter = rewriter if rewriter.active else None
+        tx.message = self.service.cleanup.open(
+            queue_id=tx.queue_id, sender=tx.sender, params=tx.params, recipients=tx.recipients,
+            client=Client(self.client_name, self.client_addr, self.helo, self.protocol),
+            actions=self.policy.transaction_actions())
         return R354_START_DATA
 
     def _data_chunk(self, event: ev.DataChunk) -> None:
-        tx = self.tx
-        if not tx.headers.done:
-            tx.headers.feed(event.data)
-        data = event.data if tx.content is None else tx.content.feed(event.data)
-        # cleanup(8) order: header_checks see the client's headers, the rewritten ones are queued.
-        tx.writer.write(data if tx.rewriter is None else tx.rewriter.feed(data))
+        self.tx.message.feed(event.data)
 
     def on_data_end(self, event: ev.DataEnd) -> Reply:
         tx = self.tx
@@ -336,71 +304,25 @@ class SmtpdSession:
         if event.error is not None:
             tx.abort()
             return self._failed("data", event.error, _END_OF_MESSAGE)
-        content = None
-        if tx.content is not None:
-            rest, content = tx.content.finish()
-            tx.writer.write(rest if tx.rewriter is None else tx.rewriter.feed(rest))
-            if content.reply is not None:  # the checker logged "reject: header ..."
-                tx.abort()
-                return self._failed("data", content.reply, _END_OF_MESSAGE)
-        if tx.rewriter is not None:
-            try:
-                tx.writer.write(tx.rewriter.finish())
-            except TemporaryLookupError as exc:
-                log.warning("%s: header address rewriting failed: %s", tx.queue_id, exc)
-                tx.abort()
-                return self._failed("data", R451_QUEUE_WRITE_ERROR, _END_OF_MESSAGE)
-        if tx.headers.hop_count >= self.service.hopcount_limit:
-            tx.abort()
-            log.info("%s: reject: END-OF-MESSAGE from %s: %s; from=<%s> proto=%s helo=<%s>",
-                     tx.queue_id, self.peer, R554_TOO_MANY_HOPS, tx.sender, self.protocol,
-                     self.helo)
-            return self._failed("data", R554_TOO_MANY_HOPS, _END_OF_MESSAGE)
-        refusal = self.policy.on_end_of_data()
+        refusal = tx.message.end(event.size) or self.policy.on_end_of_data()
         if refusal is not None:
             tx.abort()
             return self._failed("data", refusal, _END_OF_MESSAGE)
-        size = tx.added + event.size + (content.size_delta if content is not None else 0)
-        size += tx.rewriter.size_delta if tx.rewriter is not None else 0
-        return self._commit(tx, size, disposition(self.policy.transaction_actions(), content))
-
-    def _commit(self, tx: Transaction, size: int, how) -> Reply:
         service = self.service
-        if how.discard:  # Postfix claims delivery and drops the message
-            tx.abort()
-            self._count("data", True, _END_OF_MESSAGE)
-            return R250_QUEUED.format(tx.queue_id)
-        try:
-            sender = service.rewriter.sender(tx.sender)
-            recipients = service.rewriter.recipients(how.recipients(tx.recipients))
-        except TemporaryLookupError as exc:
-            log.warning("%s: address rewriting failed: %s", tx.queue_id, exc)
-            tx.abort()
-            return self._failed("data", R451_QUEUE_WRITE_ERROR, _END_OF_MESSAGE)
-        envelope = Envelope(
-            sender=sender, recipients=recipients, arrival_time=time.time(),
-            client_name=self.client_name, client_addr=self.client_addr, helo=self.helo,
-            protocol=self.protocol, size=size,
-            params={k: v for k, v in tx.params.items() if v is not None},
-            attrs={"filter": how.filter} if how.filter else {})
-        message_id = tx.headers.message_id
         self.deadline = INFINITY  # never interrupt a commit: the message may already be durable
         try:
-            service.store.commit(tx.queue_id, envelope, tx.writer, hold=how.hold)
-        except QueueWriteError as exc:
-            log.warning("%s: queue file write error: %s", tx.queue_id, exc)
-            tx.abort()
-            return self._failed("data", R451_QUEUE_WRITE_ERROR, _END_OF_MESSAGE)
+            outcome = tx.message.commit(self.policy.transaction_actions())
         finally:
             self.deadline = service.sweeper.now() + service.timeout
-        if message_id:
-            cleanup_log.info("%s: message-id=%s", tx.queue_id, message_id)
-        if service.hooks.hooks(HOOK_QUEUED):
+        if type(outcome) is not Queued:
+            return self._failed("data", outcome, _END_OF_MESSAGE)
+        if not outcome.discarded and service.hooks.hooks(HOOK_QUEUED):
             service.hooks.fire(HOOK_QUEUED, QueuedEvent(
-                self.policy.view, tx.queue_id, sender, tuple(r.address for r in recipients), size,
-                message_id, self.notes))
+                self.policy.view, tx.queue_id, outcome.sender, outcome.recipients, outcome.size,
+                outcome.message_id, self.notes))
         self._count("data", True, _END_OF_MESSAGE)
-        self.errors = self.junk = 0  # Postfix forgives a client that delivered a message
+        if not outcome.discarded:
+            self.errors = self.junk = 0  # Postfix forgives a client that delivered a message
         return R250_QUEUED.format(tx.queue_id)
 
     def on_rset(self, event) -> Reply:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relayd.content.mime import header_name
+from relayd.smtp.text import header_name
 from relayd.smtp.replies import Reply
 from relayd.smtp.text import printable
 

@@ -58,7 +58,7 @@ ACCESSORS = {
     "DomainList": ("parameter",),               # relayd/rewrite/domains.py
     "open_tables": ("parameter",),              # relayd/rewrite/tables.py
     "table_specs": ("parameter",),              # relayd/rewrite/tables.py
-    "_open_maps": ("name",),                    # relayd/content/checks.py: a *_checks parameter
+    "_open_maps": ("name",),                    # relayd/cleanup/checks.py: a *_checks parameter
     "_domain_list": ("name",),                  # relayd/checks/relay.py
     "_class_text": ("name",),                   # relayd/pipeline/restrictions.py (user-named classes)
 }

@@ -13,7 +13,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from relayd.content.mime import header_name
+from relayd.smtp.text import header_name
 from relayd.maillog import CLEANUP as log
 from relayd.smtp.replies import R451_CONTENT_DEFERRED, R550_CONTENT_REJECTED, Reply
 from relayd.smtp.text import printable

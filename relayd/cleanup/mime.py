@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import re
 
+from relayd.smtp.text import header_name
+
 # Header classes: which table list a header is checked against.
 PRIMARY = 0      # header_checks
 MULTIPART = 1    # mime_header_checks (every header after a boundary; MIME headers anywhere)
@@ -39,21 +41,6 @@ MIME_HEADERS = frozenset((b"content-description", b"content-disposition", b"cont
 # An RFC 2045 token or quoted string, and the separators between them
 # (header_token() with the tspecials of mime_state.c).
 _TOKEN = re.compile(rb'\s*(?:"((?:[^"\\]|\\.)*)"?|([^\s()<>@,;:\\"/\[\]?=]+)|(.))', re.S)
-
-
-def header_name(text: bytes) -> bytes | None:
-    """The name of the header that *text* starts, or None (is_header.c).
-
-    A name is printable ASCII other than ":"; obsolete blanks between the
-    name and the colon are allowed ("Subject :").
-    """
-    colon = text.find(b":")
-    if colon <= 0:
-        return None
-    name = text[:colon].rstrip(b" \t")
-    if not name or any(c <= 32 or c >= 127 for c in name):
-        return None
-    return name
 
 
 def _tokens(value: bytes) -> list[tuple[str, bytes]]:
