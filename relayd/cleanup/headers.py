@@ -203,6 +203,12 @@ def rewrite_value(value: str, rewrite: Callable[[str], str]) -> str | None:
     return "".join(parts)
 
 
+def _address_header(raw: bytes) -> bool:
+    """Whether the header ``raw`` is a sender or recipient header (cheap: its name only)."""
+    name = raw[:raw.find(b":")].rstrip(b" \t").decode("ascii", "replace").lower()
+    return name in SENDER_HEADERS or name in RECIPIENT_HEADERS
+
+
 def rewrite_header(raw: bytes, rewrite: AddressRewrite) -> bytes:
     """One whole header (all its lines, CRLF included) with its addresses
     rewritten when it is a sender or recipient header; ``raw`` otherwise."""
@@ -332,7 +338,7 @@ class AddressRewriter:
             return headers
         out = []
         for raw in _split_headers(headers):
-            if self.error is None and not self._unchanged(raw):
+            if self.error is None and _address_header(raw) and not self._unchanged(raw):
                 try:
                     new = rewrite_header(raw, self.address)
                 except TemporaryLookupError as exc:
