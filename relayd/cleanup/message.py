@@ -4,7 +4,8 @@ The SMTP dialogue opens a :class:`CleanupMessage` at DATA, feeds it the DATA
 stream, and gets replies back; it never touches the queue itself::
 
     message = cleanup.open(queue_id=..., sender=..., params=..., recipients=[...],
-                           client=Client(...), actions=policy.transaction_actions())
+                           client_name=..., client_addr=..., helo=..., protocol=...,
+                           actions=policy.transaction_actions())
     message.feed(chunk)                      # each DataChunk (wire form)
     refusal = message.end(event.size)        # checks, rewriting, hop count: Reply or None
     ...                                      # the end-of-data restrictions run here
@@ -86,10 +87,12 @@ class Cleanup:
         self.hopcount_limit = config["hopcount_limit"]
 
     def open(self, *, queue_id: str, sender: str, params: dict, recipients: list[str],
-             client: Client, actions) -> "CleanupMessage":
+             client_name: str, client_addr: str, helo: str, protocol: str,
+             actions) -> "CleanupMessage":
         """Start the message of one transaction at DATA; ``actions`` are the
         restriction lists' verdicts so far (their PREPENDs are written now)."""
-        return CleanupMessage(self, queue_id, sender, params, recipients, client, actions)
+        return CleanupMessage(self, queue_id, sender, params, recipients,
+                              Client(client_name, client_addr, helo, protocol), actions)
 
 
 class CleanupMessage:

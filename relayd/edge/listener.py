@@ -15,6 +15,7 @@ from gevent.server import StreamServer
 
 from relayd.anvil import TOO_MANY_SESSIONS, Anvil
 from relayd.cleanup.message import Cleanup
+from relayd.edge.dialogue import DialogueSettings
 from relayd.edge.session import SmtpdSession
 from relayd.networks import NetworkList
 from relayd.pipeline.hooks import HookRegistry
@@ -37,23 +38,10 @@ class SmtpdService:
         self.cleanup = Cleanup(config, store)
         self.sweeper = sweeper
         self.myhostname = config["myhostname"]
-        self.banner = config["smtpd_banner"]
         self.timeout = float(config["smtpd_timeout"])
-        self.recipient_limit = config["smtpd_recipient_limit"]
-        self.hard_error_limit = config["smtpd_hard_error_limit"]
-        self.soft_error_limit = config["smtpd_soft_error_limit"]
-        self.error_sleep_time = float(config["smtpd_error_sleep_time"])
-        self.junk_command_limit = config["smtpd_junk_command_limit"]
-        self.vrfy_enabled = not config["disable_vrfy_command"]
         self.session_limit = config["smtpd_session_limit"]
-        self.core_options = dict(
-            hostname=self.myhostname,
-            message_size_limit=config["message_size_limit"],
-            line_length_limit=config["line_length_limit"],
-            bare_newline=config["smtpd_forbid_bare_newline"],
-            helo_required=config["smtpd_helo_required"],
-            vrfy_enabled=self.vrfy_enabled,
-        )
+        self.dialogue_settings = DialogueSettings.from_config(config, name)
+        self.core_options = self.dialogue_settings.core_options(config)
         self.sessions: set[SmtpdSession] = set()
         # smtpd_session_limit and smtpd_client_connection_count_limit, counted
         # across the workers; $mynetworks is exempt from the latter by default.
