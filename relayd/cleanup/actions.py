@@ -13,10 +13,9 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from relayd.smtp.text import header_name
 from relayd.maillog import CLEANUP as log
 from relayd.smtp.replies import R451_CONTENT_DEFERRED, R550_CONTENT_REJECTED, Reply
-from relayd.smtp.text import printable
+from relayd.smtp.text import header_name, printable
 
 HEADER = "header"   # cleanup's log context words
 BODY = "body"

@@ -44,9 +44,9 @@ from relayd.cleanup import actions
 from relayd.cleanup.actions import DROP, KEEP, LogContext, Outcome, Prepend, Replace
 from relayd.cleanup.checks import CheckMaps, ContentChecks
 from relayd.cleanup.mime import BODY, NESTED, PRIMARY, MimeState
-from relayd.smtp.text import header_name
 from relayd.maillog import CLEANUP as log
 from relayd.smtp.replies import R451_QUEUE_WRITE_ERROR, Reply
+from relayd.smtp.text import header_name
 from relayd.tables.base import TemporaryLookupError
 
 

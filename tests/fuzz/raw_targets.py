@@ -25,12 +25,12 @@ import importlib
 
 import atheris
 
-from relayd.smtp.wireform import stored_form_problem
+from relayd.cleanup.headers import HeaderRewriter, HeaderStream
 from relayd.delivery.smtp import reply_outcome
 from relayd.queue.bounce import DELAYED, FAILED, recipient_reply
-from relayd.cleanup.headers import HeaderRewriter, HeaderStream
 from relayd.smtp.events import ConnectionClosed
 from relayd.smtp.server import ServerSession, State
+from relayd.smtp.wireform import stored_form_problem
 from tests.fuzz import test_client_core as client_harness
 from tests.fuzz import test_data_reader as data_harness
 from tests.fuzz import test_dsn as dsn_harness

@@ -1,17 +1,18 @@
-"""Header address rewriting: canonical maps, masquerading and smtp_generic_maps
-on the primary header block, streamed in SMTP wire form."""
+"""Header address rewriting (relayd/cleanup/headers.py, and whose headers:
+relayd/rewrite/headers.py): canonical maps, masquerading and smtp_generic_maps
+on the primary header block, streamed in SMTP wire form through cleanup's parser."""
 import os
 import subprocess
 import time
 
 import pytest
 
+from relayd.cleanup.headers import HeaderRewriter, HeaderStream, rewrite_generic_headers
 from relayd.config import ConfigError
 from relayd.delivery.connection import Trouble
 from relayd.delivery.smtp import SmtpDeliveryAgent
 from relayd.delivery.status import DeliveryRequest
 from relayd.rewrite import GenericMaps
-from relayd.cleanup.headers import HeaderRewriter, HeaderStream, rewrite_generic_headers
 from relayd.tables.base import TemporaryLookupError
 
 # Debian's Postfix, by its full path: relayd installs a postmap of its own.

@@ -9,8 +9,8 @@ import logging
 
 import pytest
 
-from relayd.config import load_config
 from relayd.cleanup import ContentChecker, ContentChecks
+from relayd.config import load_config
 from relayd.tables.base import open_table
 from tests.cleanup.conftest import CONTEXT, run
 from tests.support.bounds import hang_guard
