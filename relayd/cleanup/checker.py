@@ -259,12 +259,12 @@ class ContentChecker:
         raw, key, size, flushed = self._hdr_raw, bytes(self._hdr_key), self._hdr_size, \
             self._hdr_flushed
         self._hdr_raw = None
-        self._hdr_key = bytearray()
         name = self._hdr_name
+        lower = name.lower()
         mime = self._mime
-        if name.lower() == b"content-type":
+        if lower == b"content-type":
             mime.content_type(key[len(name) + 1:])
-        header_class = mime.header_class(name)
+        header_class = mime.header_class(lower)
         maps = self.checks.header if header_class == PRIMARY else \
             self.checks.nested if header_class == NESTED else self.checks.mime
         edit = KEEP
@@ -278,7 +278,7 @@ class ContentChecker:
         if primary is None:
             self._emit_header(edit, raw, size)
             return
-        primary.seen(name, key)
+        primary.seen(lower, key)
         start = len(self._out)
         self._emit_header(edit, raw, size)
         # A header too long to hold (or past header_size_limit) goes out unrewritten.

@@ -289,12 +289,11 @@ class PrimaryHeaders:
         self.rewrites = rewriter is not None
 
     def seen(self, name: bytes, key: bytes) -> None:
-        """A complete header: ``name`` as written, ``key`` its logical text
+        """A complete header: ``name`` in lower case, ``key`` its logical text
         (continuation lines joined with "\\n")."""
-        lower = name.lower()
-        if lower == b"received":
+        if name == b"received":
             self.hop_count += 1
-        elif lower == b"message-id" and self.message_id is None:
+        elif name == b"message-id" and self.message_id is None:
             value = key[len(name) + 1:].split(b"\n", 1)[0]
             self.message_id = value.strip().decode("utf-8", "replace")
 

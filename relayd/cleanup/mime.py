@@ -81,12 +81,13 @@ class MimeState:
         self.disabled = disabled   # disable_mime_input_processing: headers, then body
 
     def header_class(self, name: bytes) -> int:
-        """The class of a complete header named *name* in the current header block.
+        """The class of a complete header named *name* (lower case) in the
+        current header block.
 
         MIME headers are told by name alone (header_opts.c), so they go to
         mime_header_checks even with disable_mime_input_processing = yes.
         """
-        if name.lower() in MIME_HEADERS:
+        if name in MIME_HEADERS:
             return MULTIPART
         return self.state
 

@@ -89,7 +89,7 @@ def test_mime_state_stays_bounded(lines):
         if mime.state != 3 and name is not None:
             if name.lower() == b"content-type":
                 mime.content_type(line[line.index(b":") + 1:])
-            mime.header_class(name)
+            mime.header_class(name.lower())
         elif mime.state != 3:
             mime.end_of_headers(empty=not line)
         else:
