@@ -11,22 +11,23 @@
                            b"RCPT TO:<b@relay.example>\\r\\nQUIT\\r\\n")
     assert parse_replies(out)[3] == ...          # greeting, EHLO, MAIL, RCPT, QUIT
 
-The harness runs relayd's own SMTP protocol core
-(:class:`relayd.smtp.server.ServerSession`) and the per-session policy the
-real session driver uses (:meth:`Restrictions.session`, a
+The harness drives relayd's own SMTP dialogue
+(:class:`relayd.edge.dialogue.SmtpDialogue`, the object the real session
+driver drives over a socket) with relayd's protocol core and the per-session
+policy (:meth:`Restrictions.session`, a
 :class:`~relayd.pipeline.policy.SessionPolicy`: client, helo, sender,
 recipient, data and end-of-data restrictions, smtpd_delay_reject, a
 connect-time rejection that replaces the greeting) with every installed
 plugin, plus the ``register`` functions given in ``plugins`` (a plugin under
-development need not be installed). It answers commands as relayd's
-session driver does, fires the ``connect``, ``data-end`` and ``queued``
-hooks in the calling greenlet, and keeps each accepted message in
-:attr:`PluginHarness.queued` instead of writing a queue, with the actions
-of the restriction lists applied: PREPEND headers in its content, HOLD as
-``hold``, REDIRECT and BCC in its recipients, FILTER as ``filter``; a
-DISCARDed message is answered 250 but not kept. Not run: TLS, AUTH,
-cleanup (Received header, address rewriting, hop count), header/body
-checks, error limits and their delays, timeouts.
+development need not be installed). So it answers commands exactly as relayd
+does, error and junk-command limits included; it fires the ``connect``,
+``data-end`` and ``queued`` hooks in the calling greenlet, and keeps each
+accepted message in :attr:`PluginHarness.queued` instead of writing a queue,
+with the actions of the restriction lists applied: PREPEND headers in its
+content, HOLD as ``hold``, REDIRECT and BCC in its recipients, FILTER as
+``filter``; a DISCARDed message is answered 250 but not kept. Not run: TLS,
+AUTH, cleanup (Received header, address rewriting, hop count), header/body
+checks, timeouts, and the delay of error replies (smtpd_error_sleep_time).
 """
 from __future__ import annotations
 
@@ -35,18 +36,15 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Callable, Iterable
 
+from relayd.cleanup.disposition import disposition, prepended_headers
+from relayd.cleanup.message import Queued
 from relayd.config import load_config
-from relayd.edge.disposition import disposition, prepended_headers
+from relayd.edge.dialogue import CLOSE, NEED_DATA, DialogueSettings, SmtpDialogue
 from relayd.pipeline.context import SessionView
-from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
-                                   DataEndEvent, HookRegistry, QueuedEvent)
+from relayd.pipeline.hooks import HookRegistry
 from relayd.pipeline.registry import ENTRY_POINT_GROUP, CheckRegistry
 from relayd.pipeline.restrictions import Restrictions
-from relayd.smtp import events as ev
-from relayd.smtp.replies import (R214_HELP, R221_BYE, R250_HELO, R250_OK, R250_QUEUED,
-                                 R250_RECIPIENT_OK, R250_SENDER_OK, R252_VRFY, R354_START_DATA,
-                                 R452_TOO_MANY_RECIPIENTS, R500_UNRECOGNIZED,
-                                 R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED, Reply)
+from relayd.smtp.replies import Reply
 from relayd.smtp.server import ProtocolError, ServerSession
 
 #: What the harness puts in front of the caller's main.cf text (later lines win).
@@ -112,7 +110,7 @@ class PluginHarness:
         ``script`` is what the client sends (commands and message content, with
         their CRLFs); the client closes the connection after it.
         """
-        return _Dialogue(self).run(script)
+        return _run(self, script)
 
     def new_queue_id(self) -> str:
         """A queue id in relayd's format (hexadecimal), unique within this harness."""
@@ -138,132 +136,82 @@ def parse_replies(wire: bytes) -> list[Reply]:
     return replies
 
 
-class _Dialogue:
-    """One client connection of a harness: the session driver's decisions, no I/O."""
+class _Queue:
+    """The harness's stand-in for the queue store: always room, its own queue ids."""
+
+    def __init__(self, harness: PluginHarness) -> None:
+        self.has_room = lambda: True
+        self.new_queue_id = harness.new_queue_id
+
+
+class _Cleanup:
+    """The harness's stand-in for cleanup: keeps messages in ``harness.queued``."""
 
     def __init__(self, harness: PluginHarness) -> None:
         self.harness = harness
-        config = harness.config
-        self.core = ServerSession(
-            hostname=config["myhostname"], message_size_limit=config["message_size_limit"],
-            line_length_limit=config["line_length_limit"],
-            bare_newline=config["smtpd_forbid_bare_newline"],
-            helo_required=config["smtpd_helo_required"],
-            vrfy_enabled=not config["disable_vrfy_command"])
-        self.notes: dict = {}
-        self.policy = harness.restrictions.session(
-            SessionView(harness.client_addr, harness.client_name), self.notes)
-        self.queue_id = ""
-        self.prepended = b""
+
+    def open(self, *, queue_id, sender, params, recipients, client_name, client_addr, helo,
+             protocol, actions) -> "_Message":
+        # As relayd: PREPENDs known at DATA are written; later ones come too late.
+        return _Message(self.harness, queue_id, sender, recipients, prepended_headers(actions))
+
+
+class _Message:
+    """One message: its chunks, then at the commit a :class:`QueuedMessage`."""
+
+    def __init__(self, harness, queue_id, sender, recipients, prepended: bytes) -> None:
+        self.harness, self.queue_id, self.sender = harness, queue_id, sender
+        self.recipients, self.prepended = recipients, prepended
         self.chunks: list[bytes] = []
+        self.size = 0
 
-    def run(self, script: bytes) -> bytes:
-        harness = self.harness
-        harness.registry.fire(HOOK_CONNECT, ConnectEvent(self.policy.view))
-        refusal = self.policy.on_connect()
-        out = [refusal.to_bytes() if refusal is not None
-               else self.core.greeting(harness.config["smtpd_banner"])]
-        self.core.receive_data(script)
-        self.core.receive_data(b"")
-        while True:
-            try:
-                event = self.core.next_event()
-            except ProtocolError as exc:
-                out.append(exc.reply.to_bytes())
-                return b"".join(out)
-            if isinstance(event, ev.ConnectionClosed):
-                return b"".join(out)
-            if isinstance(event, ev.DataChunk):
-                self.chunks.append(event.data)
-                continue
-            denied = self.policy.access_denied
-            reply = self.answer(event) if denied is None or isinstance(event, ev.Quit) else denied
-            out.append(self.core.send(reply))
-            if reply.code in (221, 421):
-                return b"".join(out)
+    def feed(self, data: bytes) -> None:
+        self.chunks.append(data)
 
-    def answer(self, event) -> Reply:
-        """The reply relayd's session driver gives to ``event``."""
-        config = self.harness.config
-        if isinstance(event, ev.Helo):
-            self.reset()
-            return self.policy.on_helo(event.name, event.extended) or (
-                self.core.ehlo_reply() if event.extended
-                else R250_HELO.format(config["myhostname"]))
-        if isinstance(event, ev.Mail):
-            self.queue_id = ""  # a new transaction gets a new queue id
-            return self.policy.on_mail(event.sender) or R250_SENDER_OK
-        if isinstance(event, ev.Rset):
-            self.reset()
-            return R250_OK
-        if isinstance(event, ev.Rcpt):
-            return self.rcpt(event.recipient)
-        if isinstance(event, ev.Data):
-            return self.data()
-        if isinstance(event, ev.DataEnd):
-            return self.data_end(event)
-        if isinstance(event, ev.Vrfy):
-            return R252_VRFY.format(event.argument) if not config["disable_vrfy_command"] \
-                else R502_VRFY_DISABLED
-        return _SIMPLE_REPLIES.get(type(event)) or event.reply
+    def end(self, size: int) -> None:
+        self.size = len(self.prepended) + size
+        return None
 
-    def reset(self) -> None:
-        self.queue_id, self.prepended, self.chunks = "", b"", []
-        self.policy.reset_transaction()
-
-    def rcpt(self, recipient: str) -> Reply:
-        if len(self.core.recipients) >= self.harness.config["smtpd_recipient_limit"]:
-            return R452_TOO_MANY_RECIPIENTS
-        refusal = self.policy.on_rcpt(recipient)
-        if refusal is not None:
-            return refusal
-        if not self.queue_id:
-            self.queue_id = self.policy.queue_id = self.harness.new_queue_id()
-        return R250_RECIPIENT_OK
-
-    def data(self) -> Reply:
-        refusal = self.policy.on_data()
-        if refusal is not None:
-            return refusal
-        self.chunks = []
-        # As the driver: PREPENDs known at DATA are written; later ones come too late.
-        self.prepended = prepended_headers(self.policy.transaction_actions())
-        return R354_START_DATA
-
-    def data_end(self, event: ev.DataEnd) -> Reply:
-        harness = self.harness
-        sender, recipients = self.core.sender, tuple(self.core.recipients)
-        reply = event.error or self.policy.on_end_of_data()
-        if reply is None:
-            reply = R250_QUEUED.format(self.queue_id)
-            self.queue(sender, recipients, event.size)
-        harness.registry.fire(HOOK_DATA_END, DataEndEvent(
-            self.view, self.queue_id, sender, recipients, event.size, reply, self.notes))
-        self.reset()
-        return reply
-
-    def queue(self, sender: str, recipients: tuple[str, ...], size: int) -> None:
-        """Keep the message as relayd's queue would, actions applied; fire ``queued``."""
-        how = disposition(self.policy.transaction_actions())
+    def commit(self, actions) -> Queued:
+        """Keep the message as relayd's queue would, actions applied."""
+        how = disposition(actions)
         if how.discard:  # Postfix claims delivery and drops the message
-            return
-        recipients = tuple(how.recipients(list(recipients)))
+            return Queued(self.queue_id, discarded=True)
+        recipients = tuple(how.recipients(list(self.recipients)))
         content = self.prepended + _DOT_STUFFING.sub(b"", b"".join(self.chunks))
-        self.harness.queued.append(QueuedMessage(self.queue_id, sender, recipients, content,
+        self.harness.queued.append(QueuedMessage(self.queue_id, self.sender, recipients, content,
                                                  how.hold, how.filter))
-        self.harness.registry.fire(HOOK_QUEUED, QueuedEvent(
-            self.view, self.queue_id, sender, recipients, len(self.prepended) + size,
-            notes=self.notes))
+        return Queued(self.queue_id, self.sender, recipients, self.size)
 
-    @property
-    def view(self) -> SessionView:
-        return self.policy.view
+    def abort(self) -> None:
+        self.chunks = []
 
 
-_SIMPLE_REPLIES = {
-    ev.Noop: R250_OK, ev.Quit: R221_BYE, ev.Help: R214_HELP,
-    ev.Expn: R500_UNRECOGNIZED, ev.StartTLS: R502_NOT_IMPLEMENTED, ev.Auth: R502_NOT_IMPLEMENTED,
-}
+def _run(harness: PluginHarness, script: bytes) -> bytes:
+    """One client connection of a harness: the dialogue, no I/O."""
+    config = harness.config
+    notes: dict = {}
+    policy = harness.restrictions.session(
+        SessionView(harness.client_addr, harness.client_name), notes)
+    settings = DialogueSettings.from_config(config)
+    dialogue = SmtpDialogue(
+        settings, ServerSession(**settings.core_options(config)), policy,
+        cleanup=_Cleanup(harness), queue=_Queue(harness), hooks=harness.registry,
+        client_name=harness.client_name, client_addr=harness.client_addr, notes=notes)
+    dialogue.connect()
+    dialogue.greet()
+    dialogue.receive_data(script)
+    dialogue.receive_data(b"")
+    try:
+        step = None
+        while step is not CLOSE and step is not NEED_DATA:   # NEED_DATA: nothing more to read
+            step = dialogue.next_step()     # a delay (smtpd_error_sleep_time) is not waited for
+    except ProtocolError as exc:
+        return dialogue.protocol_error(exc)
+    finally:
+        dialogue.finish()
+    return dialogue.take_output()
+
 
 __all__ = ["PluginHarness", "PluginRegistry", "QueuedMessage", "parse_replies",
            "HARNESS_MAIN_CF"]

@@ -180,7 +180,7 @@ def _dispatch(tool: Tool, args, specs: list[str], config, stdin: TextIO, out: Te
     if args.query is not None:
         maps = _open(specs, config, args.fold)
         if getattr(args, "body", False) or getattr(args, "headers", False):
-            from relayd.tables.message_keys import message_keys
+            from relayd.cleanup.message_keys import message_keys
             keys = message_keys(stdin, headers=args.headers, body=args.body)
         else:
             keys = _keys(args.query, stdin)

@@ -20,12 +20,12 @@ import logging
 import time
 from typing import Callable, Mapping
 
+from relayd.cleanup.headers import rewrite_generic_headers
 from relayd.delivery.connection import ConnectionCache, SmtpConnection, Trouble, connect
 from relayd.delivery.route import Destination
 from relayd.delivery.status import DeliveryRequest, DeliveryResult, RecipientRef, record_outcome
 from relayd.queue.outcome import BOUNCED, DEFERRED, SENT, Outcome
 from relayd.rewrite.generic import GenericMaps
-from relayd.rewrite.headers import rewrite_generic_headers
 from relayd.smtp.replies import Reply, with_class
 from relayd.tables.base import TemporaryLookupError
 

@@ -14,15 +14,13 @@ import gevent
 from gevent.server import StreamServer
 
 from relayd.anvil import TOO_MANY_SESSIONS, Anvil
-from relayd.content import ContentChecks
+from relayd.cleanup.message import Cleanup
+from relayd.edge.dialogue import DialogueSettings
 from relayd.edge.session import SmtpdSession
 from relayd.networks import NetworkList
 from relayd.pipeline.hooks import HookRegistry
-from relayd.rewrite import Rewriter
-from relayd.rewrite.headers import HeaderRules
 from relayd.sockets import send_last
 from relayd.smtp.replies import R421_TOO_MANY_CLIENT_CONNECTIONS, R421_TOO_MANY_CONNECTIONS
-from relayd.tables.base import open_table_or_surrogate
 
 log = logging.getLogger("relayd.smtpd")
 
@@ -37,30 +35,13 @@ class SmtpdService:
         self.store = store
         self.restrictions = restrictions
         self.hooks = hooks if hooks is not None else HookRegistry()
-        self.rewriter = Rewriter(config)
-        HeaderRules.of(config)  # a bad local_header_rewrite_clients must stop startup
-        self.content_checks = ContentChecks.from_config(config, opener=open_table_or_surrogate)
+        self.cleanup = Cleanup(config, store)
         self.sweeper = sweeper
         self.myhostname = config["myhostname"]
-        self.mail_name = config["mail_name"]
-        self.banner = config["smtpd_banner"]
         self.timeout = config["smtpd_timeout"]
-        self.recipient_limit = config["smtpd_recipient_limit"]
-        self.hard_error_limit = config["smtpd_hard_error_limit"]
-        self.soft_error_limit = config["smtpd_soft_error_limit"]
-        self.error_sleep_time = config["smtpd_error_sleep_time"]
-        self.junk_command_limit = config["smtpd_junk_command_limit"]
-        self.hopcount_limit = config["hopcount_limit"]
-        self.vrfy_enabled = not config["disable_vrfy_command"]
         self.session_limit = config["smtpd_session_limit"]
-        self.core_options = dict(
-            hostname=self.myhostname,
-            message_size_limit=config["message_size_limit"],
-            line_length_limit=config["line_length_limit"],
-            bare_newline=config["smtpd_forbid_bare_newline"],
-            helo_required=config["smtpd_helo_required"],
-            vrfy_enabled=self.vrfy_enabled,
-        )
+        self.dialogue_settings = DialogueSettings.from_config(config, name)
+        self.core_options = self.dialogue_settings.core_options(config)
         self.sessions: set[SmtpdSession] = set()
         # smtpd_session_limit and smtpd_client_connection_count_limit, counted
         # across the workers; $mynetworks is exempt from the latter by default.

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relayd.content.mime import header_name
 from relayd.smtp.replies import Reply
-from relayd.smtp.text import printable
+from relayd.smtp.text import header_name, printable
 
 
 @dataclass(frozen=True, slots=True)

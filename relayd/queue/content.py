@@ -11,7 +11,7 @@ the writer remembers the job in flight, and closing the file descriptor is
 ordered after it: closing it sooner would let the thread write into
 whatever file the kernel gives that descriptor number next.
 
-Every byte written goes through :class:`relayd.cleanup.StoredForm`, so every
+Every byte written goes through :class:`relayd.smtp.wireform.StoredForm`, so every
 path into the queue (SMTP sessions, forwarded copies, DSNs) meets the
 stored-form invariant: content that would not be one DATA transmission is
 never committed (``finish`` raises :class:`StoredFormError`).
@@ -23,7 +23,7 @@ import os
 
 import gevent
 
-from relayd.cleanup import StoredForm
+from relayd.smtp.wireform import StoredForm
 
 log = logging.getLogger("relayd.queue")
 cleanup_log = logging.getLogger("relayd.cleanup")

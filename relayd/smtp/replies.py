@@ -189,7 +189,7 @@ R535_SASL_BAD_RESPONSE = Reply(535, "5.7.8", "Error: authentication failed: "
 R550_BARE_NEWLINE = Reply(550, "5.5.2", "{} Error: bare <LF> received")
 R554_TLS_ACTIVE = Reply(554, "5.5.1", "Error: TLS already active")
 
-# --- cleanup content checks (relayd/content/), worded as cleanup_message.c + cleanup_strerror.c
+# --- cleanup content checks (relayd/cleanup/), worded as cleanup_message.c + cleanup_strerror.c
 R550_CONTENT_REJECTED = Reply(550, "5.7.1", "message content rejected")
 R451_CONTENT_DEFERRED = Reply(451, "4.7.1", "service unavailable")
 

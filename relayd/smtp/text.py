@@ -15,10 +15,12 @@ anyone else who passes on a string that came from outside:
   (src/smtp/smtp_proto.c, smtp_text_out()): a line of message content
   longer than the limit is broken by inserting CRLF SPACE, so a long header
   stays one (folded) header.
+- :func:`header_name` is is_header() (src/global/is_header.c): the name of
+  the header a line starts, or None.
 """
 from __future__ import annotations
 
-__all__ = ["printable", "break_long_lines"]
+__all__ = ["printable", "break_long_lines", "header_name"]
 
 # Printable (str.isprintable) but unwanted: the decoder's stand-in for bad bytes.
 _REPLACEMENT_CHAR = "\ufffd"
@@ -82,3 +84,22 @@ def break_long_lines(wire: bytes, limit: int) -> bytes:
         out.append(line[:limit])
         out.extend(b" " + line[i:i + step] for i in range(limit, len(line), step))
     return b"\r\n".join(out)
+
+
+def header_name(text: bytes) -> bytes | None:
+    """The name of the header that *text* starts, or None (is_header.c).
+
+    A name is printable ASCII other than ":"; obsolete blanks between the
+    name and the colon are allowed ("Subject :").
+    """
+    colon = text.find(b":")
+    if colon <= 0:
+        return None
+    name = text[:colon].rstrip(b" \t")
+    if not name or name.translate(None, _NAME_OCTETS):   # something else left: not a name
+        return None
+    return name
+
+
+# The octets of a header name: printable ASCII (a ":" ends the name).
+_NAME_OCTETS = bytes(range(33, 127))

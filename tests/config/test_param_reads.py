@@ -59,7 +59,7 @@ ACCESSORS = {
     "Interfaces": ("parameter",),               # relayd/domains.py
     "open_tables": ("parameter",),              # relayd/rewrite/tables.py
     "table_specs": ("parameter",),              # relayd/rewrite/tables.py
-    "_open_maps": ("name",),                    # relayd/content/checks.py: a *_checks parameter
+    "_open_maps": ("name",),                    # relayd/cleanup/checks.py: a *_checks parameter
     "_class_words": ("name",),                  # relayd/pipeline/restrictions.py (user-named classes)
 }
 

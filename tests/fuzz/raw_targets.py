@@ -25,13 +25,13 @@ import importlib
 
 import atheris
 
-from relayd.cleanup import HEADER_SIZE_LIMIT, stored_form_problem
+from relayd.cleanup.headers import HeaderRewriter, HeaderStream
 from relayd.delivery.smtp import reply_outcome
 from relayd.queue.bounce import DELAYED, FAILED
 from relayd.queue.outcome import BOUNCED, Outcome, from_text
-from relayd.rewrite.headers import HeaderRewriter, HeaderStream
 from relayd.smtp.events import ConnectionClosed
 from relayd.smtp.server import ServerSession, State
+from relayd.smtp.wireform import stored_form_problem
 from tests.fuzz import test_client_core as client_harness
 from tests.fuzz import test_data_reader as data_harness
 from tests.fuzz import test_dsn as dsn_harness
@@ -226,17 +226,17 @@ def message(fdp: Provider, head: list[bytes], *, body: bool = True) -> bytes:
 
 
 def header_scan(data: bytes) -> None:
-    """HeaderScan's hop count and Message-ID do not depend on the cuts, also
+    """The hop count and Message-ID of the primary header block do not depend on the cuts, also
     around header_size_limit (a pad header brings the block near it)."""
     fdp = Provider(data)
     head = lines(fdp, HEADER_LINES, 12, b"A. ,<@", 3000)
     if fdp.ConsumeIntInRange(0, 7) == 7:
-        pad = HEADER_SIZE_LIMIT - 9 + fdp.ConsumeIntInRange(-8, 8)
+        pad = header_harness.HEADER_SIZE_LIMIT - 9 + fdp.ConsumeIntInRange(-8, 8)
         head.insert(fdp.ConsumeIntInRange(0, len(head)), b"X-Pad: " + b"p" * pad)
     whole = message(fdp, head)
     pieces = cut(fdp, whole, 10)
-    if fdp.ConsumeBool() and len(whole) > HEADER_SIZE_LIMIT + 8:   # a cut near the limit
-        at = HEADER_SIZE_LIMIT + fdp.ConsumeIntInRange(-8, 8)
+    if fdp.ConsumeBool() and len(whole) > header_harness.HEADER_SIZE_LIMIT + 8:   # a cut near the limit
+        at = header_harness.HEADER_SIZE_LIMIT + fdp.ConsumeIntInRange(-8, 8)
         pieces = [whole[:at], whole[at:]]
     assert header_harness.scan(pieces) == header_harness.scan([whole])
 
@@ -272,7 +272,7 @@ def header_rewriter(data: bytes) -> None:
     whole = message(fdp, head, body=fdp.ConsumeIntInRange(0, 3) != 3)
     rewrite = fdp.ConsumeIntInRange(0, len(header_harness.REWRITES))
     if rewrite == len(header_harness.REWRITES):
-        stream = HeaderRewriter.from_config(header_harness._rewrite_config())
+        stream = HeaderStream(HeaderRewriter.from_config(header_harness._rewrite_config()))
     else:
         stream = HeaderStream(header_harness.REWRITES[rewrite], pick(fdp, [102400, 64]))
     out = b"".join(stream.feed(piece) for piece in cut(fdp, whole, 10)) + stream.finish()

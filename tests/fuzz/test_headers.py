@@ -1,6 +1,7 @@
-"""Fuzz the header parsers: cleanup's HeaderScan, the MIME state machine and
-the content checker built on it (relayd/content), and header address
-rewriting (relayd/rewrite/headers.py), on random messages cut at random points.
+"""Fuzz cleanup's one message parser: the hop count and Message-ID of the
+primary header block, the MIME state machine and the content checks built on
+it (relayd/cleanup), and header address rewriting (relayd/cleanup/headers.py),
+on random messages cut at random points.
 
 Oracles: no exception; results do not depend on the cuts; memory stays
 bounded on huge headers; the stored output is one DATA transmission
@@ -19,11 +20,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relayd.cleanup import HEADER_SIZE_LIMIT, HeaderScan
+from relayd.cleanup import ContentChecker, ContentChecks
+from relayd.cleanup.headers import HeaderRewriter, HeaderStream, PrimaryHeaders
+from relayd.cleanup.mime import MimeState
 from relayd.config import load_config
-from relayd.content import ContentChecks
-from relayd.content.mime import MimeState, header_name
-from relayd.rewrite.headers import HeaderRewriter, HeaderStream
+from relayd.smtp.text import header_name
 from tests.fuzz.harness import fuzz_settings, long_runs, split
 from tests.fuzz.oracles import (assert_header_block, assert_wire_form, dot_stuff,
                                  wire_form_violation)
@@ -50,13 +51,18 @@ MESSAGE = st.builds(lambda head, body: dot_stuff(b"\r\n".join(head + [b""] + bod
                     st.lists(HEADER_LINES, max_size=12), st.lists(BODY_LINES, max_size=20))
 
 
-# --- cleanup's HeaderScan ------------------------------------------------------------
+HEADER_SIZE_LIMIT = ContentChecks().header_size_limit
 
-def scan(pieces: list[bytes]) -> tuple[int, str]:
-    header_scan = HeaderScan()
+
+# --- the primary header block: hop count and Message-ID --------------------------------
+
+def scan(pieces: list[bytes]) -> tuple[int, str | None]:
+    primary = PrimaryHeaders()
+    checker = ContentChecker(ContentChecks(), primary=primary)
     for piece in pieces:
-        header_scan.feed(piece)
-    return header_scan.hop_count, header_scan.message_id
+        checker.feed(piece)
+    checker.finish()
+    return primary.hop_count, primary.message_id
 
 
 @fuzz_settings(300)
@@ -83,7 +89,7 @@ def test_mime_state_stays_bounded(lines):
         if mime.state != 3 and name is not None:
             if name.lower() == b"content-type":
                 mime.content_type(line[line.index(b":") + 1:])
-            mime.header_class(name)
+            mime.header_class(name.lower())
         elif mime.state != 3:
             mime.end_of_headers(empty=not line)
         else:
@@ -114,7 +120,7 @@ def checks(header_rules: str, body_rules: str) -> ContentChecks:
 
 
 def check(message: bytes, pieces: list[bytes], rules: tuple[str, str], line_length_limit: int):
-    checker = dataclasses.replace(checks(*rules), line_length_limit=line_length_limit).checker()
+    checker = ContentChecker(dataclasses.replace(checks(*rules), line_length_limit=line_length_limit))
     out = [checker.feed(piece) for piece in pieces]
     rest, result = checker.finish()
     return b"".join(out) + rest, result
@@ -227,16 +233,16 @@ def _well_formed(block: bytes) -> bool:
 @given(head=st.lists(ADDRESS_HEADERS, max_size=8), data=st.data())
 def test_header_rewriter_qualifying_keeps_the_wire_form(head, data):
     message = b"\r\n".join(head + [b"", b"body"]) + b"\r\n"
-    assert_wire_form(rewrite_headers(HeaderRewriter.from_config(_rewrite_config()), message, data))
+    assert_wire_form(rewrite_headers(HeaderStream(HeaderRewriter.from_config(_rewrite_config())), message, data))
 
 
 @fuzz_settings(200)
 @given(head=st.lists(ADDRESS_HEADERS, max_size=8), data=st.data())
 def test_header_rewriter_qualifying_keeps_the_header_block_well_formed(head, data):
     message = b"\r\n".join(head + [b"", b"body"]) + b"\r\n"
-    out = rewrite_headers(HeaderRewriter.from_config(_rewrite_config()), message, data)
+    out = rewrite_headers(HeaderStream(HeaderRewriter.from_config(_rewrite_config())), message, data)
     headers_only = b"".join(line + b"\r\n" for line in head)
-    assert_wire_form(rewrite_headers(HeaderRewriter.from_config(_rewrite_config()),
+    assert_wire_form(rewrite_headers(HeaderStream(HeaderRewriter.from_config(_rewrite_config())),
                                      headers_only, data))
     if _header_block(message) is not None:
         assert _header_block(out) is not None, out
@@ -261,15 +267,14 @@ def _huge_header():
         yield b"\r\n\t"
 
 
-@pytest.mark.parametrize("parser", ["HeaderScan", "ContentChecker", "HeaderRewriter"])
+@pytest.mark.parametrize("parser", ["PrimaryHeaders", "ContentChecker", "HeaderRewriter"])
 def test_huge_header_memory_is_bounded(parser):
-    if parser == "HeaderScan":
-        target = HeaderScan()
-        feed = target.feed
+    if parser == "PrimaryHeaders":
+        feed = ContentChecker(ContentChecks(), primary=PrimaryHeaders()).feed
     elif parser == "ContentChecker":
-        feed = checks(HEADER_RULES, BODY_RULES).checker().feed
+        feed = ContentChecker(checks(HEADER_RULES, BODY_RULES)).feed
     else:
-        feed = HeaderRewriter.from_config(_rewrite_config()).feed
+        feed = HeaderStream(HeaderRewriter.from_config(_rewrite_config())).feed
     tracemalloc.start()
     try:
         for piece in _huge_header():

@@ -76,7 +76,7 @@ def test_content_that_fails_the_stored_form_check_is_refused_with_451(tmp_path, 
     import gevent
 
     import relayd
-    from relayd.content.checker import ContentChecker
+    from relayd.cleanup.checker import ContentChecker
 
     real_feed = ContentChecker.feed
     monkeypatch.setattr(ContentChecker, "feed",

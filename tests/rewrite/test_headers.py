@@ -1,17 +1,18 @@
-"""Header address rewriting: canonical maps, masquerading and smtp_generic_maps
-on the primary header block, streamed in SMTP wire form."""
+"""Header address rewriting (relayd/cleanup/headers.py, and whose headers:
+relayd/rewrite/headers.py): canonical maps, masquerading and smtp_generic_maps
+on the primary header block, streamed in SMTP wire form through cleanup's parser."""
 import os
 import subprocess
 import time
 
 import pytest
 
+from relayd.cleanup.headers import HeaderRewriter, HeaderStream, rewrite_generic_headers
 from relayd.config import ConfigError
 from relayd.delivery.connection import Trouble
 from relayd.delivery.smtp import SmtpDeliveryAgent
 from relayd.delivery.status import DeliveryRequest
 from relayd.rewrite import GenericMaps
-from relayd.rewrite.headers import HeaderRewriter, HeaderStream, rewrite_generic_headers
 from relayd.tables.base import TemporaryLookupError
 
 # Debian's Postfix, by its full path: relayd installs a postmap of its own.
@@ -57,7 +58,10 @@ def hash_table(tmp_path):
 
 
 def run(rewriter, message, cut=None):
-    """Feed ``message`` in pieces of ``cut`` bytes (whole when None)."""
+    """Feed ``message`` in pieces of ``cut`` bytes (whole when None) through
+    cleanup's parser with ``rewriter`` (a HeaderStream as it is, when it is one)."""
+    if not isinstance(rewriter, HeaderStream):
+        rewriter = HeaderStream(rewriter)
     cut = cut or len(message)
     out = b"".join(rewriter.feed(message[i:i + cut]) for i in range(0, len(message), cut))
     return out + rewriter.finish()

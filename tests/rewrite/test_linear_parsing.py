@@ -10,7 +10,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relayd.rewrite.headers import HeaderRewriter, _one_qualified
+from relayd.cleanup.headers import HeaderRewriter, HeaderStream, _one_qualified
 from tests.support.bounds import hang_guard
 
 # The regex the scans replaced: the reference for what they must accept.
@@ -31,7 +31,8 @@ def _rewrite(make_config, header: bytes) -> bytes:
     rewriter = HeaderRewriter.from_config(make_config(), "127.0.0.1")
     assert rewriter.active and rewriter.qualify_only
     with hang_guard():
-        return rewriter.feed(header + b"Subject: s\r\n\r\nbody\r\n") + rewriter.finish()
+        stream = HeaderStream(rewriter)
+        return stream.feed(header + b"Subject: s\r\n\r\nbody\r\n") + stream.finish()
 
 
 def test_a_to_line_of_100_kb_of_blanks_is_passed_on_at_once(make_config):

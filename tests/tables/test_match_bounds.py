@@ -9,10 +9,10 @@ import logging
 
 import pytest
 
+from relayd.cleanup import ContentChecker, ContentChecks
 from relayd.config import load_config
-from relayd.content import ContentChecks
 from relayd.tables.base import open_table
-from tests.content.conftest import CONTEXT, run
+from tests.cleanup.conftest import CONTEXT, run
 from tests.support.bounds import hang_guard
 
 # The widely published attachment-blocking rule (header_checks, pcre: table).
@@ -77,6 +77,6 @@ def test_header_checks_on_a_100_kb_header_keep_the_message_moving(tmp_path, capl
     checks = ContentChecks.from_config(load_config(main_cf=f"header_checks = pcre:{tmp_path}/hc\n"))
     message = HOSTILE.encode() + b"\r\nSubject: s\r\n\r\nbody\r\n"
     with caplog.at_level(logging.WARNING, logger="relayd.tables"), hang_guard():
-        out, result = run(checks.checker(CONTEXT), message)
+        out, result = run(ContentChecker(checks, CONTEXT), message)
     assert out == message and result.reply is None
     assert "line 1: match limit exceeded" in caplog.text

@@ -1,8 +1,8 @@
 """Helpers for the content-check tests: real main.cf text, real table files."""
 import pytest
 
+from relayd.cleanup import ContentChecks, LogContext
 from relayd.config import load_config
-from relayd.content import ContentChecks, LogContext
 
 CONTEXT = LogContext(queue_id="4F3A21C0B2", origin="client.example[192.0.2.7]",
                      sender="alice@example.org", recipient="bob@example.net",

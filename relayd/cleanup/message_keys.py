@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from relayd.content.mime import header_name
+from relayd.smtp.text import header_name
 
 
 def message_keys(lines: Iterable[str], *, headers: bool, body: bool) -> Iterator[str]:

@@ -3,10 +3,10 @@ import tracemalloc
 
 import pytest
 
-from relayd.content import ContentChecks
+from relayd.cleanup import ContentChecker, ContentChecks
 from relayd.smtp.replies import R451_QUEUE_WRITE_ERROR
 from relayd.tables.base import Table, TemporaryLookupError
-from tests.content.conftest import CONTEXT, run
+from tests.cleanup.conftest import CONTEXT, run
 
 RULES = ("/^Subject: (.*)/ REPLACE X-Old-Subject: $1\n"
          "/^X-Mailer:/ IGNORE\n"
@@ -55,7 +55,7 @@ def checks(make_checks):
 
 
 def test_edits_come_back_in_wire_form(checks):
-    out, result = run(checks.checker(CONTEXT), MESSAGE)
+    out, result = run(ContentChecker(checks, CONTEXT), MESSAGE)
     assert out == EXPECTED
     assert result.warnings == ("attachment",) and result.hold == ""
     # Octets after dot-unstuffing: what the envelope's size must change by.
@@ -65,14 +65,14 @@ def test_edits_come_back_in_wire_form(checks):
 
 @pytest.mark.parametrize("step", [1, 2, 3, 4, 9, 17, 100])
 def test_any_chunking_gives_the_same_bytes_and_result(checks, step):
-    whole = run(checks.checker(CONTEXT), MESSAGE)
-    assert run(checks.checker(CONTEXT), MESSAGE, step) == whole
+    whole = run(ContentChecker(checks, CONTEXT), MESSAGE)
+    assert run(ContentChecker(checks, CONTEXT), MESSAGE, step) == whole
 
 
 def test_without_checks_feed_is_the_identity(make_checks):
     checks = make_checks("")
     assert not checks.active
-    checker = checks.checker(CONTEXT)
+    checker = ContentChecker(checks, CONTEXT)
     chunk = b"Subject: hi\r\n\r\nbody\r\n"
     assert checker.feed(chunk) is chunk
     rest, result = checker.finish()
@@ -84,20 +84,20 @@ def test_when_nothing_matches_the_content_is_untouched(checks):
         .replace(b"To:", b"Cc:").replace(b"drop me", b"keep me").replace(b"..secret", b"public")
     message = message.replace(b"--frontier--", b"--frontier-- ")   # no HOLD either
     for step in (1, 5, len(message)):
-        out, result = run(checks.checker(CONTEXT), message, step)
+        out, result = run(ContentChecker(checks, CONTEXT), message, step)
         assert out == message and result.size_delta == 0 and result.hold is None
 
 
 def test_after_the_last_boundary_feed_passes_chunks_through(make_checks):
     checks = make_checks("header_checks = regexp:{dir}/hc\n", hc="/^X-Never:/ REJECT\n")
-    checker = checks.checker(CONTEXT)
+    checker = ContentChecker(checks, CONTEXT)
     assert checker.feed(b"Subject: hi\r\n\r\n") == b"Subject: hi\r\n\r\n"
     chunk = b"body line\r\n" * 10
     assert checker.feed(chunk) is chunk
 
 
 def test_a_message_without_final_crlf(checks):
-    out, result = run(checks.checker(CONTEXT), b"Subject: a\r\n\r\nno newline at end")
+    out, result = run(ContentChecker(checks, CONTEXT), b"Subject: a\r\n\r\nno newline at end")
     assert out == b"X-Old-Subject: a\r\n\r\nno newline at end"
 
 
@@ -106,7 +106,7 @@ def test_ten_megabytes_stay_bounded_in_memory(checks):
                          b"", b"--frontier", b"Content-Type: application/octet-stream", b"", b""])
     body_line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n"
     chunk = body_line * (65536 // len(body_line))
-    checker = checks.checker(CONTEXT)
+    checker = ContentChecker(checks, CONTEXT)
     tracemalloc.start()
     try:
         stored = len(checker.feed(part))
@@ -123,7 +123,7 @@ def test_ten_megabytes_stay_bounded_in_memory(checks):
 
 
 def test_a_giant_header_and_a_giant_line_stay_bounded(checks):
-    checker = checks.checker(CONTEXT)
+    checker = ContentChecker(checks, CONTEXT)
     tracemalloc.start()
     try:
         stored = len(checker.feed(b"X-Big: start\r\n"))
@@ -148,7 +148,7 @@ class BrokenTable(Table):
 def test_a_table_that_cannot_answer_defers_the_message(make_checks, caplog):
     checks = make_checks("header_checks = broken:x\n",
                          lambda spec, config: BrokenTable(spec, "x", config))
-    out, result = run(checks.checker(CONTEXT), b"Subject: hi\r\n\r\nbody\r\n")
+    out, result = run(ContentChecker(checks, CONTEXT), b"Subject: hi\r\n\r\nbody\r\n")
     assert result.reply == R451_QUEUE_WRITE_ERROR
     assert ("4F3A21C0B2: header_checks map lookup problem -- message not accepted, "
             "try again later") in caplog.text
@@ -156,5 +156,5 @@ def test_a_table_that_cannot_answer_defers_the_message(make_checks, caplog):
 
 def test_checks_are_opened_once_and_serve_many_messages(checks):
     assert isinstance(checks, ContentChecks)
-    results = [run(checks.checker(CONTEXT), MESSAGE)[0] for _ in range(3)]
+    results = [run(ContentChecker(checks, CONTEXT), MESSAGE)[0] for _ in range(3)]
     assert results == [EXPECTED] * 3

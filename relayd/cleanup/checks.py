@@ -4,7 +4,7 @@ main.cf names up to four table lists (header_checks, mime_header_checks,
 nested_header_checks, body_checks; the middle two default to
 $header_checks) and the limits that go with them. :class:`ContentChecks`
 reads them once per configuration; each message then gets a cheap
-:class:`relayd.content.checker.ContentChecker` from :meth:`ContentChecks.checker`.
+:class:`relayd.cleanup.checker.ContentChecker` built on it.
 """
 from __future__ import annotations
 
@@ -72,11 +72,6 @@ class ContentChecks:
         return cls(header=maps[HEADER_CHECKS], mime=maps[MIME_HEADER_CHECKS],
                    nested=maps[NESTED_HEADER_CHECKS], body=maps[BODY_CHECKS],
                    mime_disabled=mime_disabled, **_limits(config))
-
-    def checker(self, context=None):
-        """A :class:`~relayd.content.checker.ContentChecker` for one message."""
-        from relayd.content.checker import ContentChecker
-        return ContentChecker(self, context)
 
 
 def _open_maps(config, name: str, opener) -> CheckMaps | None:

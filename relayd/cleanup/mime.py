@@ -41,21 +41,6 @@ MIME_HEADERS = frozenset((b"content-description", b"content-disposition", b"cont
 _TOKEN = re.compile(rb'\s*(?:"((?:[^"\\]|\\.)*)"?|([^\s()<>@,;:\\"/\[\]?=]+)|(.))', re.S)
 
 
-def header_name(text: bytes) -> bytes | None:
-    """The name of the header that *text* starts, or None (is_header.c).
-
-    A name is printable ASCII other than ":"; obsolete blanks between the
-    name and the colon are allowed ("Subject :").
-    """
-    colon = text.find(b":")
-    if colon <= 0:
-        return None
-    name = text[:colon].rstrip(b" \t")
-    if not name or any(c <= 32 or c >= 127 for c in name):
-        return None
-    return name
-
-
 def _tokens(value: bytes) -> list[tuple[str, bytes]]:
     """("t", token) / ("q", quoted) / ("s", separator) items of a Content-Type value."""
     out = []
@@ -94,12 +79,13 @@ class MimeState:
         self.disabled = disabled   # disable_mime_input_processing: headers, then body
 
     def header_class(self, name: bytes) -> int:
-        """The class of a complete header named *name* in the current header block.
+        """The class of a complete header named *name* (lower case) in the
+        current header block.
 
         MIME headers are told by name alone (header_opts.c), so they go to
         mime_header_checks even with disable_mime_input_processing = yes.
         """
-        if name.lower() in MIME_HEADERS:
+        if name in MIME_HEADERS:
             return MULTIPART
         return self.state
 

@@ -1,8 +1,9 @@
 """Which table sees which line: primary, MIME, nested headers and body lines."""
 import pytest
 
+from relayd.cleanup import ContentChecker
 from relayd.tables.base import Table, open_table
-from tests.content.conftest import CONTEXT, run
+from tests.cleanup.conftest import CONTEXT, run
 
 ALL_FOUR = ("header_checks = rec:header\nmime_header_checks = rec:mime\n"
             "nested_header_checks = rec:nested\nbody_checks = rec:body\n")
@@ -31,7 +32,7 @@ def recorded(make_checks):
                 return RecordingTable(spec, spec[4:], config, seen)
             return open_table(spec, config)
         checks = make_checks(main_cf, opener)
-        out, result = run(checks.checker(CONTEXT), message, step)
+        out, result = run(ContentChecker(checks, CONTEXT), message, step)
         assert out == message   # nothing matched: the content is stored untouched
         return seen
     return record

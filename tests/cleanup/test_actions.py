@@ -3,9 +3,9 @@ import logging
 
 import pytest
 
-from relayd.content import LogContext
+from relayd.cleanup import ContentChecker, LogContext
 from relayd.smtp.replies import R550_CONTENT_REJECTED, Reply
-from tests.content.conftest import CONTEXT, run
+from tests.cleanup.conftest import CONTEXT, run
 
 MESSAGE = (b"Received: from client.example\r\n"
            b"Subject: Make money fast\r\n"
@@ -25,7 +25,7 @@ def check(make_checks, rules, message=MESSAGE, body_rules=None, context=CONTEXT)
         main_cf += "body_checks = regexp:{dir}/body_checks\n"
         files["body_checks"] = body_rules
     checks = make_checks(main_cf, **files)
-    return run(checks.checker(context), message)
+    return run(ContentChecker(checks, context), message)
 
 
 def cleanup_lines(caplog):

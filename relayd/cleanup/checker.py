@@ -1,5 +1,9 @@
-"""header_checks, mime_header_checks, nested_header_checks and body_checks on a
-message as it streams in, in SMTP wire form.
+"""cleanup(8)'s one parser of a message as it streams in, in SMTP wire form:
+header blocks (primary, MIME part and nested message headers) and body lines,
+with header_checks, mime_header_checks, nested_header_checks and body_checks
+applied to them, and each header of the primary block handed to a
+:class:`~relayd.cleanup.headers.PrimaryHeaders` (hop count, Message-ID,
+header address rewriting) when one is given.
 
 The session hands the checker the DATA content exactly as it will be stored:
 CRLF line ends, still dot-stuffed. :meth:`ContentChecker.feed` returns the
@@ -24,9 +28,11 @@ ends the output line; a PREPEND before a later piece first ends the output
 line, so the prepended text is always a line of its own. Unedited input goes
 out byte for byte.
 
-Once nothing more can be decided (a REJECT, DISCARD, REDIRECT or PASS ended
-inspection, or the last MIME boundary is behind us and body_checks are off or
-past body_checks_size_limit) ``feed`` returns its chunk untouched; in body
+Once nothing more can be decided (the primary header block is behind us, and
+a REJECT, DISCARD, REDIRECT or PASS ended inspection, or no MIME header or
+body checks are configured, or the last MIME boundary is behind us and
+body_checks are off or past body_checks_size_limit) ``feed`` returns its
+chunk untouched; in body
 parts that body_checks do not inspect only lines that start with "--" are
 looked at, found with one ``bytes.find`` per chunk.
 """
@@ -34,12 +40,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relayd.content import actions
-from relayd.content.actions import DROP, KEEP, LogContext, Outcome, Prepend, Replace
-from relayd.content.checks import CheckMaps, ContentChecks
-from relayd.content.mime import BODY, NESTED, PRIMARY, MimeState, header_name
+from relayd.cleanup import actions
+from relayd.cleanup.actions import DROP, KEEP, LogContext, Outcome, Prepend, Replace
+from relayd.cleanup.checks import CheckMaps, ContentChecks
+from relayd.cleanup.mime import BODY, NESTED, PRIMARY, MimeState
 from relayd.maillog import CLEANUP as log
 from relayd.smtp.replies import R451_QUEUE_WRITE_ERROR, Reply
+from relayd.smtp.text import header_name
 from relayd.tables.base import TemporaryLookupError
 
 
@@ -71,17 +78,21 @@ class ContentResult:
 class ContentChecker:
     """The content checks of one message. ``feed`` each DATA chunk, then ``finish``.
 
-    With no checks configured ``feed`` returns its argument at once.
+    ``primary``: what else is done with each header of the primary block (see
+    :class:`~relayd.cleanup.headers.PrimaryHeaders`). With no checks
+    configured and no ``primary`` ``feed`` returns its argument at once.
     """
 
-    __slots__ = ("checks", "context", "outcome", "_mime", "_tail", "_line_start", "_out",
-                 "_out_start", "_hdr_raw", "_hdr_key", "_hdr_size", "_hdr_flushed", "_delta",
-                 "_passthrough")
+    __slots__ = ("checks", "context", "outcome", "primary", "_mime", "_tail", "_line_start",
+                 "_out", "_out_start", "_hdr_raw", "_hdr_name", "_hdr_key", "_hdr_size", "_hdr_flushed",
+                 "_delta", "_passthrough", "_parts_checked")
 
-    def __init__(self, checks: ContentChecks, context: LogContext | None = None):
+    def __init__(self, checks: ContentChecks, context: LogContext | None = None,
+                 primary=None):
         self.checks = checks
         self.context = context or LogContext()
         self.outcome = Outcome()
+        self.primary = primary
         self._mime = MimeState(nesting_limit=checks.nesting_limit,
                                boundary_limit=checks.boundary_limit,
                                disabled=checks.mime_disabled)
@@ -90,11 +101,14 @@ class ContentChecker:
         self._out: list[bytes] = []
         self._out_start = True      # the next byte written begins a stored line
         self._hdr_raw: list[bytes] | None = None   # the pending header, as received
+        self._hdr_name = b""                       # ... its name
         self._hdr_key = bytearray()                # ... and as the tables see it
         self._hdr_size = 0                         # ... its octets after unstuffing
         self._hdr_flushed = False                  # ... already written (too long to hold)
         self._delta = 0
-        self._passthrough = not checks.active
+        self._passthrough = not checks.active and primary is None
+        # Whether anything looks past the primary header block.
+        self._parts_checked = any((checks.mime, checks.nested, checks.body))
 
     def feed(self, chunk: bytes) -> bytes:
         """The wire-form bytes to store for *chunk* (possibly edited, possibly
@@ -159,7 +173,11 @@ class ContentChecker:
         return self._hdr_raw is None and self._out_start == self._line_start
 
     def _nothing_left_to_check(self) -> bool:
-        return not self.outcome.active or (self._mime.final and not self._body_inspected())
+        mime = self._mime
+        if mime.state == PRIMARY:   # every primary header goes to ``primary``, checked or not
+            return self.primary is None and not self.outcome.active
+        return not self.outcome.active or not self._parts_checked or (
+            mime.final and not self._body_inspected())
 
     def _body_inspected(self) -> bool:
         """Whether body_checks look at the current body line."""
@@ -217,6 +235,7 @@ class ContentChecker:
 
     def _start_header(self, name: bytes, text: bytes, raw: bytes, size: int) -> None:
         # "Subject :" is looked up as "Subject:", as Postfix normalises it.
+        self._hdr_name = name
         self._hdr_key = bytearray(name + text[text.index(b":"):])
         self._hdr_raw = [raw]
         self._hdr_size = size
@@ -240,12 +259,12 @@ class ContentChecker:
         raw, key, size, flushed = self._hdr_raw, bytes(self._hdr_key), self._hdr_size, \
             self._hdr_flushed
         self._hdr_raw = None
-        self._hdr_key = bytearray()
-        name = header_name(key)
+        name = self._hdr_name
+        lower = name.lower()
         mime = self._mime
-        if name.lower() == b"content-type":
+        if lower == b"content-type":
             mime.content_type(key[len(name) + 1:])
-        header_class = mime.header_class(name)
+        header_class = mime.header_class(lower)
         maps = self.checks.header if header_class == PRIMARY else \
             self.checks.nested if header_class == NESTED else self.checks.mime
         edit = KEEP
@@ -255,7 +274,18 @@ class ContentChecker:
             log.warning("%s: %s: header longer than header_size_limit, left unedited: %.60r",
                         self.context.queue_id, maps.title, key)
             edit = KEEP
+        primary = self.primary if mime.state == PRIMARY else None
+        if primary is None:
+            self._emit_header(edit, raw, size)
+            return
+        primary.seen(lower, key)
+        start = len(self._out)
         self._emit_header(edit, raw, size)
+        # A header too long to hold (or past header_size_limit) goes out unrewritten.
+        if primary.rewrites and not flushed and size <= self.checks.header_size_limit \
+                and len(self._out) > start:
+            # Whole headers, at a line start: what the checks kept, prepended or put instead.
+            self._out[start:] = [primary.rewrite(b"".join(self._out[start:]))]
 
     # --- body -------------------------------------------------------------
 

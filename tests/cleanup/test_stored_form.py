@@ -1,4 +1,4 @@
-"""The stored-form invariant (relayd.cleanup.StoredForm) and the content
+"""The stored-form invariant (relayd.smtp.wireform.StoredForm) and the content
 checker's edits against it: whatever a client sends and whatever the
 header_checks/body_checks do, the checker's output followed by ".\\r\\n" is
 exactly one DATA transmission.
@@ -17,15 +17,17 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from relayd.cleanup import StoredForm, stored_form_problem
+from relayd.cleanup import ContentChecker, ContentChecks
 from relayd.config import load_config
-from relayd.content import ContentChecks
 from relayd.queue.committer import QueueWriteError
 from relayd.queue.envelope import Envelope, Recipient
 from relayd.queue.store import QueueStore
 from relayd.smtp.data import DataReader
 from relayd.smtp.events import DataChunk
-from tests.content.conftest import CONTEXT, run
+from relayd.smtp.wireform import StoredForm, stored_form_problem
+from tests.cleanup.conftest import CONTEXT, run
+from tests.fuzz.harness import fuzz_settings
+from tests.fuzz.oracles import wire_form_violation
 from tests.support.bounds import hang_guard
 
 # --- the invariant itself ------------------------------------------------------------
@@ -185,7 +187,7 @@ def test_checker_output_is_always_one_data_transmission(content, action, limits,
                                                         cuts):
     wire = b"".join(_client_to_wire(content, reader_cuts))
     assert stored_form_problem(wire) is None       # the DATA reader's own promise
-    checker = _checks(action, limits).checker(CONTEXT)
+    checker = ContentChecker(_checks(action, limits), CONTEXT)
     logging.disable(logging.CRITICAL)     # the actions log every line they touch
     try:
         out = [checker.feed(chunk) for chunk in _rechunk(wire, cuts)]
@@ -203,26 +205,26 @@ def test_checker_output_is_always_one_data_transmission(content, action, limits,
 
 def test_a_dropped_first_piece_leaves_the_rest_of_the_line_stuffed(make_checks):
     checks = make_checks("body_checks = regexp:{dir}/bc\n", bc="/^A{20}/ IGNORE\n")
-    out, _ = run(checks.checker(CONTEXT), b"\r\nline1\r\n" + b"A" * 2048 + b".\r\nMAIL\r\n")
+    out, _ = run(ContentChecker(checks, CONTEXT), b"\r\nline1\r\n" + b"A" * 2048 + b".\r\nMAIL\r\n")
     assert out == b"\r\nline1\r\n..\r\nMAIL\r\n"
 
 
 def test_a_dropped_last_piece_keeps_the_line_end(make_checks):
     checks = make_checks("body_checks = regexp:{dir}/bc\n", bc="/^tail$/ IGNORE\n")
-    out, result = run(checks.checker(CONTEXT), b"\r\n" + b"A" * 2048 + b"tail\r\nnext\r\n")
+    out, result = run(ContentChecker(checks, CONTEXT), b"\r\n" + b"A" * 2048 + b"tail\r\nnext\r\n")
     assert out == b"\r\n" + b"A" * 2048 + b"\r\nnext\r\n"
     assert result.size_delta == -4
 
 
 def test_a_replaced_later_piece_is_not_stuffed_mid_line(make_checks):
     checks = make_checks("body_checks = regexp:{dir}/bc\n", bc="/^\\.x$/ REPLACE .y\n")
-    out, _ = run(checks.checker(CONTEXT), b"\r\n" + b"A" * 2048 + b".x\r\n")
+    out, _ = run(ContentChecker(checks, CONTEXT), b"\r\n" + b"A" * 2048 + b".x\r\n")
     assert out == b"\r\n" + b"A" * 2048 + b".y\r\n"
 
 
 def test_a_prepend_before_a_later_piece_goes_on_a_line_of_its_own(make_checks):
     checks = make_checks("body_checks = regexp:{dir}/bc\n", bc="/^\\.$/ PREPEND .tag\n")
-    out, _ = run(checks.checker(CONTEXT), b"\r\n" + b"A" * 2048 + b".\r\n")
+    out, _ = run(ContentChecker(checks, CONTEXT), b"\r\n" + b"A" * 2048 + b".\r\n")
     assert out == b"\r\n" + b"A" * 2048 + b"\r\n..tag\r\n..\r\n"
 
 
@@ -233,5 +235,23 @@ def test_a_hostile_100_kb_content_type_is_parsed_in_one_pass(make_checks, value)
     checks = make_checks("header_checks = regexp:{dir}/hc\n", hc="/^X-Never:/ WARN\n")
     message = b"Content-Type: multipart/mixed;" + value + b"\r\n\r\nbody\r\n"
     with hang_guard():
-        out, result = run(checks.checker(CONTEXT), message)
+        out, result = run(ContentChecker(checks, CONTEXT), message)
     assert out == message and result.reply is None
+
+
+# Bytes that make wire-form trouble, and short lines around them.
+_WIRE_BYTES = st.lists(st.one_of(st.sampled_from([b"\r", b"\n", b"\r\n", b".", b"\0", b"a"]),
+                                 st.binary(max_size=4)), max_size=24).map(b"".join)
+
+
+@fuzz_settings(500)
+@given(data=_WIRE_BYTES, cuts=st.lists(st.integers(0, 100), max_size=6))
+def test_stored_form_and_the_fuzz_oracle_agree(data, cuts):
+    """One invariant: the queue's check (StoredForm, fed in random pieces) refuses
+    exactly what the fuzz harnesses' oracle calls a broken wire form."""
+    form = StoredForm()
+    previous = 0
+    for cut in sorted(min(c, len(data)) for c in cuts) + [len(data)]:
+        form.feed(data[previous:cut])
+        previous = cut
+    assert (form.finish() is None) == (wire_form_violation(data) is None), data

@@ -13,12 +13,11 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from relayd.content.mime import header_name
 from relayd.maillog import CLEANUP as log
 from relayd.maillog import whatsup
 from relayd.smtp.replies import (R451_CONTENT_DEFERRED, R550_CONTENT_REJECTED, Reply, same_class,
                                  split_status, with_class)
-from relayd.smtp.text import printable
+from relayd.smtp.text import header_name, printable
 
 HEADER = "header"   # cleanup's log context words
 BODY = "body"
