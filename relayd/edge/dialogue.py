@@ -63,17 +63,18 @@ CLOSE = _Close()
 
 @dataclass(frozen=True, slots=True)
 class DialogueSettings:
-    """What the dialogue needs from an smtpd service's configuration, read once."""
+    """What the dialogue needs from an smtpd service's configuration, read once
+    (:meth:`from_config`: the values and their defaults come from params.py)."""
 
-    service: str = "smtp"
-    myhostname: str = "localhost"
-    banner: str = "localhost ESMTP"
-    recipient_limit: int = 1000
-    hard_error_limit: int = 20
-    soft_error_limit: int = 10
-    error_sleep_time: float = 1.0
-    junk_command_limit: int = 100
-    vrfy_enabled: bool = True
+    service: str
+    myhostname: str
+    banner: str
+    recipient_limit: int
+    hard_error_limit: int
+    soft_error_limit: int
+    error_sleep_time: float
+    junk_command_limit: int
+    vrfy_enabled: bool
 
     @classmethod
     def from_config(cls, config, service: str = "smtp") -> "DialogueSettings":

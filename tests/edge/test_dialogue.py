@@ -59,11 +59,10 @@ def test_inside_the_content_the_state_is_data_with_its_octets(caplog):
 def test_error_limits_pause_then_disconnect():
     """Past smtpd_soft_error_limit each error reply comes with a delay for the
     driver to wait; at smtpd_hard_error_limit the dialogue ends with 421."""
-    d = Dialogue(restrictions())
-    d.dialogue.settings = DialogueSettings(myhostname="relay.test", soft_error_limit=2,
-                                           hard_error_limit=4, error_sleep_time=1.5)
+    d = Dialogue(restrictions("smtpd_soft_error_limit = 2\nsmtpd_hard_error_limit = 4\n"
+                              "smtpd_error_sleep_time = 2s\n"))
     assert steps(d.dialogue, b"XYZZY\r\n") == [None, NEED_DATA]
-    assert steps(d.dialogue, b"XYZZY\r\nXYZZY\r\n") == [1.5, 1.5, NEED_DATA]
+    assert steps(d.dialogue, b"XYZZY\r\nXYZZY\r\n") == [2, 2, NEED_DATA]
     assert steps(d.dialogue, b"XYZZY\r\nNOOP\r\n") == [CLOSE]
     assert d.dialogue.take_output().endswith(
         R421_TOO_MANY_ERRORS.format("relay.test").to_bytes())

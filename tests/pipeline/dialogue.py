@@ -13,8 +13,8 @@ from relayd.smtp.server import ServerSession
 
 # Every test configuration starts from these: no local recipient table to build.
 BASE = "mydestination = local.example\nrelay_domains = example.com, relay.example\n" \
-       "mynetworks = 192.0.2.0/24\nlocal_recipient_maps =\nmyorigin = local.example\n"
-SETTINGS = DialogueSettings(myhostname="relay.test", banner="relay.test ESMTP")
+       "mynetworks = 192.0.2.0/24\nlocal_recipient_maps =\nmyorigin = local.example\n" \
+       "myhostname = relay.test\nsmtpd_banner = $myhostname ESMTP\n"
 
 
 def restrictions(main_cf: str = "") -> Restrictions:
@@ -29,8 +29,9 @@ class Dialogue:
     def __init__(self, rules: Restrictions, addr: str = "198.51.100.7", name: str = "unknown"):
         self.queued = []
         self.policy = rules.session(SessionView(addr, name, 40000))
+        settings = DialogueSettings.from_config(rules.config)
         self.dialogue = SmtpDialogue(
-            SETTINGS, ServerSession(**SETTINGS.core_options(rules.config)), self.policy,
+            settings, ServerSession(**settings.core_options(rules.config)), self.policy,
             cleanup=self, queue=self, hooks=HookRegistry(), client_name=name, client_addr=addr)
         self.core = self.dialogue.core
         self.dialogue.greet()
