@@ -98,7 +98,7 @@ class ContentWriter:
         the client hears 451 at the end of DATA instead of losing its session."""
         if self._closed:
             raise ValueError(f"{self.queue_id}: content writer already finished")
-        if not data or self._error is not None or not self._form.feed(data):
+        if not data or self._error is not None or self._form.problem is not None:
             return   # a failed write, or content that will be refused: nothing more is kept
         self._chunks.append(bytes(data))
         self.size += len(data)
@@ -115,9 +115,19 @@ class ContentWriter:
             self._error = exc
             self._chunks, self._buffered = [], 0
 
-    def _drain(self) -> None:
+    def _take(self) -> list[bytes]:
+        """The content gathered since the last call, as one piece checked against
+        the stored-form invariant in one pass (per chunk, as the client's reads
+        cut it, the check's fixed cost would be paid dozens of times)."""
         chunks, self._chunks, self._buffered = self._chunks, [], 0
-        self._run(_write_chunks, self._fd, chunks)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._form.feed(data)
+        return [data] if data else []
+
+    def _drain(self) -> None:
+        chunks = self._take()
+        if self._form.problem is None:
+            self._run(_write_chunks, self._fd, chunks)
 
     def _run(self, fn, *args):
         """``fn(*args)`` in the threadpool, remembered until it returns (see abort)."""
@@ -132,14 +142,15 @@ class ContentWriter:
         self._closed = True
         if self._error is not None:
             raise self._error
+        chunks = self._take()
         problem = self._form.finish()
         if problem is not None:
             cleanup_log.warning("%s: message refused: its stored form is not one DATA "
                                 "transmission: %s", self.queue_id, problem)
             raise StoredFormError(f"stored form check failed: {problem}")
         if self._fd < 0:
-            return self._chunks
-        fd, chunks, self._fd, self._chunks = self._fd, self._chunks, -1, []
+            return chunks
+        fd, self._fd = self._fd, -1
         self._run(_finish_file, fd, chunks, self._fsync)
         return None
 

@@ -106,6 +106,8 @@ class _AnyContent:
     """Stands in for the stored-form check, which refuses these binary bytes
     before they reach the journal: the journal's own defence is shown alone."""
 
+    problem = None
+
     def feed(self, chunk):
         return True
 
