@@ -43,6 +43,10 @@ from tests.support.bounds import hang_guard
     (b"a\nb\r\n", "bare LF at octet 1"),
     (b"\nb\r\n", "bare LF at octet 0"),
     (b"a\0\r\n", "NUL at octet 1"),
+    # As many CRs as LFs, in CR-then-LF order, but not adjacent: both are bare.
+    (b"a\rb\nc\r\n", "bare CR at octet 1"),
+    (b"a\r\r\n\n", "bare CR at octet 1"),
+    (b"ab\n\r\n", "bare LF at octet 2"),
     (b"a\r\nb", "no line end at the end (octet 4)"),
 ])
 def test_stored_form_problems_are_named(data, problem):
@@ -60,6 +64,8 @@ def _reference(data: bytes) -> bool:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=40).map(lambda b: b.translate(bytes.maketrans(
     bytes(range(256)), (b"a.\r\n\0" * 52)[:256]))), st.lists(st.integers(0, 40), max_size=5))
+@example(b"a\rb\nc\r\n", [2])
+@example(b"x\r.\n\r\n", [])
 def test_the_incremental_check_agrees_with_the_obvious_one_wherever_chunks_are_cut(data, cuts):
     form = StoredForm()
     previous = 0
