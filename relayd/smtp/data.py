@@ -68,9 +68,9 @@ class DataReader:
                 return None
             if piece is _END:
                 return DataEnd(self.size, self.error)
-            wire = self._content(piece)
-            if wire:
-                return DataChunk(wire)
+            chunk = self._content(piece)
+            if chunk is not None:
+                return chunk
 
     def _take(self, buf: bytearray) -> bytes | object | None:
         """Cut the next piece of whole lines (or the end marker) off ``buf``."""
@@ -95,8 +95,9 @@ class DataReader:
         del buf[:cut]
         return piece
 
-    def _content(self, piece: bytes) -> bytes | None:
-        """Wire form of ``piece``, or None when the message is being refused."""
+    def _content(self, piece: bytes) -> DataChunk | None:
+        """Wire form of ``piece``, or None when there is none (the message is
+        being refused, or the repair left nothing)."""
         line_start = self._start is not _Start.MID_LINE
         clean = (self._start is not _Start.AFTER_BARE_LF and b"\0" not in piece
                  and crlf_newlines_only(piece))
@@ -113,7 +114,7 @@ class DataReader:
             self.size -= wire.count(b"\n.") + (line_start and wire[:1] == b".")
         if self.error is None and 0 < self._limit < self.size:
             self.error = R552_MESSAGE_TOO_BIG
-        return wire if self.error is None else None
+        return DataChunk(wire, clean) if self.error is None and wire else None
 
     def _repair(self, piece: bytes, line_start: bool) -> bytes:
         """The slow path: normalise line ends, drop smuggled dots, neutralise CR/NUL."""

@@ -47,10 +47,15 @@ class StoredForm:
         self._tail = b"\r\n"   # as if after a line end: a first line "." is caught too
         self._size = 0
 
-    def feed(self, chunk: bytes) -> bool:
-        """Check the next *chunk* of the stream; False once the stream is bad."""
+    def feed(self, chunk: bytes, checked: bool = False) -> bool:
+        """Check the next *chunk* of the stream; False once the stream is bad.
+
+        ``checked``: the chunk's own bytes already passed this check where they
+        were made (the DATA reader's clean input,
+        :class:`~relayd.smtp.events.DataChunk`), so only its junction with
+        what came before is looked at."""
         if self.problem is None and chunk:
-            self.problem = self._check(chunk)
+            self.problem = self._check(chunk, checked)
             self._tail = (self._tail + chunk[-4:])[-4:]
             self._size += len(chunk)
         return self.problem is None
@@ -61,25 +66,23 @@ class StoredForm:
             self.problem = f"no line end at the end (octet {self._size})"
         return self.problem
 
-    def _check(self, chunk: bytes) -> str | None:
+    def _check(self, chunk: bytes, checked: bool) -> str | None:
         at = self._size
         # A lone "." across the junction with what came before.
         found = (self._tail + chunk[:4]).find(_LONE_DOT)
         if found >= 0:
             return f'a lone "." line at octet {max(at - len(self._tail) + found + 2, 0)}'
+        if checked:
+            return self._junction(chunk, at)[1]
         if b"\0" in chunk:   # memchr: a clean chunk costs next to nothing here
             return f"NUL at octet {at + chunk.find(0)}"
         if b"." in chunk:    # likewise: no dot, no lone "." line
             found = chunk.find(_LONE_DOT)
             if found >= 0:
                 return f'a lone "." line at octet {at + found + 2}'
-        start = 0
-        if self._tail.endswith(b"\r"):
-            if not chunk.startswith(b"\n"):
-                return f"bare CR at octet {at - 1}"
-            start = 1
-        elif chunk.startswith(b"\n"):
-            return f"bare LF at octet {at}"
+        start, problem = self._junction(chunk, at)
+        if problem is not None:
+            return problem
         # A CR at the very end is judged with the next chunk's first octet.
         stop = len(chunk) - 1 if chunk.endswith(b"\r") else len(chunk)
         if not crlf_newlines_only(chunk, start, stop):
@@ -87,6 +90,18 @@ class StoredForm:
             kind = "CR" if bare.group() == b"\r" else "LF"
             return f"bare {kind} at octet {at + bare.start()}"
         return None
+
+    def _junction(self, chunk: bytes, at: int) -> tuple[int, str | None]:
+        """A CR at the end of what came before needs an LF to start *chunk*, and
+        an LF starting it needs that CR: where the chunk's own octets start, or
+        the problem."""
+        if self._tail.endswith(b"\r"):
+            if not chunk.startswith(b"\n"):
+                return 0, f"bare CR at octet {at - 1}"
+            return 1, None
+        if chunk.startswith(b"\n"):
+            return 0, f"bare LF at octet {at}"
+        return 0, None
 
 
 def stored_form_problem(data: bytes) -> str | None:
