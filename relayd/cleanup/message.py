@@ -135,7 +135,12 @@ class CleanupMessage:
         order: the header checks see the client's headers, the rewritten ones
         are queued."""
         stored = self.checker.feed(data)
-        self.writer.write(stored, checked and stored is data)
+        verbatim = self.checker.verbatim if checked else 0
+        if verbatim == len(stored):
+            self.writer.write(stored, checked)
+        else:   # the edited or held part is checked in full, the client's bytes after it are not again
+            self.writer.write(stored[:len(stored) - verbatim])
+            self.writer.write(stored[len(stored) - verbatim:], checked=True)
 
     def end(self, size: int) -> Reply | None:
         """The end of the client's data (``size`` octets after unstuffing): the
