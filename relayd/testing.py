@@ -165,7 +165,7 @@ class _Message:
         self.chunks: list[bytes] = []
         self.size = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes, checked: bool = False) -> None:
         self.chunks.append(data)
 
     def end(self, size: int) -> None:

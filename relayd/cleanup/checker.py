@@ -85,7 +85,7 @@ class ContentChecker:
 
     __slots__ = ("checks", "context", "outcome", "primary", "_mime", "_tail", "_line_start",
                  "_out", "_out_start", "_hdr_raw", "_hdr_name", "_hdr_key", "_hdr_size", "_hdr_flushed",
-                 "_delta", "_passthrough", "_parts_checked")
+                 "_delta", "_passthrough", "_parts_checked", "verbatim")
 
     def __init__(self, checks: ContentChecks, context: LogContext | None = None,
                  primary=None):
@@ -109,15 +109,21 @@ class ContentChecker:
         self._passthrough = not checks.active and primary is None
         # Whether anything looks past the primary header block.
         self._parts_checked = any((checks.mime, checks.nested, checks.body))
+        # How many octets at the end of what feed() returned are the chunk's own, unchanged.
+        self.verbatim = 0
 
     def feed(self, chunk: bytes) -> bytes:
         """The wire-form bytes to store for *chunk* (possibly edited, possibly
-        less or more than the chunk: an incomplete line or header waits)."""
+        less or more than the chunk: an incomplete line or header waits).
+        Its last :attr:`verbatim` octets are the end of *chunk* as it came."""
         if self._passthrough:
+            self.verbatim = len(chunk)
             return chunk
         data = self._tail + chunk if self._tail else chunk
         self._out = []
+        self.verbatim = 0
         self._tail = data[self._scan(data, final=False):]
+        self.verbatim = min(self.verbatim, len(chunk))
         return b"".join(self._out)
 
     def finish(self) -> tuple[bytes, ContentResult]:
@@ -144,6 +150,7 @@ class ContentChecker:
             if self._in_step() and self._nothing_left_to_check():
                 self._passthrough = not final
                 self._out.append(data[pos:])
+                self.verbatim = n - pos
                 return n
             if not final and self._in_step() and self._skippable():
                 skipped = self._skip(data, pos)

@@ -129,10 +129,18 @@ class CleanupMessage:
         self.content: ContentResult | None = None
         self.size = 0    # of the message as queued, known at end()
 
-    def feed(self, data: bytes) -> None:
-        """The next DATA chunk, in wire form. cleanup(8) order: the header checks
-        see the client's headers, the rewritten ones are queued."""
-        self.writer.write(self.checker.feed(data))
+    def feed(self, data: bytes, checked: bool = False) -> None:
+        """The next DATA chunk, in wire form (``checked``: as the DATA reader
+        found it clean, :class:`~relayd.smtp.events.DataChunk`). cleanup(8)
+        order: the header checks see the client's headers, the rewritten ones
+        are queued."""
+        stored = self.checker.feed(data)
+        verbatim = self.checker.verbatim if checked else 0
+        if verbatim == len(stored):
+            self.writer.write(stored, checked)
+        else:   # the edited or held part is checked in full, the client's bytes after it are not again
+            self.writer.write(stored[:len(stored) - verbatim])
+            self.writer.write(stored[len(stored) - verbatim:], checked=True)
 
     def end(self, size: int) -> Reply | None:
         """The end of the client's data (``size`` octets after unstuffing): the

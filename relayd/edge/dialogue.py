@@ -177,7 +177,7 @@ class SmtpDialogue:
             return NEED_DATA
         if type(event) is ev.DataChunk:
             if event.data:
-                self.tx.message.feed(event.data)
+                self.tx.message.feed(event.data, event.checked)
             return None
         if self.policy.access_denied is not None and type(event) not in _ALWAYS_ANSWERED:
             reply = self._failed("unknown", self.policy.access_denied)

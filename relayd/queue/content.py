@@ -14,7 +14,10 @@ whatever file the kernel gives that descriptor number next.
 Every byte written goes through :class:`relayd.smtp.wireform.StoredForm`, so every
 path into the queue (SMTP sessions, forwarded copies, DSNs) meets the
 stored-form invariant: content that would not be one DATA transmission is
-never committed (``finish`` raises :class:`StoredFormError`).
+never committed (``finish`` raises :class:`StoredFormError`). Client bytes
+the DATA reader already found clean with the same check come marked
+``checked``: only their junctions with their neighbours are looked at, so a
+message's bytes are scanned once on their way in, not twice.
 """
 from __future__ import annotations
 
@@ -90,15 +93,17 @@ class ContentWriter:
         """True when the content lives in a data file rather than in memory."""
         return self._in_file
 
-    def write(self, data: bytes) -> None:
-        """Append content bytes exactly as they will be delivered.
+    def write(self, data: bytes, checked: bool = False) -> None:
+        """Append content bytes exactly as they will be delivered (``checked``:
+        bytes the DATA reader found clean, see
+        :meth:`~relayd.smtp.wireform.StoredForm.feed`).
 
         A failed write to the data file (ENOSPC...) is not raised here: the
         rest of the content is read and dropped, and finish() raises it, so
         the client hears 451 at the end of DATA instead of losing its session."""
         if self._closed:
             raise ValueError(f"{self.queue_id}: content writer already finished")
-        if not data or self._error is not None or self._form.problem is not None:
+        if not data or self._error is not None or not self._form.feed(data, checked):
             return   # a failed write, or content that will be refused: nothing more is kept
         self._chunks.append(bytes(data))
         self.size += len(data)
@@ -116,18 +121,12 @@ class ContentWriter:
             self._chunks, self._buffered = [], 0
 
     def _take(self) -> list[bytes]:
-        """The content gathered since the last call, as one piece checked against
-        the stored-form invariant in one pass (per chunk, as the client's reads
-        cut it, the check's fixed cost would be paid dozens of times)."""
+        """The content gathered since the last call."""
         chunks, self._chunks, self._buffered = self._chunks, [], 0
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._form.feed(data)
-        return [data] if data else []
+        return chunks
 
     def _drain(self) -> None:
-        chunks = self._take()
-        if self._form.problem is None:
-            self._run(_write_chunks, self._fd, chunks)
+        self._run(_write_chunks, self._fd, self._take())
 
     def _run(self, fn, *args):
         """``fn(*args)`` in the threadpool, remembered until it returns (see abort)."""

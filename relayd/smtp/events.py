@@ -63,9 +63,13 @@ class DataChunk:
     """Message content in wire form: whole CRLF lines, still dot-stuffed,
     without the final ".\\r\\n" (a very long line may be split). Owes no reply.
     Empty when lines arrived past message_size_limit and were dropped: the
-    client made progress (a session deadline moves), there is nothing to store."""
+    client made progress (a session deadline moves), there is nothing to store.
+    ``checked``: the DATA reader found the bytes clean as received (no NUL, CR
+    and LF only as CRLF, no end of data inside) with the queue's own check
+    (:mod:`relayd.smtp.wireform`), so the queue need not scan them again."""
 
     data: bytes
+    checked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from relayd.queue.envelope import Envelope, Recipient
 from relayd.queue.store import QueueStore
 from relayd.smtp.data import DataReader
 from relayd.smtp.events import DataChunk
-from relayd.smtp.wireform import StoredForm, stored_form_problem
+from relayd.smtp.wireform import StoredForm, crlf_newlines_only, stored_form_problem
 from tests.cleanup.conftest import CONTEXT, run
 from tests.fuzz.harness import fuzz_settings
 from tests.fuzz.oracles import wire_form_violation
@@ -43,6 +43,10 @@ from tests.support.bounds import hang_guard
     (b"a\nb\r\n", "bare LF at octet 1"),
     (b"\nb\r\n", "bare LF at octet 0"),
     (b"a\0\r\n", "NUL at octet 1"),
+    # As many CRs as LFs, in CR-then-LF order, but not adjacent: both are bare.
+    (b"a\rb\nc\r\n", "bare CR at octet 1"),
+    (b"a\r\r\n\n", "bare CR at octet 1"),
+    (b"ab\n\r\n", "bare LF at octet 2"),
     (b"a\r\nb", "no line end at the end (octet 4)"),
 ])
 def test_stored_form_problems_are_named(data, problem):
@@ -60,6 +64,8 @@ def _reference(data: bytes) -> bool:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=40).map(lambda b: b.translate(bytes.maketrans(
     bytes(range(256)), (b"a.\r\n\0" * 52)[:256]))), st.lists(st.integers(0, 40), max_size=5))
+@example(b"a\rb\nc\r\n", [2])
+@example(b"x\r.\n\r\n", [])
 def test_the_incremental_check_agrees_with_the_obvious_one_wherever_chunks_are_cut(data, cuts):
     form = StoredForm()
     previous = 0
@@ -68,6 +74,28 @@ def test_the_incremental_check_agrees_with_the_obvious_one_wherever_chunks_are_c
         previous = cut
     assert (form.finish() is None) == _reference(data)
     assert (stored_form_problem(data) is None) == _reference(data)
+
+
+def _clean_inside(piece: bytes) -> bool:
+    """What the DATA reader promises of a chunk it marks ``checked``."""
+    return b"\0" not in piece and crlf_newlines_only(piece) and b"\r\n.\r\n" not in piece
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40).map(lambda b: b.translate(bytes.maketrans(
+    bytes(range(256)), (b"a.\r\n\0" * 52)[:256]))), st.lists(st.integers(0, 40), max_size=6))
+@example(b"a\r\n.\r\nx\r\n", [3])        # a lone "." made by the junction of two clean chunks
+@example(b"ab\nc\r\n", [2])                # a clean chunk starting with LF after one without CR
+def test_chunks_checked_where_they_were_made_are_judged_at_their_junctions(data, cuts):
+    """Trusting the DATA reader's clean chunks never lets a bad stream through:
+    what their junctions make is still caught."""
+    form = StoredForm()
+    previous = 0
+    for cut in sorted(min(c, len(data)) for c in cuts) + [len(data)]:
+        piece = data[previous:cut]
+        form.feed(piece, checked=_clean_inside(piece))
+        previous = cut
+    assert (form.finish() is None) == _reference(data)
 
 
 # --- the queue refuses content that fails it -----------------------------------------

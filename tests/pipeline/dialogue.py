@@ -77,7 +77,7 @@ class _Message:
     def __init__(self, dialogue: Dialogue, queue_id: str):
         self.dialogue, self.queue_id = dialogue, queue_id
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes, checked: bool = False) -> None:
         pass
 
     def end(self, size: int) -> None:

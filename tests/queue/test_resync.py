@@ -108,7 +108,7 @@ class _AnyContent:
 
     problem = None
 
-    def feed(self, chunk):
+    def feed(self, chunk, checked=False):
         return True
 
     def finish(self):
