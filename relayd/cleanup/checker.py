@@ -38,6 +38,7 @@ looked at, found with one ``bytes.find`` per chunk.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from relayd.cleanup import actions
@@ -46,8 +47,13 @@ from relayd.cleanup.checks import CheckMaps, ContentChecks
 from relayd.cleanup.mime import BODY, NESTED, PRIMARY, MimeState
 from relayd.maillog import CLEANUP as log
 from relayd.smtp.replies import R451_QUEUE_WRITE_ERROR, Reply
-from relayd.smtp.text import header_name
+from relayd.smtp.text import has_long_line, header_name
 from relayd.tables.base import TemporaryLookupError
+
+
+# One whole header as header_name() and the continuation rule read it, in wire
+# form; its first line must not start with "." (a stuffed line takes the slow path).
+_WHOLE_HEADER = re.compile(rb"([!-\-/-9;-~][!-9;-~]*)[ \t]*:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +91,7 @@ class ContentChecker:
 
     __slots__ = ("checks", "context", "outcome", "primary", "_mime", "_tail", "_line_start",
                  "_out", "_out_start", "_hdr_raw", "_hdr_name", "_hdr_key", "_hdr_size", "_hdr_flushed",
-                 "_delta", "_passthrough", "_parts_checked", "verbatim")
+                 "_delta", "_passthrough", "_parts_checked", "_unchecked_headers", "verbatim")
 
     def __init__(self, checks: ContentChecks, context: LogContext | None = None,
                  primary=None):
@@ -109,6 +115,9 @@ class ContentChecker:
         self._passthrough = not checks.active and primary is None
         # Whether anything looks past the primary header block.
         self._parts_checked = any((checks.mime, checks.nested, checks.body))
+        # Whether no table looks at the primary headers (only ``primary`` does).
+        self._unchecked_headers = primary is not None and checks.header is None \
+            and checks.mime is None
         # How many octets at the end of what feed() returned are the chunk's own, unchanged.
         self.verbatim = 0
 
@@ -147,6 +156,12 @@ class ContentChecker:
         pos, n = 0, len(data)
         piece = self.checks.line_length_limit
         while pos < n:
+            if self._unchecked_headers and self._mime.state == PRIMARY \
+                    and self._hdr_raw is None and self._line_start and self._out_start:
+                run = self._header_run(data, pos)
+                if run != pos:
+                    pos = run
+                    continue
             if self._in_step() and self._nothing_left_to_check():
                 self._passthrough = not final
                 self._out.append(data[pos:])
@@ -293,6 +308,33 @@ class ContentChecker:
                 and len(self._out) > start:
             # Whole headers, at a line start: what the checks kept, prepended or put instead.
             self._out[start:] = [primary.rewrite(b"".join(self._out[start:]))]
+
+    def _header_run(self, data: bytes, pos: int) -> int:
+        """The fast path of the primary block when no table looks at it: whole
+        headers from *pos* (each known complete: the next line has begun and is
+        not a continuation) go to ``primary`` and out as one run. Returns where
+        it stopped; anything unusual (a stuffed line, a line or header over
+        the limits, the end of the headers) is left to the record path."""
+        primary, mime = self.primary, self._mime
+        line_limit, size_limit = self.checks.line_length_limit, self.checks.header_size_limit
+        start, n = pos, len(data)
+        while (m := _WHOLE_HEADER.match(data, pos)) is not None:
+            end = m.end()
+            if end >= n or data[end] in b" \t" or end - pos > size_limit \
+                    or has_long_line(data[pos:end], line_limit):
+                break
+            name = m.group(1)
+            # The logical header as the tables would see it (see _start_header).
+            key = name + data[data.index(b":", m.end(1)):end - 2].replace(b"\r\n", b"\n")
+            lower = name.lower()
+            if lower == b"content-type":
+                mime.content_type(key[len(name) + 1:])
+            primary.seen(lower, key)
+            pos = end
+        if pos != start:
+            block = data[start:pos]
+            self._out.append(primary.rewrite(block) if primary.rewrites else block)
+        return pos
 
     # --- body -------------------------------------------------------------
 

@@ -39,7 +39,7 @@ def printable(text: str, replacement: str = "?", *, utf8: bool = True) -> str:
                    else replacement for ch in text)
 
 
-def _has_long_line(wire: bytes, limit: int) -> bool:
+def has_long_line(wire: bytes, limit: int) -> bool:
     """Whether a line of ``wire`` is longer than ``limit`` octets (exact when
     lines end with CRLF, as the queue stores them). From each line start the
     last LF within ``limit`` + 2 octets is looked up in C (memrchr) and the
@@ -73,7 +73,7 @@ def break_long_lines(wire: bytes, limit: int) -> bytes:
     # At least 2: a first piece of 1 could be the "." of a stuffed "..",
     # and a later piece needs a byte after its space. (Postfix loops on 1.)
     limit = max(limit, 2)
-    if not _has_long_line(wire, limit):
+    if not has_long_line(wire, limit):
         return wire
     step = limit - 1            # bytes after the inserted space
     out = []

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relayd.cleanup import ContentChecker, ContentChecks
-from relayd.cleanup.headers import HeaderRewriter, HeaderStream, PrimaryHeaders
+from relayd.cleanup.headers import AddressRewriter, HeaderRewriter, HeaderStream, PrimaryHeaders
 from relayd.cleanup.mime import MimeState
 from relayd.config import load_config
 from relayd.smtp.text import header_name
@@ -201,6 +201,36 @@ def test_header_rewriting_keeps_the_header_block_well_formed(head, body, rewrite
         out_block = _header_block(out)
         assert out_block is not None, out
         assert out[len(out_block):] == message[len(block):]   # the body is never touched
+
+
+def primary_pass(message: bytes, pieces: list[bytes], rewrite: int, header_rules: str,
+                 line_length_limit: int, header_size_limit: int):
+    """Everything cleanup decides about the primary block, with *header_rules*
+    as header_checks (none: the checker's fast path for unchecked headers)."""
+    rewriter = AddressRewriter(REWRITES[rewrite])
+    primary = PrimaryHeaders(rewriter)
+    limits = dict(line_length_limit=line_length_limit, header_size_limit=header_size_limit)
+    base = checks(header_rules, "") if header_rules else ContentChecks()
+    checker = ContentChecker(dataclasses.replace(base, **limits), primary=primary)
+    out = b"".join(checker.feed(piece) for piece in pieces) + checker.finish()[0]
+    return out, primary.hop_count, primary.message_id, rewriter.size_delta
+
+
+@fuzz_settings(400)
+@given(head=HEADS, body=st.lists(BODY_LINES, max_size=3), rewrite=st.sampled_from(range(len(REWRITES))),
+       line_limit=st.sampled_from([16, 40, 2048]), size_limit=st.sampled_from([64, 102400]),
+       data=st.data())
+def test_unchecked_headers_fast_path_agrees_with_the_record_path(head, body, rewrite, line_limit,
+                                                                 size_limit, data):
+    """With no header_checks the primary block takes a fast path; a header_checks
+    table that never matches sends it through the record path: stored bytes,
+    hop count, Message-ID and rewriting must not tell them apart."""
+    message = dot_stuff(b"\r\n".join(head + [b""] + body) + b"\r\n")
+    pieces = data.draw(split(message, 10), label="reads")
+    fast = primary_pass(message, pieces, rewrite, "", line_limit, size_limit)
+    records = primary_pass(message, pieces, rewrite, "/^X-Never-Sent:/ WARN never\n", line_limit,
+                           size_limit)
+    assert fast == records
 
 
 @pytest.mark.parametrize("message", [b'To: "x\r\n', b'To: "x\r\n\r\nbody\r\n'])
