@@ -15,6 +15,13 @@ from gevent.socket import wait_read, wait_write
 from OpenSSL import SSL
 
 
+def tls_error_reason(exc: Exception) -> str:
+    """OpenSSL's reasons for a failed handshake, for the log ("wrong version number")."""
+    errors = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+    reasons = [str(e[-1]) for e in errors if isinstance(e, tuple)]
+    return "; ".join(reasons) or str(exc) or type(exc).__name__
+
+
 class TLSConnection:
     """``sock`` (a connected gevent socket) wrapped by ``context``'s TLS."""
 

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from OpenSSL import SSL
 
 from relayd.config.errors import ConfigError
+from relayd.tls.connection import tls_error_reason
 
 log = logging.getLogger("relayd.smtpd")
 
@@ -91,7 +92,7 @@ def _load_chain(ctx: SSL.Context, files: list[str], parameter: str) -> None:
             ctx.add_extra_chain_cert(x509.load_pem_x509_certificate(extra))
         ctx.check_privatekey()
     except (ValueError, TypeError, SSL.Error) as exc:
-        raise ConfigError(f"{where}: unusable key or certificate: {_reason(exc)}",
+        raise ConfigError(f"{where}: unusable key or certificate: {tls_error_reason(exc)}",
                           parameter=parameter) from None
 
 
@@ -102,20 +103,14 @@ def _load_cert_key(ctx: SSL.Context, cert_file: str, key_file: str) -> None:
     try:
         ctx.use_certificate_chain_file(cert_file)
     except SSL.Error as exc:
-        raise ConfigError(f"cannot load certificate from {cert_file}: {_reason(exc)}",
+        raise ConfigError(f"cannot load certificate from {cert_file}: {tls_error_reason(exc)}",
                           parameter="smtpd_tls_cert_file") from None
     try:
         ctx.use_privatekey_file(key_file)
         ctx.check_privatekey()
     except SSL.Error as exc:
-        raise ConfigError(f"cannot load private key from {key_file}: {_reason(exc)}",
+        raise ConfigError(f"cannot load private key from {key_file}: {tls_error_reason(exc)}",
                           parameter="smtpd_tls_key_file") from None
-
-
-def _reason(exc: Exception) -> str:
-    """OpenSSL's error reasons, short ("key values mismatch")."""
-    errors = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
-    return "; ".join(str(e[-1]) for e in errors if isinstance(e, tuple)) or str(exc)
 
 
 class ServerTLS:
@@ -181,7 +176,7 @@ class ServerTLS:
                     ctx.load_verify_locations(config["smtpd_tls_CAfile"])
                 except SSL.Error as exc:
                     raise ConfigError(f"cannot load {config['smtpd_tls_CAfile']}: "
-                                      f"{_reason(exc)}", parameter="smtpd_tls_CAfile") from None
+                                      f"{tls_error_reason(exc)}", parameter="smtpd_tls_CAfile") from None
             # Ask, never require: a certificate that does not verify is still
             # accepted (Untrusted) and may be authorised by its fingerprint.
             ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE, _accept_any)
