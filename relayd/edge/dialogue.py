@@ -40,7 +40,8 @@ from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, Con
 from relayd.smtp import events as ev
 from relayd.smtp.events import NEED_DATA
 from relayd.smtp.replies import (R214_HELP, R221_BYE, R250_HELO, R250_OK, R250_QUEUED,
-                                 R250_RECIPIENT_OK, R250_SENDER_OK, R252_VRFY, R354_START_DATA,
+                                 R220_READY_FOR_TLS, R250_RECIPIENT_OK, R250_SENDER_OK,
+                                 R252_VRFY, R354_START_DATA, R530_STARTTLS_FIRST,
                                  R421_TIMEOUT, R421_TOO_MANY_ERRORS, R452_INSUFFICIENT_STORAGE,
                                  R452_TOO_MANY_RECIPIENTS, R500_UNRECOGNIZED,
                                  R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED, Reply)
@@ -48,7 +49,7 @@ from relayd.smtp.text import printable
 
 log = logging.getLogger("relayd.smtpd")
 
-__all__ = ["CLOSE", "NEED_DATA", "DialogueSettings", "SmtpDialogue"]
+__all__ = ["CLOSE", "NEED_DATA", "START_TLS", "DialogueSettings", "SmtpDialogue"]
 
 
 class _Close:
@@ -59,6 +60,17 @@ class _Close:
 
 
 CLOSE = _Close()
+
+
+class _StartTLS:
+    """The 220 to STARTTLS is in the output: write it, do the server handshake,
+    then call :meth:`SmtpDialogue.tls_started` (or :meth:`SmtpDialogue.tls_failed`)."""
+
+    def __repr__(self) -> str:
+        return "START_TLS"
+
+
+START_TLS = _StartTLS()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +155,9 @@ class SmtpDialogue:
         self.last_command = "CONNECT"
         self.output: list[bytes] = []  # replies not yet written (answers to pipelined commands)
         self._pause = 0.0
+        self.tls = None               # the TLSState once a handshake succeeded
+        self.tls_required = False     # smtpd_tls_security_level = encrypt
+        self.tls_comment: tuple[str, ...] = ()  # smtpd_tls_received_header's Received lines
 
     # -- the driver's side ----------------------------------------------------------------
 
@@ -190,6 +205,29 @@ class SmtpDialogue:
             return CLOSE
         pause, self._pause = self._pause, 0.0
         return pause or None
+
+    def tls_started(self, state, *, log_it: bool = True, comment: tuple[str, ...] = (),
+                    starttls: bool = True) -> None:
+        """The handshake succeeded (after STARTTLS, or before the greeting in wrapper
+        mode, ``starttls=False``): the client starts over with EHLO (RFC 3207 4.2)."""
+        if starttls:
+            self.core.starttls_done()
+        self._reset_message()
+        self.helo, self.protocol = "", "SMTP"
+        self.tls, self.tls_comment = state, comment
+        if log_it:   # smtpd_tls_loglevel >= 1
+            log.info("%s", state.log_line(self.peer))
+
+    def tls_failed(self, reason: str) -> None:
+        """The handshake failed: log it as tls_server.c does; the connection ends."""
+        log.info("SSL_accept error from %s: %s", self.peer, reason or "-1")
+        log.info("lost connection after %s from %s", self.where(), self.peer)
+
+    def received_protocol(self) -> str:
+        """The "with" word of Received (RFC 3848): ESMTP, ESMTPS under TLS."""
+        if self.protocol == "ESMTP" and self.tls is not None:
+            return "ESMTPS"
+        return self.protocol
 
     def where(self) -> str:
         """The state named in "timeout after ..." lines: the last command, or
@@ -296,6 +334,8 @@ class SmtpDialogue:
             self.policy.update(pipelined_early=True)
 
     def on_mail(self, event: ev.Mail) -> Reply:
+        if self.tls_required and self.tls is None:
+            return self._failed("mail", R530_STARTTLS_FIRST)
         self._note_pipelining()
         refusal = self.policy.on_mail(event.sender)
         if refusal is None and not self.queue.has_room():   # smtpd_check_queue
@@ -332,7 +372,8 @@ class SmtpDialogue:
         tx.message = self.cleanup.open(
             queue_id=tx.queue_id, sender=tx.sender, params=tx.params, recipients=tx.recipients,
             client_name=self.client_name, client_addr=self.client_addr, helo=self.helo,
-            protocol=self.protocol, actions=self.policy.transaction_actions())
+            protocol=self.received_protocol(), actions=self.policy.transaction_actions(),
+            tls_comment=self.tls_comment)
         return R354_START_DATA
 
     def on_data_end(self, event: ev.DataEnd) -> Reply:
@@ -384,9 +425,16 @@ class SmtpDialogue:
     def on_vrfy(self, event: ev.Vrfy) -> Reply:
         if not self.settings.vrfy_enabled:
             return self._junk(self._failed("vrfy", R502_VRFY_DISABLED))
+        if self.tls_required and self.tls is None:
+            return self._junk(self._failed("vrfy", R530_STARTTLS_FIRST))
         # Never reveal whether a user exists (that is what RCPT is for).
         self._count("vrfy", True)
         return self._junk(R252_VRFY.format(event.argument))
+
+    def on_starttls(self, event) -> Reply:
+        self._count("starttls", True)
+        self._pause = START_TLS   # next_step() hands it to the driver after this reply
+        return R220_READY_FOR_TLS
 
     def on_expn(self, event) -> Reply:
         # Postfix has no EXPN: it never expands a list for a stranger.
@@ -415,7 +463,7 @@ class SmtpDialogue:
         ev.Helo: on_helo, ev.Mail: on_mail, ev.Rcpt: on_rcpt, ev.Data: on_data,
         ev.DataEnd: on_data_end, ev.Rset: on_rset, ev.Noop: on_noop, ev.Quit: on_quit,
         ev.Vrfy: on_vrfy, ev.Expn: on_expn, ev.Help: on_help,
-        ev.StartTLS: on_unsupported, ev.Auth: on_unsupported,
+        ev.StartTLS: on_starttls, ev.Auth: on_unsupported,
         ev.BadCommand: on_bad_command, ev.ConnectionClosed: on_closed,
     }
 

@@ -188,6 +188,7 @@ R535_SASL_BAD_RESPONSE = Reply(535, "5.7.8", "Error: authentication failed: "
                                              "Invalid base64 data in continued response")
 R550_BARE_NEWLINE = Reply(550, "5.5.2", "{} Error: bare <LF> received")
 R554_TLS_ACTIVE = Reply(554, "5.5.1", "Error: TLS already active")
+R530_STARTTLS_FIRST = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
 
 # --- cleanup content checks (relayd/cleanup/), worded as cleanup_message.c + cleanup_strerror.c
 R550_CONTENT_REJECTED = Reply(550, "5.7.1", "message content rejected")

@@ -150,7 +150,10 @@ OWN_DEFAULTS = {"append_dot_mydomain", "compatibility_level", "mynetworks_style"
                 "smtpd_junk_command_limit",
                 "myhostname", "mynetworks",                             # computed for the host
                 "config_directory", "queue_directory", "mail_name",     # relayd's names
-                "smtpd_forbid_bare_newline"}                            # Postfix >= 3.9
+                "smtpd_forbid_bare_newline",                            # Postfix >= 3.9
+                "smtpd_starttls_timeout", "smtpd_tls_fingerprint_digest",  # stress, level 3.6
+                "smtpd_tls_protocols", "smtpd_tls_mandatory_protocols",   # TLS 1.2 and newer
+                "tls_high_cipherlist", "tls_medium_cipherlist"}           # no weak cipher
 
 
 @pytest.mark.skipif(shutil.which("postconf") is None, reason="Postfix's postconf not installed")
