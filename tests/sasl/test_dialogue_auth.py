@@ -209,3 +209,50 @@ def test_received_protocol_is_esmtpa(tls_session):
     assert d.dialogue._received_protocol() == "ESMTP"
     d.say(f"AUTH PLAIN {plain()}")
     assert d.dialogue._received_protocol() == "ESMTPA"
+
+
+@pytest.fixture
+def login_rules(password_table, tmp_path):
+    logins = tmp_path / "sender_logins"
+    logins.write_text("alice@sender.example alice\n@shared.example bob, alice\n"
+                      "carol@sender.example carol\n")
+
+    def make(check: str) -> Restrictions:
+        return rules(password_table, f"smtpd_sender_login_maps = texthash:{logins}\n"
+                                     f"smtpd_sender_restrictions = {check}\n")
+    return make
+
+
+def _mail_as(rules_: Restrictions, sender: str, authenticate: bool) -> str:
+    d = over_tls(Dialogue(rules_))
+    d.say("EHLO client.example")
+    if authenticate:
+        assert d.say(f"AUTH PLAIN {plain()}") == line(R235_AUTHENTICATED)
+    assert d.say(f"MAIL FROM:<{sender}>").startswith("250 ")
+    return d.say("RCPT TO:<bob@example.com>")    # smtpd_delay_reject: the sender list runs here
+
+
+@pytest.mark.parametrize("check, sender, authenticate, refusal", [
+    ("reject_sender_login_mismatch", "alice@sender.example", True, None),
+    ("reject_sender_login_mismatch", "anyone@shared.example", True, None),
+    ("reject_sender_login_mismatch", "carol@sender.example", True, "not owned by user alice"),
+    ("reject_sender_login_mismatch", "unlisted@else.example", True, "not owned by user alice"),
+    ("reject_sender_login_mismatch", "alice@sender.example", False, "not logged in"),
+    ("reject_sender_login_mismatch", "unlisted@else.example", False, None),
+    ("reject_sender_login_mismatch", "", True, None),
+    ("reject_known_sender_login_mismatch", "unlisted@else.example", True, None),
+    ("reject_known_sender_login_mismatch", "carol@sender.example", True, "not owned by user alice"),
+    ("reject_known_sender_login_mismatch", "carol@sender.example", False, "not logged in"),
+    ("reject_authenticated_sender_login_mismatch", "carol@sender.example", False, None),
+    ("reject_authenticated_sender_login_mismatch", "carol@sender.example", True,
+     "not owned by user alice"),
+    ("reject_unauthenticated_sender_login_mismatch", "carol@sender.example", True, None),
+    ("reject_unauthenticated_sender_login_mismatch", "carol@sender.example", False,
+     "not logged in"),
+])
+def test_sender_login_mismatch(login_rules, check, sender, authenticate, refusal):
+    reply = _mail_as(login_rules(check), sender, authenticate)
+    if refusal is None:
+        assert reply.startswith("250 ")    # example.com is a relay domain: no AUTH needed
+    else:
+        assert reply == f"553 5.7.1 <{sender}>: Sender address rejected: {refusal}"
