@@ -387,6 +387,26 @@ _RELAYD = [
     Param("relayd_worker_processes", "int", "auto",
           "relayd extension: worker processes, each a whole relay on the shared listeners "
           "with its own queue journal; 'auto' means one per CPU core.", choices=("auto",)),
+    # --- SMTP AUTH, server side (issue 9: relayd/sasl/, relayd/edge/dialogue.py) ---
+    Param("smtpd_sasl_type", "choice", "relayd",
+          "SASL back end: relayd (relayd_sasl_password_maps) or dovecot (smtpd_sasl_path). "
+          "Postfix's default, cyrus, is not provided.", choices=("relayd", "dovecot")),
+    Param("smtpd_sasl_path", "str", "smtpd",
+          "The dovecot back end's auth socket: a UNIX socket path (relative to "
+          "$queue_directory, as Postfix resolves private/auth) or inet:host:port."),
+    Param("smtpd_sasl_service", "str", "smtp", "The service name given to Dovecot."),
+    Param("smtpd_tls_auth_only", "bool", "yes",
+          "Offer and accept AUTH only over TLS (Postfix's default is no; relayd's is yes, "
+          "so that no password crosses the network in the clear by default)."),
+    Param("smtpd_sasl_authenticated_header", "bool", "no",
+          "Put the authenticated user name in the Received header."),
+    Param("smtpd_sender_login_maps", "list", "",
+          "Who owns each sender address: address -> login names (reject_*_login_mismatch)."),
+    Param("relayd_sasl_password_maps", "list", "",
+          "relayd extension: smtpd_sasl_type = relayd's credentials, user name -> "
+          "crypt(3) SHA-512 hash ($6$, as 'relayd passwd', mkpasswd or doveadm pw make it)."),
+    _time("relayd_sasl_auth_timeout", "10s",
+          "relayd extension: the longest an AUTH waits for the dovecot back end."),
     *_POSTFIX_USED,
 ]
 
