@@ -298,10 +298,62 @@ _RELAYD = [
     Param("biff", "bool", "yes", COMPAT_DOC),
     Param("append_dot_mydomain", "bool", "no", "Append .$mydomain to 'user@host' addresses."),
     Param("recipient_delimiter", "str", "", "Separators between user name and extension."),
-    Param("smtpd_tls_security_level", "choice", "", "STARTTLS policy of the SMTP server.",
+    # -- Server TLS (relayd/tls/, the STARTTLS session driver) -------------------------------
+    Param("smtpd_tls_security_level", "choice", "",
+          "STARTTLS policy of the SMTP server: empty or none (no TLS), may (offered when a "
+          "certificate is configured), encrypt (MAIL etc. refused before STARTTLS).",
           choices=("", "none", "may", "encrypt")),
-    Param("smtpd_tls_cert_file", "str", "", "Server certificate (PEM)."),
+    Param("smtpd_tls_cert_file", "str", "",
+          "Server certificate (PEM), followed by its intermediate certificates."),
     Param("smtpd_tls_key_file", "str", "$smtpd_tls_cert_file", "Server private key (PEM)."),
+    Param("smtpd_tls_chain_files", "list", "",
+          "Files with the private key, then the certificate and its chain (PEM), in that "
+          "order; used instead of smtpd_tls_cert_file/smtpd_tls_key_file when set."),
+    Param("smtpd_tls_CAfile", "str", "",
+          "CA certificates (PEM) that make a client certificate Trusted; without it every "
+          "client certificate is Untrusted (and still usable by fingerprint)."),
+    Param("smtpd_tls_protocols", "str", ">=TLSv1.2",
+          "TLS protocols with security level may (Postfix syntax: '>=TLSv1.2' or "
+          "'!SSLv3, !TLSv1'). relayd's default is >=TLSv1.2 (Postfix: >=TLSv1)."),
+    Param("smtpd_tls_mandatory_protocols", "str", ">=TLSv1.2",
+          "TLS protocols with security level encrypt. relayd's default is >=TLSv1.2 "
+          "(Postfix: >=TLSv1)."),
+    Param("smtpd_tls_ciphers", "choice", "medium",
+          "Cipher grade with security level may.", choices=("high", "medium")),
+    Param("smtpd_tls_mandatory_ciphers", "choice", "medium",
+          "Cipher grade with security level encrypt.", choices=("high", "medium")),
+    Param("smtpd_tls_exclude_ciphers", "list", "",
+          "OpenSSL cipher names or classes removed from the grade's list."),
+    Param("smtpd_tls_mandatory_exclude_ciphers", "list", "",
+          "Also removed with security level encrypt."),
+    Param("tls_high_cipherlist", "str", "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:"
+          "!aNULL:!eNULL:!SHA1:@STRENGTH",
+          "The 'high' grade (OpenSSL syntax, TLS 1.2 and older; TLS 1.3 suites are always "
+          "OpenSSL's strong defaults). relayd's default keeps only AEAD ciphers with forward "
+          "secrecy (Postfix: aNULL:-aNULL:HIGH:@STRENGTH)."),
+    Param("tls_medium_cipherlist", "str", "$tls_high_cipherlist",
+          "The 'medium' grade. relayd's default is the high list, which no TLS scanner rates "
+          "weak (Postfix: aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH)."),
+    Param("smtpd_tls_ask_ccert", "bool", "no", "Ask the client for a certificate."),
+    Param("smtpd_tls_loglevel", "int", "0",
+          "0: log nothing about TLS; 1: the 'TLS connection established' line; 2 and more: "
+          "also the handshake's failures in detail."),
+    Param("smtpd_tls_received_header", "bool", "no",
+          "Put the TLS protocol, cipher and client certificate status in Received."),
+    Param("smtpd_tls_wrappermode", "bool", "no",
+          "Implicit TLS (port 465, 'submissions'): the handshake comes before the greeting. "
+          "Set with -o in master.cf."),
+    _time("smtpd_starttls_timeout", "300s",
+          "Time limit for the TLS handshake (STARTTLS or wrapper mode)."),
+    Param("tls_server_sni_maps", "list", "",
+          "Per server name (TLS SNI; then each parent domain as .domain): the files with key, "
+          "certificate and chain, as in smtpd_tls_chain_files. relayd reads the file names "
+          "from the table (Postfix's postmap -F stores their contents)."),
+    Param("relay_clientcerts", "list", "",
+          "Tables of client certificate SHA-256 fingerprints (AB:CD:...) that "
+          "permit_tls_clientcerts lets relay."),
+    Param("smtpd_tls_fingerprint_digest", "choice", "sha256",
+          "Digest of client certificate fingerprints.", choices=("sha256",)),
     Param("smtpd_sasl_auth_enable", "bool", "no", "Offer SMTP AUTH."),
     Param("alias_maps", "list", "hash:/etc/aliases, nis:mail.aliases",
           "Alias tables of local_transport = local (aliases(5))."),
@@ -335,6 +387,26 @@ _RELAYD = [
     Param("relayd_worker_processes", "int", "auto",
           "relayd extension: worker processes, each a whole relay on the shared listeners "
           "with its own queue journal; 'auto' means one per CPU core.", choices=("auto",)),
+    # --- SMTP AUTH, server side (issue 9: relayd/sasl/, relayd/edge/dialogue.py) ---
+    Param("smtpd_sasl_type", "choice", "relayd",
+          "SASL back end: relayd (relayd_sasl_password_maps) or dovecot (smtpd_sasl_path). "
+          "Postfix's default, cyrus, is not provided.", choices=("relayd", "dovecot")),
+    Param("smtpd_sasl_path", "str", "smtpd",
+          "The dovecot back end's auth socket: a UNIX socket path (relative to "
+          "$queue_directory, as Postfix resolves private/auth) or inet:host:port."),
+    Param("smtpd_sasl_service", "str", "smtp", "The service name given to Dovecot."),
+    Param("smtpd_tls_auth_only", "bool", "yes",
+          "Offer and accept AUTH only over TLS (Postfix's default is no; relayd's is yes, "
+          "so that no password crosses the network in the clear by default)."),
+    Param("smtpd_sasl_authenticated_header", "bool", "no",
+          "Put the authenticated user name in the Received header."),
+    Param("smtpd_sender_login_maps", "list", "",
+          "Who owns each sender address: address -> login names (reject_*_login_mismatch)."),
+    Param("relayd_sasl_password_maps", "list", "",
+          "relayd extension: smtpd_sasl_type = relayd's credentials, user name -> "
+          "crypt(3) SHA-512 hash ($6$, as 'relayd passwd', mkpasswd or doveadm pw make it)."),
+    _time("relayd_sasl_auth_timeout", "10s",
+          "relayd extension: the longest an AUTH waits for the dovecot back end."),
     *_POSTFIX_USED,
 ]
 

@@ -31,3 +31,10 @@ def relayd_factory(tmp_path, sink):
 @pytest.fixture
 def relayd(relayd_factory):
     return relayd_factory()
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    """A CA, server and client certificates (tests/support/certs.py), made once per run."""
+    from tests.support.certs import make_certs
+    return make_certs(tmp_path_factory.mktemp("certs"))

@@ -31,8 +31,6 @@ RESERVED = {
         "check_recipient_mx_access", "check_recipient_ns_access", "check_recipient_a_access",
     ),
     _SASL: (
-        "reject_sender_login_mismatch", "reject_authenticated_sender_login_mismatch",
-        "reject_known_sender_login_mismatch", "reject_unauthenticated_sender_login_mismatch",
         "check_sasl_access",
     ),
     _TLS: (

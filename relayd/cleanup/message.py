@@ -89,11 +89,13 @@ class Cleanup:
 
     def open(self, *, queue_id: str, sender: str, params: dict, recipients: list[str],
              client_name: str, client_addr: str, helo: str, protocol: str,
-             actions) -> "CleanupMessage":
+             actions, tls_comment: tuple[str, ...] = ()) -> "CleanupMessage":
         """Start the message of one transaction at DATA; ``actions`` are the
-        restriction lists' verdicts so far (their PREPENDs are written now)."""
+        restriction lists' verdicts so far (their PREPENDs are written now);
+        ``tls_comment`` the Received lines smtpd_tls_received_header adds."""
         return CleanupMessage(self, queue_id, sender, params, recipients,
-                              Client(client_name, client_addr, helo, protocol), actions)
+                              Client(client_name, client_addr, helo, protocol), actions,
+                              tls_comment)
 
 
 class CleanupMessage:
@@ -104,7 +106,7 @@ class CleanupMessage:
                  "added", "primary", "checker", "content", "size")
 
     def __init__(self, cleanup: Cleanup, queue_id: str, sender: str, params: dict,
-                 recipients: list[str], client: Client, actions):
+                 recipients: list[str], client: Client, actions, tls_comment=()):
         self.cleanup = cleanup
         self.queue_id = queue_id
         self.sender = sender
@@ -115,7 +117,8 @@ class CleanupMessage:
         added = received_header(
             helo=client.helo, client_name=client.name, client_addr=client.addr,
             myhostname=cleanup.myhostname, mail_name=cleanup.mail_name,
-            protocol=client.protocol, queue_id=queue_id, recipients=recipients, now=time.time())
+            protocol=client.protocol, queue_id=queue_id, recipients=recipients, now=time.time(),
+            tls_comment=tls_comment)
         # PREPEND actions of the restriction lists are known by now; those of the
         # end-of-data list come too late to be written (see docs/restrictions.md).
         added += prepended_headers(actions)

@@ -7,6 +7,7 @@
     relayd [-c DIR] mailq                                           like mailq
     relayd [-c DIR] queue hold|release|delete|requeue QUEUEID...|ALL like postsuper
     relayd [-c DIR] postmap|postalias|newaliases ...                 like Postfix's
+    relayd passwd < password                                        a $6$ hash for SMTP AUTH
 
 Running in the foreground is what systemd and ``postfix start-fg`` expect;
 log lines go to stderr or $maillog_file. A bad configuration exits with
@@ -36,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--queue", metavar="DIR", help="the queue directory (queue_directory)")
     p.add_argument("command", nargs="?", default="start-fg",
                    help="start-fg (default), config, flush, mailq, queue, postmap, postalias, "
-                        "newaliases")
+                        "newaliases, passwd")
     p.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         from relayd.cli import config_cmd
         return config_cmd.run(args.args, config_directory=args.config_directory)
+    if args.command == "passwd":
+        from relayd.cli import passwd
+        return passwd.main(args.args)
     if args.command in ("postmap", "postalias", "newaliases"):
         from relayd.cli import postalias, postmap
         run = {"postmap": postmap.main, "postalias": postalias.postalias_main,

@@ -37,18 +37,23 @@ from dataclasses import dataclass
 
 from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
                                    DataEndEvent, QueuedEvent)
+from relayd.sasl import mechanisms
+from relayd.sasl.backend import OK, TEMP, open_backend
 from relayd.smtp import events as ev
 from relayd.smtp.events import NEED_DATA
-from relayd.smtp.replies import (R214_HELP, R221_BYE, R250_HELO, R250_OK, R250_QUEUED,
-                                 R250_RECIPIENT_OK, R250_SENDER_OK, R252_VRFY, R354_START_DATA,
+from relayd.smtp.replies import (R214_HELP, R220_READY_FOR_TLS, R221_BYE, R235_AUTHENTICATED,
+                                 R250_HELO, R250_OK, R250_QUEUED, R250_RECIPIENT_OK,
+                                 R250_SENDER_OK, R252_VRFY, R334_CHALLENGE, R354_START_DATA,
                                  R421_TIMEOUT, R421_TOO_MANY_ERRORS, R452_INSUFFICIENT_STORAGE,
-                                 R452_TOO_MANY_RECIPIENTS, R500_UNRECOGNIZED,
-                                 R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED, Reply)
+                                 R452_TOO_MANY_RECIPIENTS, R454_SASL_TEMPORARY,
+                                 R500_UNRECOGNIZED, R501_SASL_ABORTED, R502_NOT_IMPLEMENTED,
+                                 R502_VRFY_DISABLED, R504_SASL_MECHANISM, R530_STARTTLS_FIRST,
+                                 R535_SASL_FAILED, Reply)
 from relayd.smtp.text import printable
 
 log = logging.getLogger("relayd.smtpd")
 
-__all__ = ["CLOSE", "NEED_DATA", "DialogueSettings", "SmtpDialogue"]
+__all__ = ["CLOSE", "NEED_DATA", "START_TLS", "DialogueSettings", "SmtpDialogue"]
 
 
 class _Close:
@@ -59,6 +64,17 @@ class _Close:
 
 
 CLOSE = _Close()
+
+
+class _StartTLS:
+    """The 220 to STARTTLS is in the output: write it, do the server handshake,
+    then call :meth:`SmtpDialogue.tls_started` (or :meth:`SmtpDialogue.tls_failed`)."""
+
+    def __repr__(self) -> str:
+        return "START_TLS"
+
+
+START_TLS = _StartTLS()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,10 @@ class DialogueSettings:
     error_sleep_time: float
     junk_command_limit: int
     vrfy_enabled: bool
+    # SMTP AUTH: the back end (relayd.sasl.backend.open_backend; None when
+    # smtpd_sasl_auth_enable is off) and smtpd_tls_auth_only.
+    authenticator: object = None
+    auth_tls_only: bool = True
 
     @classmethod
     def from_config(cls, config, service: str = "smtp") -> "DialogueSettings":
@@ -85,14 +105,17 @@ class DialogueSettings:
             soft_error_limit=config["smtpd_soft_error_limit"],
             error_sleep_time=config["smtpd_error_sleep_time"],
             junk_command_limit=config["smtpd_junk_command_limit"],
-            vrfy_enabled=not config["disable_vrfy_command"])
+            vrfy_enabled=not config["disable_vrfy_command"],
+            authenticator=open_backend(config), auth_tls_only=config["smtpd_tls_auth_only"])
 
     def core_options(self, config) -> dict:
         """The keyword arguments of the :class:`~relayd.smtp.server.ServerSession`."""
         return dict(hostname=self.myhostname, message_size_limit=config["message_size_limit"],
                     line_length_limit=config["line_length_limit"],
                     bare_newline=config["smtpd_forbid_bare_newline"],
-                    helo_required=config["smtpd_helo_required"], vrfy_enabled=self.vrfy_enabled)
+                    helo_required=config["smtpd_helo_required"], vrfy_enabled=self.vrfy_enabled,
+                    auth_mechanisms=self.authenticator.mechanisms() if self.authenticator else (),
+                    auth_tls_only=self.auth_tls_only)
 
 
 class Transaction:
@@ -143,6 +166,12 @@ class SmtpDialogue:
         self.last_command = "CONNECT"
         self.output: list[bytes] = []  # replies not yet written (answers to pipelined commands)
         self._pause = 0.0
+        self.tls = None               # the TLSState once a handshake succeeded
+        self.tls_required = False     # smtpd_tls_security_level = encrypt
+        self.tls_comment: tuple[str, ...] = ()  # smtpd_tls_received_header's Received lines
+        self.sasl_username = ""   # once AUTH succeeded (Postfix's state->sasl_username)
+        self.sasl_method = ""
+        self._exchange = None     # (mechanism, the SASL exchange) while a 334 is answered
 
     # -- the driver's side ----------------------------------------------------------------
 
@@ -190,6 +219,31 @@ class SmtpDialogue:
             return CLOSE
         pause, self._pause = self._pause, 0.0
         return pause or None
+
+    def tls_started(self, state, *, log_it: bool = True, comment: tuple[str, ...] = (),
+                    starttls: bool = True) -> None:
+        """The handshake succeeded (after STARTTLS, or before the greeting in wrapper
+        mode, ``starttls=False``): the client starts over with EHLO (RFC 3207 4.2)."""
+        if starttls:
+            self.core.starttls_done()
+        self._reset_message()
+        self.helo, self.protocol = "", "SMTP"
+        self.tls, self.tls_comment = state, comment
+        if log_it:   # smtpd_tls_loglevel >= 1
+            log.info("%s", state.log_line(self.peer))
+
+    def tls_failed(self, reason: str) -> None:
+        """The handshake failed: log it as tls_server.c does; the connection ends."""
+        log.info("SSL_accept error from %s: %s", self.peer, reason or "-1")
+        log.info("lost connection after %s from %s", self.where(), self.peer)
+
+    def received_protocol(self) -> str:
+        """The "with" word of Received (RFC 3848): ESMTP, then "S" under TLS and
+        "A" once the client authenticated (ESMTPS, ESMTPA, ESMTPSA); Postfix
+        adds them to ESMTP only."""
+        if self.protocol != "ESMTP":
+            return self.protocol
+        return "ESMTP" + ("S" if self.tls is not None else "") + ("A" if self.sasl_username else "")
 
     def where(self) -> str:
         """The state named in "timeout after ..." lines: the last command, or
@@ -276,6 +330,7 @@ class SmtpDialogue:
     # -- commands -------------------------------------------------------------------------
 
     def on_helo(self, event: ev.Helo) -> Reply:
+        self._forget_stale_auth()
         name = "ehlo" if event.extended else "helo"
         helo = printable(event.name).translate(_NEUTER)
         refusal = self.policy.on_helo(helo, event.extended)
@@ -296,6 +351,9 @@ class SmtpDialogue:
             self.policy.update(pipelined_early=True)
 
     def on_mail(self, event: ev.Mail) -> Reply:
+        self._forget_stale_auth()
+        if self.tls_required and self.tls is None:
+            return self._failed("mail", R530_STARTTLS_FIRST)
         self._note_pipelining()
         refusal = self.policy.on_mail(event.sender)
         if refusal is None and not self.queue.has_room():   # smtpd_check_queue
@@ -318,7 +376,7 @@ class SmtpDialogue:
             return self._failed("rcpt", refusal)
         if not tx.queue_id:
             tx.queue_id = self.policy.queue_id = self.queue.new_queue_id()
-            log.info("%s: client=%s", tx.queue_id, self.peer)
+            log.info("%s: client=%s%s", tx.queue_id, self.peer, self._sasl_log(tx))
         tx.recipients.append(event.recipient)
         self._count("rcpt", True)
         return R250_RECIPIENT_OK
@@ -332,7 +390,8 @@ class SmtpDialogue:
         tx.message = self.cleanup.open(
             queue_id=tx.queue_id, sender=tx.sender, params=tx.params, recipients=tx.recipients,
             client_name=self.client_name, client_addr=self.client_addr, helo=self.helo,
-            protocol=self.protocol, actions=self.policy.transaction_actions())
+            protocol=self.received_protocol(), actions=self.policy.transaction_actions(),
+            tls_comment=self.tls_comment)
         return R354_START_DATA
 
     def on_data_end(self, event: ev.DataEnd) -> Reply:
@@ -384,9 +443,16 @@ class SmtpDialogue:
     def on_vrfy(self, event: ev.Vrfy) -> Reply:
         if not self.settings.vrfy_enabled:
             return self._junk(self._failed("vrfy", R502_VRFY_DISABLED))
+        if self.tls_required and self.tls is None:
+            return self._junk(self._failed("vrfy", R530_STARTTLS_FIRST))
         # Never reveal whether a user exists (that is what RCPT is for).
         self._count("vrfy", True)
         return self._junk(R252_VRFY.format(event.argument))
+
+    def on_starttls(self, event) -> Reply:
+        self._count("starttls", True)
+        self._pause = START_TLS   # next_step() hands it to the driver after this reply
+        return R220_READY_FOR_TLS
 
     def on_expn(self, event) -> Reply:
         # Postfix has no EXPN: it never expands a list for a stranger.
@@ -402,6 +468,74 @@ class SmtpDialogue:
     def on_bad_command(self, event: ev.BadCommand) -> Reply:
         return self._failed(getattr(event, "command", "") or "unknown", event.reply)
 
+    # -- SMTP AUTH (RFC 4954) ----------------------------------------------------------
+
+    def on_auth(self, event: ev.Auth) -> Reply:
+        self._forget_stale_auth()
+        mechanism = event.mechanism
+        exchange = mechanisms.start(mechanism) if mechanism in self.core.auth_mechanisms else None
+        if exchange is None:
+            return self._failed("auth", R504_SASL_MECHANISM.format(printable(mechanism)))
+        self._exchange = (mechanism, exchange)
+        return self._sasl_step(exchange.start(event.initial_response))
+
+    def on_auth_response(self, event: ev.AuthResponse) -> Reply:
+        mechanism, exchange = self._exchange
+        if event.data.strip() == "*":
+            self._exchange = None
+            log.warning("%s: SASL %s authentication aborted", self.peer, mechanism)
+            return self._auth_failed(R501_SASL_ABORTED)
+        return self._sasl_step(exchange.respond(event.data))
+
+    def _sasl_step(self, step) -> Reply:
+        """The reply to one step of the exchange: 334, or the password check's outcome."""
+        if type(step) is mechanisms.Challenge:
+            return R334_CHALLENGE.format(step.line())
+        mechanism, _ = self._exchange
+        self._exchange = None
+        if type(step) is mechanisms.Refusal:
+            reason, reply, username = step.reply.text, step.reply, step.username
+        else:
+            result = self.settings.authenticator.verify(step.username, step.password)
+            username = step.username
+            if result.status == OK:
+                return self._authenticated(mechanism, username)
+            reason = result.reason
+            reply = (R454_SASL_TEMPORARY if result.status == TEMP else R535_SASL_FAILED).format(reason)
+        log.warning("%s: SASL %s authentication failed: %s, sasl_username=%s", self.peer,
+                    mechanism, reason, printable(username) if username else "(unavailable)")
+        return self._auth_failed(reply)
+
+    def _authenticated(self, mechanism: str, username: str) -> Reply:
+        self.sasl_username, self.sasl_method = printable(username), mechanism
+        self.policy.update(sasl_username=self.sasl_username, sasl_method=mechanism)
+        self._count("auth", True)
+        return R235_AUTHENTICATED
+
+    def _auth_failed(self, reply: Reply) -> Reply:
+        """Count a failed AUTH as an error and always slow the next reply down,
+        so that guessing passwords costs smtpd_error_sleep_time per attempt."""
+        reply = self._failed("auth", reply)
+        if reply.code != 421:
+            self._pause = max(self._pause, self.settings.error_sleep_time)
+        return reply
+
+    def _forget_stale_auth(self) -> None:
+        """Forget an authentication the core no longer has (STARTTLS reset the session)."""
+        if self.sasl_username and not self.core.authenticated:
+            self.sasl_username = self.sasl_method = ""
+            self.policy.update(sasl_username="", sasl_method="")
+
+    def _sasl_log(self, tx: Transaction) -> str:
+        """What smtpd adds to the "client=" line of an authenticated session."""
+        if not self.sasl_username:
+            return ""
+        text = f", sasl_method={self.sasl_method}, sasl_username={self.sasl_username}"
+        sender = tx.params.get("AUTH")
+        if sender and sender != "<>":
+            text += f", sasl_sender={printable(sender)}"
+        return text
+
     def on_closed(self, event) -> None:
         self.connection_lost()
         return None
@@ -415,7 +549,7 @@ class SmtpDialogue:
         ev.Helo: on_helo, ev.Mail: on_mail, ev.Rcpt: on_rcpt, ev.Data: on_data,
         ev.DataEnd: on_data_end, ev.Rset: on_rset, ev.Noop: on_noop, ev.Quit: on_quit,
         ev.Vrfy: on_vrfy, ev.Expn: on_expn, ev.Help: on_help,
-        ev.StartTLS: on_unsupported, ev.Auth: on_unsupported,
+        ev.StartTLS: on_starttls, ev.Auth: on_auth, ev.AuthResponse: on_auth_response,
         ev.BadCommand: on_bad_command, ev.ConnectionClosed: on_closed,
     }
 

@@ -20,6 +20,7 @@ from relayd.edge.session import SmtpdSession
 from relayd.networks import NetworkList
 from relayd.pipeline.hooks import HookRegistry
 from relayd.sockets import send_last
+from relayd.tls.context import server_tls
 from relayd.smtp.replies import R421_TOO_MANY_CLIENT_CONNECTIONS, R421_TOO_MANY_CONNECTIONS
 
 log = logging.getLogger("relayd.smtpd")
@@ -42,6 +43,12 @@ class SmtpdService:
         self.session_limit = config["smtpd_session_limit"]
         self.dialogue_settings = DialogueSettings.from_config(config, name)
         self.core_options = self.dialogue_settings.core_options(config)
+        self.tls = server_tls(config)
+        if self.tls is not None:
+            # STARTTLS is offered on a plain port with a certificate; in wrapper
+            # mode the session is in TLS from its first byte.
+            self.core_options.update(starttls_available=not self.tls.wrapper,
+                                     tls_active=self.tls.wrapper)
         self.sessions: set[SmtpdSession] = set()
         # smtpd_session_limit and smtpd_client_connection_count_limit, counted
         # across the workers; $mynetworks is exempt from the latter by default.

@@ -14,12 +14,15 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import gevent
+from OpenSSL import SSL
 
 from relayd.edge.deadlines import SessionTimeout
-from relayd.edge.dialogue import CLOSE, NEED_DATA, SmtpDialogue
+from relayd.edge.dialogue import CLOSE, NEED_DATA, START_TLS, SmtpDialogue
 from relayd.pipeline.context import SessionView
 from relayd.smtp.server import ProtocolError, ServerSession
 from relayd.sockets import send_all, send_last
+from relayd.tls.connection import TLSConnection, tls_error_reason
+from relayd.tls.state import TLSState
 
 INFINITY = float("inf")
 RECV_SIZE = 65536
@@ -43,6 +46,7 @@ class SmtpdSession:
             service.dialogue_settings, ServerSession(**service.core_options), policy,
             cleanup=service.cleanup, queue=service.store, hooks=service.hooks,
             client_addr=client_addr, notes=notes, guard=self._uninterruptible)
+        self.dialogue.tls_required = service.tls is not None and service.tls.level == "encrypt"
         self._writing = False  # a flush is under way (the client may have stopped reading)
 
     def run(self) -> None:
@@ -50,6 +54,9 @@ class SmtpdSession:
         dialogue.connect()
         self.service.sweeper.watch(self)
         try:
+            if self.service.tls is not None and self.service.tls.wrapper:
+                if not self._start_tls(starttls=False):
+                    return
             self._serve()
         except SessionTimeout:
             self._say_last(dialogue.timed_out())
@@ -80,8 +87,33 @@ class SmtpdSession:
             if step is CLOSE:
                 self._flush()
                 return
-            if step:
+            if step is START_TLS:
+                self._flush()
+                if not self._start_tls():
+                    return
+                sock = self.sock
+                self.deadline = sweeper.now() + timeout
+            elif step:
                 gevent.sleep(step)   # smtpd_error_sleep_time
+
+    def _start_tls(self, starttls: bool = True) -> bool:
+        """The server handshake, bounded by smtpd_starttls_timeout; False when it failed."""
+        tls = self.service.tls
+        conn = TLSConnection(self.sock, tls.context)
+        self.deadline = self.service.sweeper.now() + tls.timeout
+        self._writing = True   # no plaintext "421 timeout" into a half-done handshake
+        try:
+            conn.accept()
+        except (SSL.Error, OSError) as exc:
+            self.dialogue.tls_failed(tls_error_reason(exc) if tls.loglevel >= 2 else "")
+            return False
+        self._writing = False
+        self.sock = conn
+        state = TLSState.of(conn, tls.ask_ccert)
+        self.dialogue.tls_started(state, log_it=tls.loglevel >= 1, starttls=starttls,
+                                  comment=state.received_comment() if tls.received_header
+                                  else ())
+        return True
 
     def _flush(self) -> None:
         """Write the collected replies; the session deadline bounds the wait."""

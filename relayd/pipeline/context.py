@@ -27,6 +27,7 @@ class SessionView:
     protocol: str = "SMTP"
     tls_active: bool = False
     sasl_username: str = ""
+    sasl_method: str = ""
     pipelined_early: bool = False
 
 

@@ -186,8 +186,26 @@ R503_MAIL_IN_PROGRESS = Reply(503, "5.5.1", "Error: MAIL transaction in progress
 R500_SASL_RESPONSE_LIMIT = Reply(500, "5.5.6", "SASL response limit exceeded")
 R535_SASL_BAD_RESPONSE = Reply(535, "5.7.8", "Error: authentication failed: "
                                              "Invalid base64 data in continued response")
+# --- SMTP AUTH (relayd/edge/dialogue.py, relayd/sasl/), worded as smtpd_sasl_glue.c and
+# smtpd_sasl_proto.c; where Postfix answers 535 or 504 RFC 4954 section 4 wants 501 / 538.
+R235_AUTHENTICATED = Reply(235, "2.7.0", "Authentication successful")
+R334_CHALLENGE = Reply(334, "", "{}")
+R501_SASL_ABORTED = Reply(501, "5.7.0", "Authentication aborted")
+R501_SASL_BAD_BASE64 = Reply(501, "5.5.2", "Invalid base64 data in {} response")
+R501_SASL_MALFORMED = Reply(501, "5.5.2", "Malformed {} authentication message")
+R535_SASL_FAILED = Reply(535, "5.7.8", "Error: authentication failed: {}")
+R535_SASL_AUTHZID = R535_SASL_FAILED.format("authorization identity not allowed")
+R454_SASL_TEMPORARY = Reply(454, "4.7.0", "Temporary authentication failure: {}")
+R504_SASL_MECHANISM = Reply(504, "5.5.4", "Unsupported authentication mechanism: {}")
+R538_ENCRYPTION_REQUIRED = Reply(538, "5.7.11",
+                                 "Encryption required for requested authentication mechanism")
+R503_MULTIPLE_AUTH_PARAMS = Reply(503, "5.5.4", "Error: multiple AUTH= options")
+# smtpd_check.c reject_auth_sender_login_mismatch / reject_unauth_sender_login_mismatch
+R553_SENDER_NOT_OWNED = Reply(553, "5.7.1", "<{}>: Sender address rejected: not owned by user {}")
+R553_SENDER_NOT_LOGGED_IN = Reply(553, "5.7.1", "<{}>: Sender address rejected: not logged in")
 R550_BARE_NEWLINE = Reply(550, "5.5.2", "{} Error: bare <LF> received")
 R554_TLS_ACTIVE = Reply(554, "5.5.1", "Error: TLS already active")
+R530_STARTTLS_FIRST = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
 
 # --- cleanup content checks (relayd/cleanup/), worded as cleanup_message.c + cleanup_strerror.c
 R550_CONTENT_REJECTED = Reply(550, "5.7.1", "message content rejected")

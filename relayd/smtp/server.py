@@ -33,7 +33,8 @@ Rules (RFC 5321/1869/2920/3207/6152, Postfix smtpd.c):
 * Sequence: MAIL needs HELO/EHLO only with helo_required; no nested MAIL;
   RCPT needs MAIL; DATA needs an accepted RCPT (503 need RCPT outside a
   transaction, 554 no valid recipients inside one, as Postfix); AUTH needs
-  EHLO and no transaction; STARTTLS needs it offered and TLS not active.
+  EHLO and no transaction, and TLS when auth_tls_only (538; AUTH is not
+  offered before); STARTTLS needs it offered and TLS not active.
 * A command line longer than line_length_limit is skipped up to its end and
   answered 500 (the buffer never holds more than about the limit).
 * Bare LF ends a command line, except with bare_newline "reject": then the
@@ -56,7 +57,7 @@ from relayd.smtp.replies import (
     R503_ALREADY_AUTHENTICATED, R503_AUTH_NOT_ENABLED, R503_MAIL_IN_PROGRESS,
     R503_NEED_HELO, R503_NEED_MAIL, R503_NEED_RCPT, R503_NESTED_MAIL, R535_SASL_BAD_RESPONSE,
     R550_BARE_NEWLINE, R552_MESSAGE_TOO_BIG, R553_SMTPUTF8_REQUIRED, R554_NO_VALID_RECIPIENTS,
-    R554_TLS_ACTIVE, R555_UNSUPPORTED_OPTION, Reply)
+    R538_ENCRYPTION_REQUIRED, R554_TLS_ACTIVE, R555_UNSUPPORTED_OPTION, Reply)
 
 BARE_NEWLINE_MODES = ("normalize", "yes", "note", "reject", "no")
 _CLOSING_CODES = frozenset({221, 421, 521})
@@ -107,7 +108,7 @@ class ServerSession:
                  line_length_limit: int = 2048, bare_newline: str = "normalize",
                  helo_required: bool = False, vrfy_enabled: bool = True,
                  starttls_available: bool = False, auth_mechanisms: tuple[str, ...] = (),
-                 tls_active: bool = False) -> None:
+                 tls_active: bool = False, auth_tls_only: bool = False) -> None:
         if bare_newline not in BARE_NEWLINE_MODES:
             raise ValueError(f"bad smtpd_forbid_bare_newline value: {bare_newline!r}")
         self.hostname = hostname
@@ -118,6 +119,7 @@ class ServerSession:
         self.vrfy_enabled = vrfy_enabled
         self.starttls_available = starttls_available
         self.auth_mechanisms = tuple(auth_mechanisms)
+        self.auth_tls_only = auth_tls_only   # smtpd_tls_auth_only: no AUTH before TLS
         self._tls_active = tls_active
         self._buffer = bytearray()
         self._eof = False
@@ -211,7 +213,7 @@ class ServerSession:
             lines.append("VRFY")
         if self.starttls_available and not self._tls_active:
             lines.append("STARTTLS")
-        if self.auth_mechanisms:
+        if self.auth_mechanisms and (self._tls_active or not self.auth_tls_only):
             lines.append("AUTH " + " ".join(self.auth_mechanisms))
         lines += ["ENHANCEDSTATUSCODES", "8BITMIME"]
         return R250_HELO.format("\n".join(lines))
@@ -393,6 +395,8 @@ class ServerSession:
             return None
         if keyword == "BODY" and value is not None and value.upper() in _BODY_TYPES:
             return None
+        if keyword == "AUTH" and self.auth_mechanisms:   # RFC 4954 section 5
+            return None if value else R501_BAD_PARAMETER.format("AUTH")
         return _unsupported(keyword, value)
 
     def _data_command(self, argument: str):
@@ -439,6 +443,8 @@ class ServerSession:
             return BadCommand(R503_AUTH_NOT_ENABLED)
         if self.sender is not None:
             return BadCommand(R503_MAIL_IN_PROGRESS)
+        if self.auth_tls_only and not self._tls_active:
+            return BadCommand(R538_ENCRYPTION_REQUIRED)
         if self.authenticated:
             return BadCommand(R503_ALREADY_AUTHENTICATED)
         words = argument.split()

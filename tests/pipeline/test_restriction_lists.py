@@ -158,7 +158,7 @@ def test_implicit_reject_unlisted_recipient_calls_the_registered_check():
     ("reject_rbl_client zen.spamhaus.org", "DNS issue"),
     ("reject_unknown_sender_domain", "DNS issue"),
     ("check_policy_service inet:127.0.0.1:10023", "policy service issue"),
-    ("reject_sender_login_mismatch", "SASL issue"),
+    ("check_sasl_access", "SASL issue"),
 ])
 def test_reserved_restrictions_stop_startup_with_a_clear_error(restriction, issue):
     with pytest.raises(ConfigError) as err:
