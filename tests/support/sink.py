@@ -24,7 +24,7 @@ STARTTLS and AUTH, for the delivery side's TLS and SASL tests::
 Each transaction records ``tls`` (the protocol, e.g. "TLSv1.3", or None
 in plaintext), ``tls_resumed`` (the handshake resumed an earlier session)
 and ``user`` (who authenticated, or None); ``auth_failures`` counts
-refused AUTH attempts.
+refused AUTH attempts and ``verbs`` lists every command verb received.
 """
 from __future__ import annotations
 
@@ -81,6 +81,7 @@ class Sink:
         self.auth: dict[str, str] | None = None
         self.auth_tls_only = False
         self.auth_failures = 0
+        self.verbs: list[str] = []   # every command verb received, in order
         self.sessions = 0
         self.max_concurrent = 0
         self._open = 0
@@ -178,6 +179,7 @@ class _Conversation:
             if line is None:
                 return
             verb, _, arg = line.decode("utf-8", "replace").partition(" ")
+            self.sink.verbs.append(verb.upper())
             handler = getattr(self, "do_" + verb.upper(), None)
             if handler is None:
                 self.send("502 5.5.2 Error: command not recognized")

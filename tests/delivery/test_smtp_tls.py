@@ -1,0 +1,222 @@
+"""Client TLS towards the next hop: real STARTTLS handshakes with the recording
+sink (stdlib ssl, the test CA's server certificate for localhost) on 127.0.0.1."""
+import logging
+import re
+import ssl
+
+import pytest
+
+from relayd.config import ConfigError
+from relayd.delivery.route import parse_nexthop
+from relayd.delivery.smtp import SmtpDeliveryAgent
+from relayd.queue.outcome import DEFERRED, SENT
+from tests.delivery.conftest import log_lines
+from tests.delivery.test_smtp_agent import request
+from tests.support.sink import Sink, sink_tls_context
+
+CIPHER = r"TLSv1\.3 with cipher TLS_\w+ \(\d+/\d+ bits\)"
+
+
+@pytest.fixture
+def tls_sink(sink, tls_certs):
+    sink.tls_context = sink_tls_context(tls_certs)
+    return sink
+
+
+@pytest.fixture
+def make_agent(config, sink):
+    """``make_agent(**main_cf)``: an agent whose relayhost is [localhost]:PORT (the
+    name the test server certificate carries); each one is closed at the end."""
+    agents = []
+
+    def make(**params):
+        params.setdefault("relayhost", f"[localhost]:{sink.port}")
+        agent = SmtpDeliveryAgent(config.with_overrides(params))
+        agents.append(agent)
+        return agent, parse_nexthop(params["relayhost"])
+
+    yield make
+    for agent in agents:
+        agent.close()
+
+
+def deliver(agent_dest, **kw):
+    agent, dest = agent_dest
+    return agent.deliver(dest, request(**kw)).outcomes[0]
+
+
+def old_request(**kw):
+    """A message that has waited in the queue longer than minimal_backoff_time."""
+    req = request(**kw)
+    req.active_time = req.arrival_time + 400
+    return req
+
+
+def test_may_without_starttls_delivers_in_clear(make_agent, sink):
+    assert deliver(make_agent(smtp_tls_security_level="may")).status == SENT
+    assert sink.wait_for(1)[0].tls is None
+
+
+def test_may_uses_starttls_when_offered_and_logs_it(make_agent, tls_sink, caplog):
+    caplog.set_level(logging.INFO)
+    assert deliver(make_agent(smtp_tls_loglevel="1")).status == SENT   # may is the default
+    assert tls_sink.wait_for(1)[0].tls == "TLSv1.3"
+    line = next(x for x in log_lines(caplog, "relayd.smtp") if "TLS connection" in x)
+    assert re.fullmatch(
+        rf"Untrusted TLS connection established to localhost\[127\.0\.0\.1\]:{tls_sink.port}: "
+        + CIPHER, line), line
+
+
+def test_trusted_with_the_ca_at_level_may(make_agent, tls_sink, tls_certs, caplog):
+    caplog.set_level(logging.INFO)
+    deliver(make_agent(smtp_tls_loglevel="1", smtp_tls_CAfile=tls_certs.cert("ca")))
+    assert any(x.startswith("Trusted TLS connection established to localhost[127.0.0.1]")
+               for x in log_lines(caplog, "relayd.smtp"))
+
+
+def test_encrypt_without_starttls_defers_and_sends_nothing_in_clear(make_agent, sink):
+    outcome = deliver(make_agent(smtp_tls_security_level="encrypt"))
+    assert (outcome.status, outcome.dsn) == (DEFERRED, "4.7.4")
+    assert outcome.reason == "TLS is required, but was not offered by host localhost[127.0.0.1]"
+    assert "MAIL" not in sink.verbs and sink.verbs[:1] == ["EHLO"]
+
+
+def test_encrypt_delivers_over_tls(make_agent, tls_sink):
+    assert deliver(make_agent(smtp_tls_security_level="encrypt")).status == SENT
+    assert tls_sink.wait_for(1)[0].tls == "TLSv1.3"
+
+
+@pytest.fixture
+def old_tls_sink(sink, tls_certs):
+    """A sink whose STARTTLS handshake fails: TLS 1.2 with a CBC cipher only, which
+    relayd's clients never offer (AEAD with forward secrecy only)."""
+    sink.tls_context = sink_tls_context(tls_certs, maximum_version=ssl.TLSVersion.TLSv1_2)
+    sink.tls_context.set_ciphers("AES128-SHA")
+    return sink
+
+
+def test_may_after_a_failed_handshake_defers_a_fresh_message(make_agent, old_tls_sink, caplog):
+    caplog.set_level(logging.INFO)
+    outcome = deliver(make_agent())
+    assert (outcome.status, outcome.dsn) == (DEFERRED, "4.7.5")
+    assert outcome.reason == "Cannot start TLS: handshake failure"
+    assert outcome.relay == f"localhost[127.0.0.1]:{old_tls_sink.port}"
+    assert f"SSL_connect error to localhost[127.0.0.1]:{old_tls_sink.port}: -1" in log_lines(
+        caplog, "relayd.smtp")
+    assert "MAIL" not in old_tls_sink.verbs
+
+
+def test_may_falls_back_to_plaintext_for_a_message_that_waited(make_agent, old_tls_sink, caplog):
+    caplog.set_level(logging.INFO)
+    agent, dest = make_agent()
+    assert agent.deliver(dest, old_request()).outcomes[0].status == SENT
+    [txn] = old_tls_sink.wait_for(1)
+    assert txn.tls is None and old_tls_sink.sessions == 2
+    assert "QID1: Cannot start TLS: handshake failure" in log_lines(caplog, "relayd.smtp")
+
+
+def test_encrypt_never_falls_back(make_agent, old_tls_sink):
+    agent, dest = make_agent(smtp_tls_security_level="encrypt")
+    outcome = agent.deliver(dest, old_request()).outcomes[0]
+    assert (outcome.status, outcome.reason) == (DEFERRED, "Cannot start TLS: handshake failure")
+    assert "MAIL" not in old_tls_sink.verbs
+
+
+@pytest.mark.parametrize("level", ["verify", "secure"])
+def test_verify_and_secure_with_the_test_ca(make_agent, tls_sink, tls_certs, caplog, level):
+    caplog.set_level(logging.INFO)
+    outcome = deliver(make_agent(smtp_tls_security_level=level, smtp_tls_loglevel="1",
+                                 smtp_tls_CAfile=tls_certs.cert("ca")))
+    assert outcome.status == SENT
+    assert tls_sink.wait_for(1)[0].tls == "TLSv1.3"
+    assert any(x.startswith("Verified TLS connection established to localhost[127.0.0.1]")
+               for x in log_lines(caplog, "relayd.smtp"))
+
+
+def test_unknown_ca_is_deferred(make_agent, tls_sink, tls_certs, caplog):
+    caplog.set_level(logging.INFO)
+    outcome = deliver(make_agent(smtp_tls_security_level="verify",
+                                 smtp_tls_CAfile=tls_certs.cert("stranger")))
+    assert (outcome.status, outcome.dsn, outcome.reason) == (
+        DEFERRED, "4.7.5", "Server certificate not verified")
+    assert (f"certificate verification failed for localhost[127.0.0.1]:{tls_sink.port}: "
+            "untrusted issuer /CN=relayd test CA") in log_lines(caplog, "relayd.smtp")
+    assert "MAIL" not in tls_sink.verbs
+
+
+def test_no_ca_at_all_is_deferred_at_secure(make_agent, tls_sink):
+    outcome = deliver(make_agent(smtp_tls_security_level="secure"))
+    assert (outcome.status, outcome.reason) == (DEFERRED, "Server certificate not verified")
+
+
+def test_wrong_name_is_deferred(make_agent, tls_sink, tls_certs, caplog):
+    caplog.set_level(logging.INFO)
+    outcome = deliver(make_agent(smtp_tls_security_level="secure",
+                                 smtp_tls_secure_cert_match="mail.example.com",
+                                 smtp_tls_CAfile=tls_certs.cert("ca")))
+    assert (outcome.status, outcome.reason) == (DEFERRED, "Server certificate not verified")
+    assert (f"server certificate verification failed for localhost[127.0.0.1]:{tls_sink.port}: "
+            "num=62:hostname mismatch") in log_lines(caplog, "relayd.smtp")
+    assert "MAIL" not in tls_sink.verbs
+
+
+def test_policy_maps_choose_per_next_hop(make_agent, tls_sink, tls_certs, tmp_path):
+    plain = Sink().start()   # a second next hop, without STARTTLS
+    try:
+        policy = tmp_path / "tls_policy"
+        policy.write_text(f"[localhost]:{tls_sink.port}  secure match=relayd.test\n"
+                          f"[localhost]:{plain.port}  none\n")
+        common = dict(smtp_tls_security_level="encrypt", smtp_tls_CAfile=tls_certs.cert("ca"),
+                      smtp_tls_policy_maps=f"texthash:{policy}")
+        assert deliver(make_agent(**common)).status == SENT
+        assert deliver(make_agent(relayhost=f"[localhost]:{plain.port}", **common)).status == SENT
+        assert tls_sink.wait_for(1)[0].tls == "TLSv1.3"
+        assert plain.wait_for(1)[0].tls is None
+    finally:
+        plain.stop()
+
+
+def test_a_bad_policy_entry_defers(make_agent, tls_sink, tmp_path, caplog):
+    policy = tmp_path / "tls_policy"
+    policy.write_text(f"[localhost]:{tls_sink.port}  encrypt match=relayd.test\n")
+    outcome = deliver(make_agent(smtp_tls_policy_maps=f"texthash:{policy}"))
+    assert (outcome.status, outcome.dsn, outcome.reason) == (
+        DEFERRED, "4.7.5", "client TLS configuration problem")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (f'smtp_tls_policy_maps, next-hop destination "[localhost]:{tls_sink.port}": '
+            'attribute "match" invalid at security level "encrypt"') in warnings
+    assert tls_sink.sessions == 0
+
+
+def test_a_reused_connection_keeps_tls(make_agent, tls_sink):
+    agent = make_agent(smtp_tls_security_level="encrypt")
+    assert deliver(agent, qid="Q1").status == deliver(agent, qid="Q2").status == SENT
+    first, second = tls_sink.wait_for(2)
+    assert tls_sink.sessions == 1 and first.tls == second.tls == "TLSv1.3"
+    assert tls_sink.verbs.count("STARTTLS") == 1
+
+
+def test_a_new_connection_resumes_the_tls_session(make_agent, tls_sink, caplog):
+    caplog.set_level(logging.INFO)
+    agent = make_agent(smtp_tls_security_level="encrypt", smtp_tls_loglevel="2")
+    deliver(agent, qid="Q1")
+    agent[0].cache.close()          # the next message needs a new connection
+    deliver(agent, qid="Q2")
+    first, second = tls_sink.wait_for(2)
+    assert tls_sink.sessions == 2
+    assert (first.tls_resumed, second.tls_resumed) == (False, True)
+    assert f"localhost[127.0.0.1]:{tls_sink.port}: Reusing old session" in log_lines(
+        caplog, "relayd.smtp")
+
+
+def test_sni_from_smtp_tls_servername(make_agent, tls_sink):
+    seen = []
+    tls_sink.tls_context.sni_callback = lambda sock, name, ctx: seen.append(name)
+    deliver(make_agent(smtp_tls_servername="hostname"))
+    deliver(make_agent(smtp_tls_servername="relayd.test"))
+    assert seen == ["localhost", "relayd.test"]
+
+
+def test_an_unreadable_ca_file_stops_startup(config, tmp_path):
+    with pytest.raises(ConfigError, match="smtp_tls_CAfile"):
+        SmtpDeliveryAgent(config.with_overrides({"smtp_tls_CAfile": str(tmp_path / "none.pem")}))
