@@ -2,7 +2,6 @@
 sink (stdlib ssl, the test CA's server certificate for localhost) on 127.0.0.1."""
 import logging
 import re
-import ssl
 
 import pytest
 
@@ -10,46 +9,10 @@ from relayd.config import ConfigError
 from relayd.delivery.route import parse_nexthop
 from relayd.delivery.smtp import SmtpDeliveryAgent
 from relayd.queue.outcome import DEFERRED, SENT
-from tests.delivery.conftest import log_lines
-from tests.delivery.test_smtp_agent import request
-from tests.support.sink import Sink, sink_tls_context
+from tests.delivery.conftest import deliver, log_lines, old_request
+from tests.support.sink import Sink
 
 CIPHER = r"TLSv1\.3 with cipher TLS_\w+ \(\d+/\d+ bits\)"
-
-
-@pytest.fixture
-def tls_sink(sink, tls_certs):
-    sink.tls_context = sink_tls_context(tls_certs)
-    return sink
-
-
-@pytest.fixture
-def make_agent(config, sink):
-    """``make_agent(**main_cf)``: an agent whose relayhost is [localhost]:PORT (the
-    name the test server certificate carries); each one is closed at the end."""
-    agents = []
-
-    def make(**params):
-        params.setdefault("relayhost", f"[localhost]:{sink.port}")
-        agent = SmtpDeliveryAgent(config.with_overrides(params))
-        agents.append(agent)
-        return agent, parse_nexthop(params["relayhost"])
-
-    yield make
-    for agent in agents:
-        agent.close()
-
-
-def deliver(agent_dest, **kw):
-    agent, dest = agent_dest
-    return agent.deliver(dest, request(**kw)).outcomes[0]
-
-
-def old_request(**kw):
-    """A message that has waited in the queue longer than minimal_backoff_time."""
-    req = request(**kw)
-    req.active_time = req.arrival_time + 400
-    return req
 
 
 def test_may_without_starttls_delivers_in_clear(make_agent, sink):
@@ -84,15 +47,6 @@ def test_encrypt_without_starttls_defers_and_sends_nothing_in_clear(make_agent, 
 def test_encrypt_delivers_over_tls(make_agent, tls_sink):
     assert deliver(make_agent(smtp_tls_security_level="encrypt")).status == SENT
     assert tls_sink.wait_for(1)[0].tls == "TLSv1.3"
-
-
-@pytest.fixture
-def old_tls_sink(sink, tls_certs):
-    """A sink whose STARTTLS handshake fails: TLS 1.2 with a CBC cipher only, which
-    relayd's clients never offer (AEAD with forward secrecy only)."""
-    sink.tls_context = sink_tls_context(tls_certs, maximum_version=ssl.TLSVersion.TLSv1_2)
-    sink.tls_context.set_ciphers("AES128-SHA")
-    return sink
 
 
 def test_may_after_a_failed_handshake_defers_a_fresh_message(make_agent, old_tls_sink, caplog):
