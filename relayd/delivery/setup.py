@@ -16,6 +16,9 @@ whether "may" tries again in plaintext:
 """
 from __future__ import annotations
 
+import logging
+
+from relayd.config import ConfigError
 from relayd.delivery.connection import SmtpConnection, Trouble
 from relayd.delivery.route import Destination
 from relayd.delivery.sasl import Credentials, SaslClient
@@ -25,6 +28,8 @@ from relayd.smtp.replies import Reply, with_class
 from relayd.tls.client import ClientTLS
 
 __all__ = ["SessionSetup", "reply_outcome"]
+
+log = logging.getLogger("relayd.smtp")
 
 
 def reply_outcome(reply: Reply, conn: SmtpConnection, command: str) -> Outcome:
@@ -90,7 +95,11 @@ class SessionSetup:
                                       f"TLS is required, but host {conn.name} refused to start "
                                       f"TLS: {wire}", conn.relay, conn.host, wire)
             raise trouble
-        ctx = self.tls.context(policy.protocols, policy.grade, policy.exclude)
+        try:
+            ctx = self.tls.context(policy.protocols, policy.grade, policy.exclude)
+        except ConfigError as exc:   # e.g. a policy's exclude= that leaves no cipher
+            log.warning("%s: %s", conn.relay, exc)
+            raise Trouble("4.7.5", "client TLS configuration problem", conn.relay) from None
         key = (conn.relay, policy)
         tls, status = self.tls.start(conn.sock, ctx, namaddrport=conn.relay,
                                      server_name=policy.server_name(destination),

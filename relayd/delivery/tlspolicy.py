@@ -22,11 +22,13 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 
+from relayd.config import ConfigError
 from relayd.delivery.route import Destination
 from relayd.params import split_list
 from relayd.rewrite.tables import open_tables
 from relayd.tables.base import TemporaryLookupError
 from relayd.tables.maps import Maps
+from relayd.tls.context import protocol_range
 
 __all__ = ["TLSPolicy", "TLSPolicies", "PolicyProblem", "LEVELS"]
 
@@ -187,6 +189,12 @@ def _parse(value: str, where: str) -> TLSPolicy:
     if attrs.get("ciphers", "medium") not in ("high", "medium"):
         log.warning('%s: invalid cipher grade "%s"', where, attrs["ciphers"])
         raise PolicyProblem(where)
+    if "protocols" in attrs:
+        try:
+            protocol_range(attrs["protocols"], "smtp_tls_policy_maps")
+        except ConfigError as exc:
+            log.warning('%s: invalid "protocols" value: %s', where, exc.message)
+            raise PolicyProblem(where) from None
     return TLSPolicy(level, attrs.get("protocols", ""), attrs.get("ciphers", ""),
                      tuple(split_list(attrs.get("exclude", ""))), tuple(match),
                      attrs.get("servername", ""))

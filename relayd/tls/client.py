@@ -108,8 +108,10 @@ class ClientTLS:
         self._capath = config["smtp_tls_CApath"] or None
         self._contexts: dict[tuple, SSL.Context] = {}
         self._sessions: dict[tuple, tuple[SSL.Session, bool]] = {}
+        for parameter in ("smtp_tls_protocols", "smtp_tls_mandatory_protocols"):
+            protocol_range(config[parameter], parameter)  # a bad list stops startup
         if self._cafile or self._capath:
-            self.context(config["smtp_tls_mandatory_protocols"], "medium", ())  # fail at start
+            self.context(config["smtp_tls_mandatory_protocols"], "medium", ())  # so does a bad CA
 
     def context(self, protocols: str, grade: str, exclude: tuple[str, ...]) -> SSL.Context:
         """The context for a protocol list, cipher grade and exclusions (made once)."""
