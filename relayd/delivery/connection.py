@@ -136,7 +136,7 @@ class SmtpConnection:
             try:
                 with gevent.Timeout(1, _StepTimeout):
                     self.sock.sendall(b"QUIT\r\n")
-            except (OSError, _StepTimeout):
+            except (OSError, SSL.Error, _StepTimeout):
                 pass
         self.sock.close()
 
