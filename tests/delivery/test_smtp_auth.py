@@ -1,9 +1,13 @@
 """SMTP AUTH towards the next hop: the recording sink checks the credentials
 (AUTH PLAIN/LOGIN, offered only after STARTTLS unless a test says otherwise)."""
 import logging
+import pathlib
 
 import pytest
 
+from relayd.config import load_config
+from relayd.delivery.route import parse_nexthop
+from relayd.delivery.sasl import SaslClient
 from relayd.queue.outcome import BOUNCED, DEFERRED, SENT
 from tests.delivery.conftest import deliver, log_lines, old_request
 
@@ -116,3 +120,14 @@ def test_a_reused_connection_keeps_tls_and_auth(make_agent, auth_sink, passwords
 def test_no_credentials_no_auth(make_agent, auth_sink, passwords):
     assert deliver(make_agent(**passwords("[other.example] x:y\n"))).status == SENT
     assert auth_sink.wait_for(1)[0].user is None and "AUTH" not in auth_sink.verbs
+
+
+def test_the_sample_password_table_is_valid():
+    sample = pathlib.Path(__file__).resolve().parents[2] / "etc" / "sasl_passwd"
+    sasl = SaslClient(load_config(smtp_sasl_auth_enable="yes", mydestination="",
+                                  smtp_sender_dependent_authentication="yes",
+                                  smtp_sasl_password_maps=f"texthash:{sample}"))
+    dest = parse_nexthop("[mail.isp.example]:submission")
+    assert sasl.credentials("bob@example.com", dest, "Q").user == "relay-account"
+    assert sasl.credentials("alice@example.com", dest, "Q").user == "alice@isp.example"
+    assert sasl.credentials("carol@example.net", dest, "Q").user == "example-net-relay"

@@ -1,5 +1,6 @@
 """smtp_tls_policy_maps entries and the policy each next hop gets (no peer needed)."""
 import logging
+import pathlib
 
 import pytest
 
@@ -74,3 +75,12 @@ def test_a_bad_entry_is_a_problem_with_postfix_warning(policies, caplog, entry, 
     assert any(m.startswith('smtp_tls_policy_maps, next-hop destination "[a.example]": ' + warning)
                for m in messages), messages
     assert "TLS policy lookup for [a.example]/a.example: client TLS configuration problem" in messages
+
+
+def test_the_sample_policy_table_is_valid():
+    sample = pathlib.Path(__file__).resolve().parents[2] / "etc" / "tls_policy"
+    policies = TLSPolicies(load_config(smtp_tls_policy_maps=f"texthash:{sample}"))
+    smart_host = policy_for(policies, "[mail.isp.example]:submission")
+    assert (smart_host.level, smart_host.protocols) == ("secure", ">=TLSv1.3")
+    assert policy_for(policies, "mx.example.org").level == "verify"
+    assert policy_for(policies, "[test.example]").level == "none"
