@@ -174,3 +174,12 @@ def test_sni_from_smtp_tls_servername(make_agent, tls_sink):
 def test_an_unreadable_ca_file_stops_startup(config, tmp_path):
     with pytest.raises(ConfigError, match="smtp_tls_CAfile"):
         SmtpDeliveryAgent(config.with_overrides({"smtp_tls_CAfile": str(tmp_path / "none.pem")}))
+
+
+def test_a_stale_tls_connection_is_not_reused(make_agent, tls_sink):
+    agent = make_agent(smtp_tls_security_level="encrypt")
+    assert deliver(agent, qid="Q1").status == SENT
+    tls_sink.stop()            # drops the idle TLS connection without close_notify
+    tls_sink.start()
+    assert deliver(agent, qid="Q2").status == SENT
+    assert tls_sink.sessions == 2 and tls_sink.wait_for(2)[1].tls == "TLSv1.3"

@@ -143,15 +143,17 @@ class Sink:
             threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
 
     def _serve(self, conn: socket.socket, number: int) -> None:
+        conversation = _Conversation(self, conn, number)
         try:
-            _Conversation(self, conn, number).run()
+            conversation.run()
         except OSError:
             pass
         finally:
             with self._cond:
                 self._open -= 1
                 self._conns.discard(conn)
-            _shutdown(conn)
+                self._conns.discard(conversation.conn)
+            _shutdown(conversation.conn)
 
     def _record(self, transaction: Transaction, accepted: bool) -> None:
         with self._cond:
@@ -244,6 +246,8 @@ class _Conversation:
             self.conn = self.sink.tls_context.wrap_socket(self.conn, server_side=True)
         except (ssl.SSLError, OSError):
             return False
+        with self.sink._cond:  # the plain socket is detached now: stop() must reach this one
+            self.sink._conns.add(self.conn)
         self.tls, self.tls_resumed = self.conn.version(), self.conn.session_reused
         self.helo, self.txn = "", None
         return None
