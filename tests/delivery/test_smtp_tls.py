@@ -8,7 +8,7 @@ import pytest
 from relayd.config import ConfigError
 from relayd.delivery.route import parse_nexthop
 from relayd.delivery.smtp import SmtpDeliveryAgent
-from relayd.queue.outcome import DEFERRED, SENT
+from relayd.queue.outcome import BOUNCED, DEFERRED, SENT
 from tests.delivery.conftest import deliver, log_lines, old_request
 from tests.support.sink import Sink
 
@@ -183,3 +183,27 @@ def test_a_stale_tls_connection_is_not_reused(make_agent, tls_sink):
     tls_sink.start()
     assert deliver(agent, qid="Q2").status == SENT
     assert tls_sink.sessions == 2 and tls_sink.wait_for(2)[1].tls == "TLSv1.3"
+
+
+@pytest.mark.parametrize("reply, status, dsn", [("454 4.7.0 TLS not available", DEFERRED, "4.7.0"),
+                                                ("554 5.7.3 no TLS for you", BOUNCED, "5.7.3")])
+def test_starttls_refused(make_agent, tls_sink, reply, status, dsn):
+    tls_sink.starttls_reply = reply
+    outcome = deliver(make_agent(smtp_tls_security_level="encrypt"))
+    assert (outcome.status, outcome.dsn) == (status, dsn)
+    assert outcome.reason == f"TLS is required, but host localhost[127.0.0.1] refused to start TLS: {reply}"
+    assert "MAIL" not in tls_sink.verbs
+    assert deliver(make_agent(smtp_tls_security_level="may")).status == SENT   # may: in the clear
+    assert tls_sink.wait_for(1)[0].tls is None
+
+
+def test_plaintext_injected_after_the_starttls_reply_is_refused(make_agent, tls_sink):
+    # CVE-2011-0411, client side: a line after "220" came before TLS and must not count.
+    tls_sink.starttls_reply = "220 2.0.0 Ready to start TLS\r\n250 2.0.0 injected"
+    outcome = deliver(make_agent(smtp_tls_security_level="encrypt"))
+    # Read with the 220 (one write on loopback): refused by the protocol core; read
+    # after it: fed to the TLS handshake, which fails. Never taken as a reply.
+    assert outcome.status == DEFERRED
+    assert ("plaintext received after the STARTTLS reply" in outcome.reason
+            or outcome.reason == "Cannot start TLS: handshake failure"), outcome.reason
+    assert "MAIL" not in tls_sink.verbs

@@ -20,6 +20,7 @@ STARTTLS and AUTH, for the delivery side's TLS and SASL tests::
     sink.tls_context = sink_tls_context(certs)   # offer STARTTLS (stdlib ssl)
     sink.auth = {"user": "secret"}                # offer AUTH PLAIN LOGIN
     sink.auth_tls_only = True                     # ... only after STARTTLS
+    sink.starttls_reply = "454 4.7.0 TLS not available"   # refuse STARTTLS
 
 Each transaction records ``tls`` (the protocol, e.g. "TLSv1.3", or None
 in plaintext), ``tls_resumed`` (the handshake resumed an earlier session)
@@ -80,6 +81,7 @@ class Sink:
         self.tls_context: ssl.SSLContext | None = None
         self.auth: dict[str, str] | None = None
         self.auth_tls_only = False
+        self.starttls_reply: str | None = None   # say this to STARTTLS, and no handshake
         self.auth_failures = 0
         self.verbs: list[str] = []   # every command verb received, in order
         self.sessions = 0
@@ -240,6 +242,8 @@ class _Conversation:
     def do_STARTTLS(self, arg: str) -> bool | None:
         if self.sink.tls_context is None or self.tls is not None:
             return self.send("502 5.5.1 Error: command not implemented")
+        if self.sink.starttls_reply is not None:
+            return self.send(self.sink.starttls_reply)
         self.send("220 2.0.0 Ready to start TLS")
         self.buffer = b""  # nothing sent before the handshake counts (CVE-2011-0411)
         try:
