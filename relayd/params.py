@@ -427,6 +427,9 @@ _RELAYD = [
           "0: only failures; 1: the 'TLS connection established to' line; 2 and more: also "
           "the handshake's details (SNI, cipher list, session reuse)."),
     _time("smtp_starttls_timeout", "300s", "Time limit for the client's TLS handshake."),
+    Param("smtp_tls_wrappermode", "bool", "no",
+          "Implicit TLS towards the next hop (SMTPS, port 465): the handshake before the "
+          "greeting, no STARTTLS; needs smtp_tls_security_level = encrypt or stronger."),
     Param("smtp_sasl_auth_enable", "bool", "no", "Authenticate to next hops (SMTP AUTH)."),
     Param("smtp_sasl_password_maps", "list", "",
           "user:password per next hop: the server's host name, then the next hop as "

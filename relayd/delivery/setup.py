@@ -2,7 +2,9 @@
 
 Greeting, EHLO (HELO after a 5xx), then STARTTLS as the next hop's
 :class:`~relayd.delivery.tlspolicy.TLSPolicy` says and EHLO again over TLS,
-then AUTH when there are credentials and the server offers it. Each way it
+then AUTH when there are credentials and the server offers it. With
+smtp_tls_wrappermode (implicit TLS, "submissions" on port 465) the
+handshake comes first, before the greeting, and there is no STARTTLS. Each way it
 can fail is a :class:`~relayd.delivery.connection.Trouble` worded as
 smtp(8) words it, except a failed TLS handshake, which raises
 :class:`~relayd.tls.client.HandshakeFailed` so that the agent can decide
@@ -48,10 +50,13 @@ class SessionSetup:
 
     def __init__(self, config, tls: ClientTLS, sasl: SaslClient) -> None:
         self._config, self.tls, self.sasl = config, tls, sasl
+        self.wrapper = config["smtp_tls_wrappermode"]   # TLS before the greeting (port 465)
 
     def run(self, conn: SmtpConnection, destination: Destination, policy: TLSPolicy,
             creds: Credentials | None) -> None:
-        """Greeting, EHLO, STARTTLS, EHLO, AUTH on a new connection."""
+        """(TLS in wrapper mode,) greeting, EHLO, STARTTLS, EHLO, AUTH on a new connection."""
+        if self.wrapper:
+            self._handshake(conn, destination, policy)
         timeout = self._config["smtp_helo_timeout"]
         greeting = conn.read_reply(timeout, "receiving the initial server greeting")
         if not greeting.is_positive:
@@ -61,9 +66,10 @@ class SessionSetup:
             raise Trouble(dsn, f"host {conn.name} refused to talk to me: {' '.join(greeting.lines())}",
                           conn.relay)
         self._ehlo(conn)
-        if policy.level != "none" and self._starttls(conn, destination, policy):
+        if not self.wrapper and policy.level != "none" and self._starttls(conn, destination, policy):
             self._ehlo(conn)
-            self.tls.remember(conn.sock, conn.tls, conn.tls_key)  # its tickets came with the reply
+        if conn.tls is not None:
+            self.tls.remember(conn.sock, conn.tls, conn.tls_key)  # its tickets came by now
         if creds is not None and self.sasl.enabled and "AUTH" in conn.session.extensions:
             self.sasl.authenticate(conn, creds, timeout)
 
@@ -95,6 +101,11 @@ class SessionSetup:
                                       f"TLS is required, but host {conn.name} refused to start "
                                       f"TLS: {wire}", conn.relay, conn.host, wire)
             raise trouble
+        self._handshake(conn, destination, policy)
+        return True
+
+    def _handshake(self, conn: SmtpConnection, destination: Destination, policy: TLSPolicy) -> None:
+        """The TLS handshake and the certificate check of verify/secure."""
         try:
             ctx = self.tls.context(policy.protocols, policy.grade, policy.exclude)
         except ConfigError as exc:   # e.g. a policy's exclude= that leaves no cipher
@@ -108,4 +119,3 @@ class SessionSetup:
         conn.start_tls(tls, status, key)
         if policy.must_match and not status.matched:
             raise Trouble("4.7.5", "Server certificate not verified", conn.relay)
-        return True

@@ -112,6 +112,10 @@ class SmtpDeliveryAgent:
             policy = self.policies.policy(destination)
         except PolicyProblem:
             raise Trouble("4.7.5", "client TLS configuration problem") from None
+        if self.setup.wrapper and not policy.required:
+            log.warning('smtp_tls_wrappermode requires "smtp_tls_security_level = encrypt" '
+                        '(or stronger)')
+            raise Trouble("4.7.5", "client TLS configuration problem")
         conn = self.cache.take(cache_key)
         if conn is not None:
             return conn
@@ -127,6 +131,9 @@ class SmtpDeliveryAgent:
 
     def _open(self, destination: Destination, policy: TLSPolicy,
               creds: Credentials | None) -> SmtpConnection:
+        if destination.port == 465 and not self.setup.wrapper:
+            log.info('SMTPS wrappermode (TCP port 465) requires setting "smtp_tls_wrappermode = '
+                     'yes", and "smtp_tls_security_level = encrypt" (or stronger)')
         conn = connect(destination.host, destination.port, self._config["smtp_connect_timeout"],
                        line_length_limit=self._config["smtp_line_length_limit"])
         try:

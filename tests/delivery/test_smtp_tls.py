@@ -207,3 +207,22 @@ def test_plaintext_injected_after_the_starttls_reply_is_refused(make_agent, tls_
     assert ("plaintext received after the STARTTLS reply" in outcome.reason
             or outcome.reason == "Cannot start TLS: handshake failure"), outcome.reason
     assert "MAIL" not in tls_sink.verbs
+
+
+def test_wrapper_mode_handshake_before_the_greeting(make_agent, tls_sink, tls_certs, caplog):
+    caplog.set_level(logging.INFO)
+    tls_sink.wrapper = True
+    agent = make_agent(smtp_tls_wrappermode="yes", smtp_tls_security_level="secure",
+                       smtp_tls_CAfile=tls_certs.cert("ca"))
+    assert deliver(agent).status == SENT
+    [txn] = tls_sink.wait_for(1)
+    assert txn.tls == "TLSv1.3" and "STARTTLS" not in tls_sink.verbs
+
+
+def test_wrapper_mode_needs_encrypt(make_agent, tls_sink, caplog):
+    tls_sink.wrapper = True
+    outcome = deliver(make_agent(smtp_tls_wrappermode="yes"))     # level may
+    assert (outcome.status, outcome.reason) == (DEFERRED, "client TLS configuration problem")
+    assert tls_sink.sessions == 0
+    assert ('smtp_tls_wrappermode requires "smtp_tls_security_level = encrypt" (or stronger)'
+            in log_lines(caplog, "relayd.smtp"))

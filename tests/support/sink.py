@@ -21,6 +21,7 @@ STARTTLS and AUTH, for the delivery side's TLS and SASL tests::
     sink.auth = {"user": "secret"}                # offer AUTH PLAIN LOGIN
     sink.auth_tls_only = True                     # ... only after STARTTLS
     sink.starttls_reply = "454 4.7.0 TLS not available"   # refuse STARTTLS
+    sink.wrapper = True                           # implicit TLS: handshake, then greeting
 
 Each transaction records ``tls`` (the protocol, e.g. "TLSv1.3", or None
 in plaintext), ``tls_resumed`` (the handshake resumed an earlier session)
@@ -82,6 +83,7 @@ class Sink:
         self.auth: dict[str, str] | None = None
         self.auth_tls_only = False
         self.starttls_reply: str | None = None   # say this to STARTTLS, and no handshake
+        self.wrapper = False        # implicit TLS (port 465 style): tls_context before the greeting
         self.auth_failures = 0
         self.verbs: list[str] = []   # every command verb received, in order
         self.sessions = 0
@@ -177,6 +179,8 @@ class _Conversation:
         self.user: str | None = None
 
     def run(self) -> None:
+        if self.sink.wrapper and not self.start_tls():
+            return
         self.send("220 sink.test ESMTP")
         while True:
             line = self.read_line()
@@ -194,7 +198,7 @@ class _Conversation:
         self.helo, self.txn = arg, None
         lines = ["sink.test", *_EHLO_KEYWORDS]
         if self.sink.tls_context is not None and self.tls is None:
-            lines.append("STARTTLS")
+            lines.append("STARTTLS")  # (never after TLS, so never in wrapper mode)
         if self.sink.auth is not None and (self.tls or not self.sink.auth_tls_only):
             lines.append("AUTH PLAIN LOGIN")
         self.send("\r\n".join(f"250-{x}" for x in lines[:-1]) + f"\r\n250 {lines[-1]}")
@@ -246,6 +250,11 @@ class _Conversation:
             return self.send(self.sink.starttls_reply)
         self.send("220 2.0.0 Ready to start TLS")
         self.buffer = b""  # nothing sent before the handshake counts (CVE-2011-0411)
+        self.helo, self.txn = "", None
+        return None if self.start_tls() else False
+
+    def start_tls(self) -> bool:
+        """The server's handshake; False when it failed."""
         try:
             self.conn = self.sink.tls_context.wrap_socket(self.conn, server_side=True)
         except (ssl.SSLError, OSError):
@@ -253,8 +262,7 @@ class _Conversation:
         with self.sink._cond:  # the plain socket is detached now: stop() must reach this one
             self.sink._conns.add(self.conn)
         self.tls, self.tls_resumed = self.conn.version(), self.conn.session_reused
-        self.helo, self.txn = "", None
-        return None
+        return True
 
     def do_AUTH(self, arg: str) -> None:
         mechanism, _, initial = arg.partition(" ")
