@@ -209,8 +209,7 @@ def test_plaintext_injected_after_the_starttls_reply_is_refused(make_agent, tls_
     assert "MAIL" not in tls_sink.verbs
 
 
-def test_wrapper_mode_handshake_before_the_greeting(make_agent, tls_sink, tls_certs, caplog):
-    caplog.set_level(logging.INFO)
+def test_wrapper_mode_handshake_before_the_greeting(make_agent, tls_sink, tls_certs):
     tls_sink.wrapper = True
     agent = make_agent(smtp_tls_wrappermode="yes", smtp_tls_security_level="secure",
                        smtp_tls_CAfile=tls_certs.cert("ca"))
