@@ -37,6 +37,7 @@ setup(
             "builtin_modifiers = relayd.checks.modifiers:register",
             "builtin_reserved = relayd.checks.reserved:register",
             "builtin_recipients = relayd.checks.recipients:register",
+            "builtin_clientcerts = relayd.checks.clientcerts:register",
         ],
         # Lookup-table types by their "type:" prefix.
         "relayd.tables": [

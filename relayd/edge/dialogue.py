@@ -215,6 +215,7 @@ class SmtpDialogue:
         self._reset_message()
         self.helo, self.protocol = "", "SMTP"
         self.tls, self.tls_comment = state, comment
+        self.policy.update(helo_name="", protocol="SMTP", **state.session_facts())
         if log_it:   # smtpd_tls_loglevel >= 1
             log.info("%s", state.log_line(self.peer))
 

@@ -109,7 +109,7 @@ class SmtpdSession:
             return False
         self._writing = False
         self.sock = conn
-        state = TLSState.of(conn, tls.ask_ccert)
+        state = TLSState.of(conn, tls)
         self.dialogue.tls_started(state, log_it=tls.loglevel >= 1, starttls=starttls,
                                   comment=state.received_comment() if tls.received_header
                                   else ())

@@ -30,6 +30,7 @@ BUILTIN_PLUGINS = (
     "relayd.checks.modifiers:register",
     "relayd.checks.reserved:register",
     "relayd.checks.recipients:register",
+    "relayd.checks.clientcerts:register",
 )
 
 

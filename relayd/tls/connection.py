@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from gevent.socket import wait_read, wait_write
 from OpenSSL import SSL
+# pyOpenSSL has no public call for session_reused; its cffi binding has it.
+from OpenSSL._util import lib as _lib
 
 
 def tls_error_reason(exc: Exception) -> str:
@@ -112,3 +114,8 @@ class TLSConnection:
     def peer_certificate(self):
         """The peer's certificate (cryptography's x509), None when it sent none."""
         return self.conn.get_peer_certificate(as_cryptography=True)
+
+    @property
+    def session_reused(self) -> bool:
+        """Whether the handshake resumed an earlier session (ticket or cache)."""
+        return bool(_lib.SSL_session_reused(self.conn._ssl))

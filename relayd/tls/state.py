@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from cryptography.x509.oid import NameOID
 
-from relayd.tls.context import UNTRUSTED, fingerprint
+from relayd.tls.context import fingerprint, pubkey_fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,7 +15,8 @@ class TLSState:
     """The protocol, cipher and client certificate of one TLS session.
 
     ``fingerprint`` is the client certificate's SHA-256 fingerprint (None
-    without one); ``trusted`` whether it verified against smtpd_tls_CAfile."""
+    without one), ``pubkey_fingerprint`` its public key's; ``trusted``
+    whether it verified against smtpd_tls_CAfile."""
 
     protocol: str
     cipher: str
@@ -25,17 +26,27 @@ class TLSState:
     subject: str = ""
     issuer: str = ""
     trusted: bool = False
+    pubkey_fingerprint: str = ""
 
     @classmethod
-    def of(cls, conn, asked: bool) -> "TLSState":
-        """The state of ``conn`` after its handshake; ``asked``: smtpd_tls_ask_ccert."""
+    def of(cls, conn, tls) -> "TLSState":
+        """The state of ``conn`` after its handshake with ``tls`` (the service's
+        :class:`~relayd.tls.context.ServerTLS`)."""
         bits = conn.cipher_bits[0]
+        asked = tls.ask_ccert
         cert = conn.peer_certificate() if asked else None
         if cert is None:
             return cls(conn.protocol, conn.cipher, bits, asked)
         return cls(conn.protocol, conn.cipher, bits, asked, fingerprint(cert),
                    _common_name(cert.subject), _common_name(cert.issuer),
-                   conn.conn.get_app_data() != UNTRUSTED)
+                   tls.client_trusted(conn, cert), pubkey_fingerprint(cert))
+
+    def session_facts(self) -> dict:
+        """The :class:`~relayd.pipeline.context.SessionView` fields this session sets."""
+        return dict(tls_active=True, ccert_subject=self.subject, ccert_issuer=self.issuer,
+                    ccert_fingerprint=self.fingerprint or "",
+                    ccert_pubkey_fingerprint=self.pubkey_fingerprint,
+                    ccert_trusted=self.trusted)
 
     @property
     def trust(self) -> str:
