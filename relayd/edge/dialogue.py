@@ -43,6 +43,7 @@ from relayd.smtp.replies import (R214_HELP, R221_BYE, R250_HELO, R250_OK, R250_Q
                                  R220_READY_FOR_TLS, R250_RECIPIENT_OK, R250_SENDER_OK,
                                  R252_VRFY, R354_START_DATA, R530_STARTTLS_FIRST,
                                  R421_TIMEOUT, R421_TOO_MANY_ERRORS, R452_INSUFFICIENT_STORAGE,
+                                 R500_BAD_SYNTAX, R500_BAD_UTF8,
                                  R452_TOO_MANY_RECIPIENTS, R500_UNRECOGNIZED,
                                  R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED, Reply)
 from relayd.smtp.text import printable
@@ -219,9 +220,13 @@ class SmtpDialogue:
         if log_it:   # smtpd_tls_loglevel >= 1
             log.info("%s", state.log_line(self.peer))
 
-    def tls_failed(self, reason: str) -> None:
-        """The handshake failed: log it as tls_server.c does; the connection ends."""
-        log.info("SSL_accept error from %s: %s", self.peer, reason or "-1")
+    def tls_failed(self, reason: str, problems: list[str] | tuple = ()) -> None:
+        """The handshake failed: log it as tls_server.c does (``reason`` after
+        "SSL_accept error from ...:", then a warning per OpenSSL error in
+        ``problems``); the connection ends."""
+        log.info("SSL_accept error from %s: %s", self.peer, reason)
+        for problem in problems:
+            log.warning("TLS library problem: %s", problem)
         log.info("lost connection after %s from %s", self.where(), self.peer)
 
     def received_protocol(self) -> str:
@@ -449,6 +454,8 @@ class SmtpDialogue:
         return R214_HELP
 
     def on_bad_command(self, event: ev.BadCommand) -> Reply:
+        if event.reply in _NOT_A_COMMAND:   # smtpd.c: an error, but no command counted
+            return self._error(event.reply)
         return self._failed(getattr(event, "command", "") or "unknown", event.reply)
 
     def on_closed(self, event) -> None:
@@ -476,6 +483,10 @@ _END_OF_MESSAGE = "END-OF-MESSAGE"
 # (NEUTER_CHARACTERS, smtpd.c) as "?", so the name cannot break a log line's
 # "helo=<...>" or a Received header's comment.
 _NEUTER = str.maketrans(dict.fromkeys(' <>()\\";@', "?"))
+
+# Lines smtpd.c answers before it looks for a command name: they count as
+# errors, not as commands, and leave the state ("after CONNECT") as it was.
+_NOT_A_COMMAND = (R500_BAD_UTF8, R500_BAD_SYNTAX)
 
 # Answered as usual even after a connect-time rejection (Postfix: QUIT works).
 _ALWAYS_ANSWERED = (ev.Quit, ev.ConnectionClosed)

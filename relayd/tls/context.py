@@ -141,7 +141,7 @@ class ServerTLS:
         self._client_cas = _client_ca_store(config) if self.ask_ccert else None
         self.context = self._context(self._certificate_loader(config))
         self._sni = _sni_maps(config)
-        self._sni_contexts: dict[str, SSL.Context | None] = {}
+        self._sni_contexts: dict[str, SSL.Context] = {}
         if self._sni is not None:
             self.context.set_tlsext_servername_callback(self._on_server_name)
 
@@ -209,13 +209,31 @@ class ServerTLS:
         return True
 
     def _on_server_name(self, conn: SSL.Connection) -> None:
-        """SNI: switch to the context of the name's certificate, if the table has one."""
-        name = (conn.get_servername() or b"").decode("ascii", "replace").lower().rstrip(".")
-        if name not in self._sni_contexts:
-            self._sni_contexts[name] = self._sni_context(name)
-        ctx = self._sni_contexts[name]
+        """SNI: switch to the context of the name's certificate, if the table has one.
+
+        The connection's app data is the client's host[addr], for the log."""
+        sni = _server_name(conn)
+        if not sni:
+            return
+        name = sni.lower().rstrip(".")
+        ctx = self._sni_contexts.get(name)
+        if ctx is None:
+            ctx = self._sni_context(name)
+            if ctx is not None:   # only names of the table: clients choose the others
+                self._sni_contexts[name] = ctx
         if ctx is not None:
             conn.set_context(ctx)
+        else:
+            log.info("TLS SNI %s from %s not matched, using default chain",
+                     sni, conn.get_app_data())
+
+    def sni_name(self, conn) -> str | None:
+        """The server name the client of ``conn`` (a finished handshake) asked for,
+        when tls_server_sni_maps gave its certificate (Postfix's peer_sni)."""
+        sni = _server_name(conn.conn) if self._sni is not None else ""
+        if sni and self._sni_contexts.get(sni.lower().rstrip(".")) is not None:
+            return sni
+        return None
 
     def _sni_context(self, name: str) -> SSL.Context | None:
         keys = [name] + ["." + name.split(".", i)[-1] for i in range(1, name.count(".") + 1)]
@@ -226,6 +244,10 @@ class ServerTLS:
                 return self._context(
                     lambda ctx: _load_chain(ctx, files, "tls_server_sni_maps"))
         return None
+
+
+def _server_name(conn: SSL.Connection) -> str:
+    return (conn.get_servername() or b"").decode("ascii", "replace")
 
 
 def _client_ca_store(config) -> crypto.X509Store | None:
