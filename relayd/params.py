@@ -345,6 +345,9 @@ _RELAYD = [
           "Set with -o in master.cf."),
     _time("smtpd_starttls_timeout", "300s",
           "Time limit for the TLS handshake (STARTTLS or wrapper mode)."),
+    _time("smtpd_tls_session_cache_timeout", "3600s",
+          "Lifetime of a TLS session a client may resume (session tickets, shared by the "
+          "worker processes); 0 turns resumption off."),
     Param("tls_server_sni_maps", "list", "",
           "Per server name (TLS SNI; then each parent domain as .domain): the files with key, "
           "certificate and chain, as in smtpd_tls_chain_files. relayd reads the file names "

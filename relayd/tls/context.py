@@ -180,7 +180,13 @@ class ServerTLS:
         ctx.set_options(SSL.OP_CIPHER_SERVER_PREFERENCE | SSL.OP_NO_RENEGOTIATION
                         | SSL.OP_NO_COMPRESSION)
         ctx.set_session_id(_SESSION_ID_CONTEXT)
-        ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+        lifetime = config["smtpd_tls_session_cache_timeout"]
+        if lifetime > 0:
+            ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+            ctx.set_timeout(lifetime)
+        else:
+            ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+            ctx.set_options(SSL.OP_NO_TICKET)
         if self.ask_ccert:
             if config["smtpd_tls_CAfile"]:   # the CA names sent in the certificate request
                 ctx.load_client_ca(config["smtpd_tls_CAfile"].encode())
@@ -286,9 +292,41 @@ def _sni_maps(config):
     return Maps("tls_server_sni_maps", open_tables(config, "tls_server_sni_maps"))
 
 
+# What ServerTLS reads: services with the same values share one ServerTLS.
+_PARAMETERS = (
+    "smtpd_tls_security_level", "smtpd_tls_wrappermode", "smtpd_starttls_timeout",
+    "smtpd_tls_loglevel", "smtpd_tls_received_header", "smtpd_tls_ask_ccert",
+    "smtpd_tls_chain_files", "smtpd_tls_cert_file", "smtpd_tls_key_file", "smtpd_tls_CAfile",
+    "smtpd_tls_protocols", "smtpd_tls_mandatory_protocols", "smtpd_tls_ciphers",
+    "smtpd_tls_mandatory_ciphers", "smtpd_tls_exclude_ciphers",
+    "smtpd_tls_mandatory_exclude_ciphers", "tls_high_cipherlist", "tls_medium_cipherlist",
+    "tls_server_sni_maps", "smtpd_tls_session_cache_timeout")
+_BUILT: dict[str, ServerTLS] = {}
+
+
 def server_tls(config) -> ServerTLS | None:
     """The service's TLS, or None when it offers none (smtpd_tls_security_level
-    empty or none and no wrapper mode)."""
+    empty or none and no wrapper mode).
+
+    Built once per set of parameter values. The master builds every service's
+    before it forks the workers (:func:`prepare_server_tls`), so the workers
+    share its OpenSSL contexts and with them the session ticket keys: a client
+    resumes its session on whichever worker accepts it (Postfix's tlsmgr
+    shares them the same way). A changed certificate needs a restart."""
+    key = repr([config[name] for name in _PARAMETERS])
+    if key not in _BUILT:
+        _BUILT[key] = _server_tls(config)
+    return _BUILT[key]
+
+
+def prepare_server_tls(configs) -> None:
+    """Build the TLS of each service configuration in ``configs`` now (in the
+    master, before the fork); a ConfigError stops startup there."""
+    for config in configs:
+        server_tls(config)
+
+
+def _server_tls(config) -> ServerTLS | None:
     level = config["smtpd_tls_security_level"] or "none"
     if config["smtpd_tls_wrappermode"] and level == "none":
         level = "may"
