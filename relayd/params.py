@@ -336,8 +336,9 @@ _RELAYD = [
           "weak (Postfix: aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH)."),
     Param("smtpd_tls_ask_ccert", "bool", "no", "Ask the client for a certificate."),
     Param("smtpd_tls_loglevel", "int", "0",
-          "0: log nothing about TLS; 1: the 'TLS connection established' line; 2 and more: "
-          "also the handshake's failures in detail."),
+          "0: no TLS summary (a failed handshake is always logged); 1: the 'TLS connection "
+          "established' line; 2 and more: also the client certificate's CN, issuer and "
+          "fingerprints."),
     Param("smtpd_tls_received_header", "bool", "no",
           "Put the TLS protocol, cipher and client certificate status in Received."),
     Param("smtpd_tls_wrappermode", "bool", "no",

@@ -207,17 +207,21 @@ class SmtpDialogue:
         pause, self._pause = self._pause, 0.0
         return pause or None
 
-    def tls_started(self, state, *, log_it: bool = True, comment: tuple[str, ...] = (),
+    def tls_started(self, state, *, loglevel: int = 1, comment: tuple[str, ...] = (),
                     starttls: bool = True) -> None:
         """The handshake succeeded (after STARTTLS, or before the greeting in wrapper
-        mode, ``starttls=False``): the client starts over with EHLO (RFC 3207 4.2)."""
+        mode, ``starttls=False``): the client starts over with EHLO (RFC 3207 4.2).
+        ``loglevel`` is smtpd_tls_loglevel: 1 logs the summary line, 2 also the
+        client certificate's names and fingerprints, as tls_server.c does."""
         if starttls:
             self.core.starttls_done()
         self._reset_message()
         self.helo, self.protocol = "", "SMTP"
         self.tls, self.tls_comment = state, comment
         self.policy.update(helo_name="", protocol="SMTP", **state.session_facts())
-        if log_it:   # smtpd_tls_loglevel >= 1
+        if loglevel >= 2 and state.fingerprint is not None:
+            log.info("%s", state.certificate_line(self.peer))
+        if loglevel >= 1:
             log.info("%s", state.log_line(self.peer))
 
     def tls_failed(self, reason: str, problems: list[str] | tuple = ()) -> None:

@@ -117,7 +117,7 @@ class SmtpdSession:
         self._writing = False
         self.sock = conn
         state = TLSState.of(conn, tls)
-        self.dialogue.tls_started(state, log_it=tls.loglevel >= 1, starttls=starttls,
+        self.dialogue.tls_started(state, loglevel=tls.loglevel, starttls=starttls,
                                   comment=state.received_comment() if tls.received_header
                                   else ())
         return True

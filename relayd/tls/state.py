@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
+from relayd.smtp.text import printable
 from relayd.tls.context import fingerprint, pubkey_fingerprint
 
 # OpenSSL's group names (SSL_get0_group_name) as Postfix names the key exchange.
@@ -86,6 +87,12 @@ class TLSState:
                  f"with cipher {self.cipher} ({self.bits}/{self.bits} bits)",
                  self.kex, self.server_signature, self.client_signature]
         return " ".join(part for part in parts if part)
+
+    def certificate_line(self, peer: str) -> str:
+        """tls_server.c's line about the client certificate (smtpd_tls_loglevel 2):
+        where an admin finds the fingerprints relay_clientcerts lists."""
+        return (f"{peer}: subject_CN={printable(self.subject)}, issuer={printable(self.issuer)}, "
+                f"cert fingerprint={self.fingerprint}, pkey fingerprint={self.pubkey_fingerprint}")
 
     def received_comment(self) -> tuple[str, ...]:
         """The Received lines of smtpd_tls_received_header, broken as smtpd.c breaks them."""

@@ -137,3 +137,13 @@ def test_client_hello_on_the_plaintext_port_gets_postfix_answer(relayd_factory, 
         assert f.readline() == b"500 5.5.2 Error: bad UTF-8 syntax\r\n"
         f.close()   # the client gives up (the socket closes with its last file)
     proc.wait_log(f"lost connection after CONNECT from {PEER}")
+
+
+def test_loglevel_2_logs_the_client_certificate_fingerprints(relayd_factory, tls_certs, sink):
+    """tls_server.c's line that tells an admin what to put in relay_clientcerts."""
+    proc = relayd_factory(tls_main_cf(tls_certs, "smtpd_tls_ask_ccert = yes\n"
+                                                 "smtpd_tls_loglevel = 2\n"))
+    _send(proc.port, client_context(tls_certs, "client"))
+    proc.wait_log(f"{PEER}: subject_CN=client.example, issuer=relayd test CA, "
+                  f"cert fingerprint={tls_certs.fingerprints['client']}, pkey fingerprint=")
+    proc.wait_log(f"Untrusted TLS connection established from {PEER}")

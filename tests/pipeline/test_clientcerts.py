@@ -31,7 +31,7 @@ def _dialogue(tmp_path, check, table="", extra=""):
 
 def _after_tls(d, state):
     """The handshake as in wrapper mode (before any command), then MAIL and RCPT."""
-    d.dialogue.tls_started(state, log_it=False, starttls=False)
+    d.dialogue.tls_started(state, loglevel=0, starttls=False)
     return d.mail("a@sender.example", OFFSITE)
 
 
