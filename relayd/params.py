@@ -336,8 +336,9 @@ _RELAYD = [
           "weak (Postfix: aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH)."),
     Param("smtpd_tls_ask_ccert", "bool", "no", "Ask the client for a certificate."),
     Param("smtpd_tls_loglevel", "int", "0",
-          "0: log nothing about TLS; 1: the 'TLS connection established' line; 2 and more: "
-          "also the handshake's failures in detail."),
+          "0: no TLS summary (a failed handshake is always logged); 1: the 'TLS connection "
+          "established' line; 2 and more: also the client certificate's CN, issuer and "
+          "fingerprints."),
     Param("smtpd_tls_received_header", "bool", "no",
           "Put the TLS protocol, cipher and client certificate status in Received."),
     Param("smtpd_tls_wrappermode", "bool", "no",
@@ -345,6 +346,9 @@ _RELAYD = [
           "Set with -o in master.cf."),
     _time("smtpd_starttls_timeout", "300s",
           "Time limit for the TLS handshake (STARTTLS or wrapper mode)."),
+    _time("smtpd_tls_session_cache_timeout", "3600s",
+          "Lifetime of a TLS session a client may resume (session tickets, shared by the "
+          "worker processes); 0 turns resumption off."),
     Param("tls_server_sni_maps", "list", "",
           "Per server name (TLS SNI; then each parent domain as .domain): the files with key, "
           "certificate and chain, as in smtpd_tls_chain_files. relayd reads the file names "
