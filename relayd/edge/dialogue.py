@@ -48,7 +48,7 @@ from relayd.smtp.replies import (R214_HELP, R220_READY_FOR_TLS, R221_BYE, R235_A
                                  R452_TOO_MANY_RECIPIENTS, R454_SASL_TEMPORARY,
                                  R500_UNRECOGNIZED, R501_SASL_ABORTED, R502_NOT_IMPLEMENTED,
                                  R502_VRFY_DISABLED, R504_SASL_MECHANISM, R530_STARTTLS_FIRST,
-                                 R535_SASL_FAILED, Reply)
+                                 R535_SASL_FAILED, R538_ENCRYPTION_REQUIRED, Reply)
 from relayd.smtp.text import printable
 
 log = logging.getLogger("relayd.smtpd")
@@ -466,6 +466,10 @@ class SmtpDialogue:
         return R214_HELP
 
     def on_bad_command(self, event: ev.BadCommand) -> Reply:
+        if event.reply is R538_ENCRYPTION_REQUIRED:   # AUTH before TLS: counted as auth=
+            # smtpd_tls_security_level = encrypt: smtpd.c answers every command but
+            # EHLO, HELO, STARTTLS, NOOP, HELP, QUIT with 530 before STARTTLS.
+            return self._failed("auth", R530_STARTTLS_FIRST if self.tls_required else event.reply)
         return self._failed(getattr(event, "command", "") or "unknown", event.reply)
 
     # -- SMTP AUTH (RFC 4954) ----------------------------------------------------------
