@@ -391,7 +391,7 @@ class SmtpDialogue:
             queue_id=tx.queue_id, sender=tx.sender, params=tx.params, recipients=tx.recipients,
             client_name=self.client_name, client_addr=self.client_addr, helo=self.helo,
             protocol=self.received_protocol(), actions=self.policy.transaction_actions(),
-            tls_comment=self.tls_comment)
+            tls_comment=self.tls_comment, sasl_username=self.sasl_username)
         return R354_START_DATA
 
     def on_data_end(self, event: ev.DataEnd) -> Reply:

@@ -36,8 +36,23 @@ def test_auth_refused_before_starttls_and_accepted_after(tls_auth_relayd, sink):
         assert smtp.sendmail("alice@client.example", ["bob@far.example"], MESSAGE) == {}
     received = sink.wait_for(1, timeout=10)[0].data.split(b"\r\n\r\n", 1)[0]
     assert b"with ESMTPSA id" in received
+    assert b"Authenticated sender" not in received   # smtpd_sasl_authenticated_header = no
     tls_auth_relayd.wait_log("sasl_method=PLAIN, sasl_username=alice")
     tls_auth_relayd.wait_log(" auth=1/2 ")   # the refused AUTH counts as one
+
+
+def test_authenticated_header(relayd_factory, tls_certs, sasl_table, sink):
+    proc = relayd_factory(tls_main_cf(tls_certs, sasl_table + RELAY +
+                                      "smtpd_sasl_authenticated_header = yes\n"
+                                      "smtpd_tls_received_header = yes\n"))
+    with smtplib.SMTP("127.0.0.1", proc.port, timeout=10) as smtp:
+        smtp.starttls(context=client_context())
+        smtp.login("alice", PASSWORD)
+        smtp.sendmail("alice@client.example", ["bob@far.example"], MESSAGE)
+    received = sink.wait_for(1, timeout=10)[0].data.decode().split("\r\n")
+    at = received.index("\t(Authenticated sender: alice)")
+    assert received[at - 1] == "\t(No client certificate requested)"   # as smtpd.c orders them
+    assert received[at + 1].startswith("\tby relayd.test (relayd) with ESMTPSA id ")
 
 
 def test_without_login_over_tls_relaying_is_denied(tls_auth_relayd):
