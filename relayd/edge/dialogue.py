@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
                                    DataEndEvent, QueuedEvent)
 from relayd.sasl import mechanisms
-from relayd.sasl.backend import OK, TEMP, open_backend
+from relayd.sasl.backend import OK, TEMP, AuthClient, open_backend
 from relayd.smtp import events as ev
 from relayd.smtp.events import NEED_DATA
 from relayd.smtp.replies import (R214_HELP, R220_READY_FOR_TLS, R221_BYE, R235_AUTHENTICATED,
@@ -172,6 +172,7 @@ class SmtpDialogue:
         self.sasl_username = ""   # once AUTH succeeded (Postfix's state->sasl_username)
         self.sasl_method = ""
         self._exchange = None     # (mechanism, the SASL exchange) while a 334 is answered
+        self.local_address = str  # the driver's: the server address the client reached, or ""
 
     # -- the driver's side ----------------------------------------------------------------
 
@@ -500,7 +501,8 @@ class SmtpDialogue:
         if type(step) is mechanisms.Refusal:
             reason, reply, username = step.reply.text, step.reply, step.username
         else:
-            result = self.settings.authenticator.verify(step.username, step.password)
+            result = self.settings.authenticator.verify(step.username, step.password, AuthClient(
+                self.client_addr, self.local_address(), self.tls is not None))
             username = step.username
             if result.status == OK:
                 return self._authenticated(mechanism, username)
