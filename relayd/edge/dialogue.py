@@ -505,7 +505,7 @@ class SmtpDialogue:
                 self.client_addr, self.local_address(), self.tls is not None))
             username = step.username
             if result.status == OK:
-                return self._authenticated(mechanism, username)
+                return self._authenticated(mechanism, result.username or username)
             reason = result.reason
             reply = (R454_SASL_TEMPORARY if result.status == TEMP else R535_SASL_FAILED).format(reason)
         log.warning("%s: SASL %s authentication failed: %s, sasl_username=%s", self.peer,

@@ -16,10 +16,12 @@ OK, FAIL, TEMP = "ok", "fail", "temp"
 
 
 class AuthResult(NamedTuple):
-    """``status`` OK, FAIL (535) or TEMP (454); ``reason`` for the reply and the log."""
+    """``status`` OK, FAIL (535) or TEMP (454); ``reason`` for the reply and the log;
+    ``username`` the back end's name for the user when it has its own (Dovecot's user=)."""
 
     status: str
     reason: str = ""
+    username: str = ""
 
 
 class AuthClient(NamedTuple):

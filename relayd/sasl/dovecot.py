@@ -26,7 +26,8 @@ import gevent
 from gevent import socket
 
 from relayd.config.errors import ConfigError
-from relayd.sasl.backend import AUTHENTICATED, BAD_CREDENTIALS, FAIL, TEMP, AuthClient, AuthResult
+from relayd.sasl.backend import (BAD_CREDENTIALS, FAIL, OK, TEMP, AuthClient,
+                                 AuthResult)
 from relayd.smtp.text import printable
 
 log = logging.getLogger("relayd.smtpd")
@@ -146,7 +147,8 @@ def _handshake(lines: _Lines) -> set[str]:
         fields = lines.next()
         command = fields[0]
         if command == "VERSION" and fields[1:2] != ["1"]:
-            log.warning("SASL: Protocol version mismatch (%s vs. 1)", fields[1:2] or "?")
+            log.warning("SASL: Protocol version mismatch (%s vs. 1)",
+                        printable(fields[1] if len(fields) > 1 else "?"))
             raise _AuthServerError("Authentication backend error")
         if command == "MECH" and len(fields) > 1:
             if "private" not in fields[2:]:
@@ -166,8 +168,11 @@ def _reply(lines: _Lines) -> AuthResult:
         if not fields or fields[0] != _REQUEST:
             continue   # not ours: ignored, as xsasl_dovecot_handle_reply does
         args = dict(field.partition("=")[::2] for field in fields[1:])
-        if command == "OK":
-            return AUTHENTICATED
+        if command == "OK":   # Postfix logs and checks Dovecot's user= as the login name
+            if args.get("user"):
+                return AuthResult(OK, username=printable(args["user"]))
+            log.warning("missing Dovecot server OK username field")
+            return AuthResult(FAIL, "Authentication backend error")
         if command == "FAIL":
             if "temp" in args:   # Dovecot could not check (its passdb failed)
                 return AuthResult(TEMP, printable(args.get("reason", "")) or

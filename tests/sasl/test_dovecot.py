@@ -50,6 +50,8 @@ def test_good_and_bad_passwords(dovecot):
     assert auth.verify("alice", b"wrong", AuthClient("192.0.2.7", "127.0.0.1", True)
                        ).status == FAIL
     assert auth.verify("mallory", PASSWORD.encode()).status == FAIL
+    # Dovecot's name for the user (auth_username_format = %Lu by default) is the login
+    assert auth.verify("ALICE", PASSWORD.encode()) == (OK, "", "alice")
     # rip= reached Dovecot: its log names the client of the failed attempt
     dovecot.wait_log("passwd-file(alice,192.0.2.7): Password mismatch")
 
@@ -75,7 +77,7 @@ def test_silent_auth_server_times_out_as_temporary(tmp_path):
         silent.bind(str(path))
         silent.listen(1)
         result = backend(str(path), timeout="1s").verify("alice", PASSWORD.encode())
-    assert result == (TEMP, "Connection lost to authentication server")
+    assert result == (TEMP, "Connection lost to authentication server", "")
 
 
 def test_relay_through_relayd_with_dovecot(relayd_factory, tls_certs, tmp_path, sasl_hash, sink):
