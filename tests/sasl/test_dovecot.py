@@ -62,6 +62,13 @@ def test_inet_socket(dovecot):
     assert auth.verify("alice", b"wrong").status == FAIL
 
 
+def test_wrong_socket_is_temporary(dovecot, caplog):
+    auth = backend(str(dovecot.directory / "auth-master"))
+    assert auth.verify("alice", PASSWORD.encode()).status == TEMP
+    assert "SASL: Connected to wrong auth socket (auth-master instead of auth-client)" \
+        in caplog.messages
+
+
 def test_no_dovecot_is_temporary(dovecot):
     auth = backend(str(dovecot.socket_path))
     dovecot.stop()

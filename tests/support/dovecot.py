@@ -3,7 +3,7 @@
 :class:`Dovecot` writes a minimal dovecot.conf in a directory of its own: no
 mail protocols, only the auth service with a UNIX socket (where the test
 says, e.g. in a relayd queue directory as ``private/auth``) and an inet
-listener on 127.0.0.1, a passwd-file passdb with SHA512-CRYPT hashes made by
+listener on 127.0.0.1 (and the auth-master socket, the wrong one for smtpd), a passwd-file passdb with SHA512-CRYPT hashes made by
 mkpasswd, base_dir/state_dir/logs in the directory. It runs in the
 foreground (``dovecot -F``) as the current user, so no root is needed.
 """
@@ -44,6 +44,9 @@ userdb {{
 service auth {{
   unix_listener {socket} {{
     mode = 0660
+  }}
+  unix_listener {dir}/auth-master {{
+    mode = 0600
   }}
   inet_listener {{
     address = 127.0.0.1
