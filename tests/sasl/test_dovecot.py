@@ -3,6 +3,7 @@ back end alone over its UNIX socket and inet:, then a relayd process that relays
 user Dovecot knows, refuses a wrong password (535) and answers 454 when Dovecot is down."""
 import smtplib
 import socket
+import threading
 from base64 import b64encode
 
 import pytest
@@ -47,11 +48,12 @@ def test_good_and_bad_passwords(dovecot):
     auth = backend("auth", queue_directory=str(dovecot.socket_path.parent))
     assert auth.verify("alice", PASSWORD.encode(), AuthClient("192.0.2.7", "127.0.0.1", True)
                        ).status == OK
+    # Dovecot's name for the user (auth_username_format = %Lu by default) is the login
+    assert auth.verify("ALICE", PASSWORD.encode()) == (OK, "", "alice")
+    # failures last: Dovecot slows later requests from the same address (auth penalty)
     assert auth.verify("alice", b"wrong", AuthClient("192.0.2.7", "127.0.0.1", True)
                        ).status == FAIL
     assert auth.verify("mallory", PASSWORD.encode()).status == FAIL
-    # Dovecot's name for the user (auth_username_format = %Lu by default) is the login
-    assert auth.verify("ALICE", PASSWORD.encode()) == (OK, "", "alice")
     # rip= reached Dovecot: its log names the client of the failed attempt
     dovecot.wait_log("passwd-file(alice,192.0.2.7): Password mismatch")
 
@@ -120,3 +122,34 @@ def test_relay_through_relayd_with_dovecot(relayd_factory, tls_certs, tmp_path, 
         proc.wait_log("SASL: Connect to Dovecot auth socket 'private/auth' failed")
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("answer", [
+    b"VERSION\t2\t0\nMECH\tPLAIN\nDONE\n",              # a protocol relayd does not know
+    b"VERSION\t1\t2\n" + b"MECH\tPLAIN" * 2000,          # an endless line
+    b"VERSION\t1\t2\nMECH\tPLAIN\nDONE\nCONT\t1\t\n",    # asks for more where PLAIN needs none
+    b"VERSION\t1\t2\nMECH\tPLAIN\nDONE\nOK\t1\n",        # OK without user=
+])
+def test_auth_server_out_of_protocol_grants_nothing(tmp_path, answer):
+    """Answers no real Dovecot gives (so a stand-in server, a real socket) are never an OK."""
+    path = tmp_path / "odd"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        server.listen(1)
+        thread = threading.Thread(target=_answer_once, args=(server, answer))
+        thread.start()
+        result = backend(str(path), timeout="5s").verify("alice", PASSWORD.encode())
+        thread.join()
+    assert result.status in (TEMP, FAIL)
+
+
+def _answer_once(server, answer: bytes) -> None:
+    conn, _ = server.accept()
+    with conn:
+        conn.sendall(answer)
+        conn.settimeout(5)
+        try:
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
