@@ -9,6 +9,7 @@ from base64 import b64encode
 import pytest
 
 from relayd.config import load_config
+from relayd.config.errors import ConfigError
 from relayd.sasl.backend import FAIL, OK, TEMP, AuthClient, open_backend
 from relayd.sasl.dovecot import socket_address
 from tests.integration.test_tls_server import client_context, tls_main_cf
@@ -41,6 +42,8 @@ def test_sasl_path_as_postfix_resolves_it():
         socket.AF_UNIX, "/run/dovecot/auth-client")
     assert socket_address("inet:127.0.0.1:12345", "/q") == (socket.AF_INET, ("127.0.0.1", 12345))
     assert socket_address("inet:[::1]:12345", "/q") == (socket.AF_INET6, ("::1", 12345))
+    with pytest.raises(ConfigError, match="smtpd_sasl_path"):
+        backend("inet:127.0.0.1")    # no port: refused at startup, not at the first AUTH
 
 
 def test_good_and_bad_passwords(dovecot):
