@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
                                    DataEndEvent, QueuedEvent)
 from relayd.sasl import mechanisms
-from relayd.sasl.backend import OK, TEMP, open_backend
+from relayd.sasl.backend import OK, TEMP, AuthClient, open_backend
 from relayd.smtp import events as ev
 from relayd.smtp.events import NEED_DATA
 from relayd.smtp.replies import (R214_HELP, R220_READY_FOR_TLS, R221_BYE, R235_AUTHENTICATED,
@@ -48,7 +48,8 @@ from relayd.smtp.replies import (R214_HELP, R220_READY_FOR_TLS, R221_BYE, R235_A
                                  R452_TOO_MANY_RECIPIENTS, R454_SASL_TEMPORARY, R500_BAD_SYNTAX,
                                  R500_BAD_UTF8, R500_UNRECOGNIZED, R501_SASL_ABORTED,
                                  R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED, R504_SASL_MECHANISM,
-                                 R530_STARTTLS_FIRST, R535_SASL_FAILED, Reply)
+                                 R530_STARTTLS_FIRST, R535_SASL_FAILED, R538_ENCRYPTION_REQUIRED,
+                                 Reply)
 from relayd.smtp.text import printable
 
 log = logging.getLogger("relayd.smtpd")
@@ -172,6 +173,7 @@ class SmtpDialogue:
         self.sasl_username = ""   # once AUTH succeeded (Postfix's state->sasl_username)
         self.sasl_method = ""
         self._exchange = None     # (mechanism, the SASL exchange) while a 334 is answered
+        self.local_address = str  # the driver's: the server address the client reached, or ""
 
     # -- the driver's side ----------------------------------------------------------------
 
@@ -400,7 +402,7 @@ class SmtpDialogue:
             queue_id=tx.queue_id, sender=tx.sender, params=tx.params, recipients=tx.recipients,
             client_name=self.client_name, client_addr=self.client_addr, helo=self.helo,
             protocol=self.received_protocol(), actions=self.policy.transaction_actions(),
-            tls_comment=self.tls_comment)
+            tls_comment=self.tls_comment, sasl_username=self.sasl_username)
         return R354_START_DATA
 
     def on_data_end(self, event: ev.DataEnd) -> Reply:
@@ -477,6 +479,10 @@ class SmtpDialogue:
     def on_bad_command(self, event: ev.BadCommand) -> Reply:
         if event.reply in _NOT_A_COMMAND:   # smtpd.c: an error, but no command counted
             return self._error(event.reply)
+        if event.reply is R538_ENCRYPTION_REQUIRED:   # AUTH before TLS: counted as auth=
+            # smtpd_tls_security_level = encrypt: smtpd.c answers every command but
+            # EHLO, HELO, STARTTLS, NOOP, HELP, QUIT with 530 before STARTTLS.
+            return self._failed("auth", R530_STARTTLS_FIRST if self.tls_required else event.reply)
         return self._failed(getattr(event, "command", "") or "unknown", event.reply)
 
     # -- SMTP AUTH (RFC 4954) ----------------------------------------------------------
@@ -507,10 +513,11 @@ class SmtpDialogue:
         if type(step) is mechanisms.Refusal:
             reason, reply, username = step.reply.text, step.reply, step.username
         else:
-            result = self.settings.authenticator.verify(step.username, step.password)
+            result = self.settings.authenticator.verify(step.username, step.password, AuthClient(
+                self.client_addr, self.local_address(), self.tls is not None))
             username = step.username
             if result.status == OK:
-                return self._authenticated(mechanism, username)
+                return self._authenticated(mechanism, result.username or username)
             reason = result.reason
             reply = (R454_SASL_TEMPORARY if result.status == TEMP else R535_SASL_FAILED).format(reason)
         log.warning("%s: SASL %s authentication failed: %s, sasl_username=%s", self.peer,

@@ -36,9 +36,7 @@ class SmtpdSession:
     def __init__(self, service, sock, address):
         self.service = service
         self.sock = sock
-        client_addr = address[0]
-        if client_addr.startswith("::ffff:") and "." in client_addr:
-            client_addr = client_addr[7:]
+        client_addr = _unmapped(address[0])
         self.deadline = INFINITY
         self.greenlet = gevent.getcurrent()
         notes: dict = {}
@@ -49,6 +47,7 @@ class SmtpdSession:
             cleanup=service.cleanup, queue=service.store, hooks=service.hooks,
             client_addr=client_addr, notes=notes, guard=self._uninterruptible)
         self.dialogue.tls_required = service.tls is not None and service.tls.level == "encrypt"
+        self.dialogue.local_address = lambda: _unmapped(sock.getsockname()[0])   # for AUTH
         self._writing = False  # a flush is under way (the client may have stopped reading)
 
     def run(self) -> None:
@@ -145,3 +144,8 @@ class SmtpdSession:
             yield
         finally:
             self.deadline = self.service.sweeper.now() + self.service.timeout
+
+
+def _unmapped(addr: str) -> str:
+    """An IPv4-mapped IPv6 address as the IPv4 address it is."""
+    return addr[7:] if addr.startswith("::ffff:") and "." in addr else addr
