@@ -38,6 +38,7 @@ setup(
             "builtin_reserved = relayd.checks.reserved:register",
             "builtin_recipients = relayd.checks.recipients:register",
             "builtin_sender_login = relayd.checks.sender_login:register",
+            "builtin_clientcerts = relayd.checks.clientcerts:register",
         ],
         # Lookup-table types by their "type:" prefix.
         "relayd.tables": [

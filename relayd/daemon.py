@@ -28,6 +28,7 @@ from relayd.anvil import Anvil
 from relayd.edge.listener import bind_all
 from relayd.queue.lock import MASTER_LOCK, DirectoryLock, QueueLocked
 from relayd.relay import Relay
+from relayd.tls.context import prepare_server_tls
 
 log = logging.getLogger("relayd.master")
 
@@ -103,7 +104,10 @@ class Master:
         self.listen = listen
         self.workers = workers
         # Built here so that a bad restriction list stops startup in the master.
-        self.addresses = [a for a, _, _ in Relay(config, listen=listen).service_addresses()]
+        services = Relay(config, listen=listen).service_addresses()
+        self.addresses = [a for a, _, _ in services]
+        # ... and the TLS contexts, which the workers share (session tickets).
+        prepare_server_tls(svc_config for _, svc_config, _ in services)
         self.sockets: dict = {}
         self.children: dict[int, int] = {}   # pid -> worker number
         self.stopping = False

@@ -336,8 +336,9 @@ _RELAYD = [
           "weak (Postfix: aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH)."),
     Param("smtpd_tls_ask_ccert", "bool", "no", "Ask the client for a certificate."),
     Param("smtpd_tls_loglevel", "int", "0",
-          "0: log nothing about TLS; 1: the 'TLS connection established' line; 2 and more: "
-          "also the handshake's failures in detail."),
+          "0: no TLS summary (a failed handshake is always logged); 1: the 'TLS connection "
+          "established' line; 2 and more: also the client certificate's CN, issuer and "
+          "fingerprints."),
     Param("smtpd_tls_received_header", "bool", "no",
           "Put the TLS protocol, cipher and client certificate status in Received."),
     Param("smtpd_tls_wrappermode", "bool", "no",
@@ -345,6 +346,9 @@ _RELAYD = [
           "Set with -o in master.cf."),
     _time("smtpd_starttls_timeout", "300s",
           "Time limit for the TLS handshake (STARTTLS or wrapper mode)."),
+    _time("smtpd_tls_session_cache_timeout", "3600s",
+          "Lifetime of a TLS session a client may resume (session tickets, shared by the "
+          "worker processes); 0 turns resumption off."),
     Param("tls_server_sni_maps", "list", "",
           "Per server name (TLS SNI; then each parent domain as .domain): the files with key, "
           "certificate and chain, as in smtpd_tls_chain_files. relayd reads the file names "
@@ -407,6 +411,73 @@ _RELAYD = [
           "crypt(3) SHA-512 hash ($6$, as 'relayd passwd', mkpasswd or doveadm pw make it)."),
     _time("relayd_sasl_auth_timeout", "10s",
           "relayd extension: the longest an AUTH waits for the dovecot back end."),
+    # -- Client TLS and SASL (relayd/tls/client.py, relayd/delivery/) ------------------------
+    Param("smtp_tls_security_level", "choice", "may",
+          "TLS towards next hops: none; may (STARTTLS when offered, plaintext otherwise or "
+          "after a failed handshake); encrypt (TLS required, certificate not checked); verify "
+          "and secure (certificate checked against smtp_tls_CAfile/CApath and the names of "
+          "smtp_tls_verify_cert_match / smtp_tls_secure_cert_match). relayd's default is may, "
+          "as Postfix >= 3.11 (compatibility_level >= 3.11; earlier: empty, no TLS).",
+          choices=("", "none", "may", "encrypt", "verify", "secure")),
+    Param("smtp_tls_policy_maps", "list", "",
+          "Per next hop ([host]:port, [host], host:port, domain, then .parent domains): a "
+          "security level and attributes (match=, protocols=, ciphers=, exclude=, servername=)."),
+    Param("smtp_tls_CAfile", "str", "",
+          "CA certificates (PEM) that make a next hop's certificate trusted (verify, secure)."),
+    Param("smtp_tls_CApath", "str", "",
+          "Directory of CA certificates (c_rehash form) used as smtp_tls_CAfile."),
+    Param("smtp_tls_protocols", "str", ">=TLSv1.2",
+          "TLS protocols at level may. relayd's default is >=TLSv1.2 (Postfix: >=TLSv1)."),
+    Param("smtp_tls_mandatory_protocols", "str", ">=TLSv1.2",
+          "TLS protocols at levels encrypt and above. relayd's default is >=TLSv1.2 "
+          "(Postfix: >=TLSv1)."),
+    Param("smtp_tls_ciphers", "choice", "medium", "Cipher grade at level may.",
+          choices=("high", "medium")),
+    Param("smtp_tls_mandatory_ciphers", "choice", "medium",
+          "Cipher grade at levels encrypt and above.", choices=("high", "medium")),
+    Param("smtp_tls_exclude_ciphers", "list", "",
+          "OpenSSL cipher names or classes removed from the client's list."),
+    Param("smtp_tls_mandatory_exclude_ciphers", "list", "",
+          "Also removed at levels encrypt and above."),
+    Param("smtp_tls_servername", "str", "",
+          "SNI sent to next hops: empty (none), hostname (the server's name), nexthop (the "
+          "next-hop domain) or a literal name."),
+    Param("smtp_tls_verify_cert_match", "list", "hostname",
+          "Names a server certificate must match at level verify: hostname, nexthop, "
+          "dot-nexthop, a name or a .parent domain."),
+    Param("smtp_tls_secure_cert_match", "list", "nexthop, dot-nexthop",
+          "Names a server certificate must match at level secure (as smtp_tls_verify_cert_match)."),
+    Param("smtp_tls_loglevel", "int", "0",
+          "0: only failures; 1: the 'TLS connection established to' line; 2 and more: also "
+          "the handshake's details (SNI, cipher list, session reuse)."),
+    _time("smtp_starttls_timeout", "300s", "Time limit for the client's TLS handshake."),
+    Param("smtp_tls_wrappermode", "bool", "no",
+          "Implicit TLS towards the next hop (SMTPS, port 465): the handshake before the "
+          "greeting, no STARTTLS; needs smtp_tls_security_level = encrypt or stronger."),
+    Param("smtp_sasl_auth_enable", "bool", "no", "Authenticate to next hops (SMTP AUTH)."),
+    Param("smtp_sasl_password_maps", "list", "",
+          "user:password per next hop: the server's host name, then the next hop as "
+          "written ([host]:port, [host], host); first the sender (address, then @domain) "
+          "with smtp_sender_dependent_authentication."),
+    Param("smtp_sender_dependent_authentication", "bool", "no",
+          "Look smtp_sasl_password_maps up by the envelope sender first; connections are "
+          "then cached per SASL user."),
+    Param("smtp_sasl_security_options", "list", "noplaintext, noanonymous",
+          "SASL policy without TLS: noplaintext (also noactive, nodictionary, mutual_auth) "
+          "rules out PLAIN and LOGIN, relayd's mechanisms.",
+          choices=("noplaintext", "noactive", "nodictionary", "noanonymous", "mutual_auth")),
+    Param("smtp_sasl_tls_security_options", "list", "noanonymous",
+          "SASL policy over TLS. relayd's default is noanonymous, so PLAIN and LOGIN go over "
+          "TLS only (Postfix: $smtp_sasl_security_options, as SASL_README's example changes).",
+          choices=("noplaintext", "noactive", "nodictionary", "noanonymous", "mutual_auth")),
+    Param("smtp_sasl_tls_verified_security_options", "list", "$smtp_sasl_tls_security_options",
+          "SASL policy over TLS with a verified server certificate (verify, secure).",
+          choices=("noplaintext", "noactive", "nodictionary", "noanonymous", "mutual_auth")),
+    Param("smtp_sasl_mechanism_filter", "list", "",
+          "Mechanisms the client may use, intersected with the server's (e.g. plain, login; "
+          "!login excludes one)."),
+    Param("smtp_sasl_auth_soft_bounce", "bool", "yes",
+          "A 5xx reply to AUTH defers the mail (4.x.x) instead of bouncing it."),
     *_POSTFIX_USED,
 ]
 

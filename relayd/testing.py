@@ -151,7 +151,7 @@ class _Cleanup:
         self.harness = harness
 
     def open(self, *, queue_id, sender, params, recipients, client_name, client_addr, helo,
-             protocol, actions, tls_comment=()) -> "_Message":
+             protocol, actions, tls_comment=(), sasl_username="") -> "_Message":
         # As relayd: PREPENDs known at DATA are written; later ones come too late.
         return _Message(self.harness, queue_id, sender, recipients, prepended_headers(actions))
 

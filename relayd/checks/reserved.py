@@ -33,10 +33,7 @@ RESERVED = {
     _SASL: (
         "check_sasl_access",
     ),
-    _TLS: (
-        "permit_tls_clientcerts", "permit_tls_all_clientcerts", "reject_plaintext_session",
-        "check_ccert_access",
-    ),
+    _TLS: ("reject_plaintext_session", "check_ccert_access"),
     _POLICY: ("check_policy_service",),
     _VERIFY: ("reject_unverified_sender", "reject_unverified_recipient"),
 }

@@ -86,16 +86,22 @@ class Cleanup:
         self.myhostname = config["myhostname"]
         self.mail_name = config["mail_name"]
         self.hopcount_limit = config["hopcount_limit"]
+        self.sasl_header = config["smtpd_sasl_authenticated_header"]
 
     def open(self, *, queue_id: str, sender: str, params: dict, recipients: list[str],
              client_name: str, client_addr: str, helo: str, protocol: str,
-             actions, tls_comment: tuple[str, ...] = ()) -> "CleanupMessage":
+             actions, tls_comment: tuple[str, ...] = (),
+             sasl_username: str = "") -> "CleanupMessage":
         """Start the message of one transaction at DATA; ``actions`` are the
         restriction lists' verdicts so far (their PREPENDs are written now);
-        ``tls_comment`` the Received lines smtpd_tls_received_header adds."""
+        ``tls_comment`` the Received lines smtpd_tls_received_header adds;
+        ``sasl_username`` the client's login (in Received with
+        smtpd_sasl_authenticated_header)."""
+        if not self.sasl_header:
+            sasl_username = ""
         return CleanupMessage(self, queue_id, sender, params, recipients,
                               Client(client_name, client_addr, helo, protocol), actions,
-                              tls_comment)
+                              tls_comment, sasl_username)
 
 
 class CleanupMessage:
@@ -106,7 +112,8 @@ class CleanupMessage:
                  "added", "primary", "checker", "content", "size")
 
     def __init__(self, cleanup: Cleanup, queue_id: str, sender: str, params: dict,
-                 recipients: list[str], client: Client, actions, tls_comment=()):
+                 recipients: list[str], client: Client, actions, tls_comment=(),
+                 sasl_username: str = ""):
         self.cleanup = cleanup
         self.queue_id = queue_id
         self.sender = sender
@@ -118,7 +125,7 @@ class CleanupMessage:
             helo=client.helo, client_name=client.name, client_addr=client.addr,
             myhostname=cleanup.myhostname, mail_name=cleanup.mail_name,
             protocol=client.protocol, queue_id=queue_id, recipients=recipients, now=time.time(),
-            tls_comment=tls_comment)
+            tls_comment=tls_comment, sasl_username=sasl_username)
         # PREPEND actions of the restriction lists are known by now; those of the
         # end-of-data list come too late to be written (see docs/restrictions.md).
         added += prepended_headers(actions)

@@ -34,12 +34,15 @@ def rfc2822_date(now: float) -> str:
 
 def received_header(*, helo: str, client_name: str, client_addr: str, myhostname: str,
                     mail_name: str, protocol: str, queue_id: str, recipients: list[str],
-                    now: float | None = None, tls_comment: tuple[str, ...] = ()) -> bytes:
+                    now: float | None = None, tls_comment: tuple[str, ...] = (),
+                    sasl_username: str = "") -> bytes:
     """The Received: header as Postfix's cleanup writes it, in wire form;
-    ``tls_comment``: lines after "from" (smtpd_tls_received_header)."""
+    ``tls_comment``: lines after "from" (smtpd_tls_received_header);
+    ``sasl_username``: the login smtpd_sasl_authenticated_header shows, or ""."""
     addr = f"IPv6:{client_addr}" if ":" in client_addr else client_addr
     lines = [f"Received: from {sanitize(helo or client_name)} "
              f"({sanitize(client_name)} [{addr}])", *tls_comment,
+             *((f"\t(Authenticated sender: {sanitize(sasl_username)})",) if sasl_username else ()),
              f"\tby {myhostname} ({mail_name}) with {protocol} id {queue_id}"]
     date = rfc2822_date(time.time() if now is None else now)
     if len(recipients) == 1:

@@ -10,6 +10,11 @@ turns it straight into a deferral.
 Timeouts are one ``gevent.Timeout`` per protocol step (a reply, a write),
 as Postfix's smtp_*_timeout parameters bound each step.
 
+After STARTTLS, :meth:`SmtpConnection.start_tls` puts the TLS connection in
+the socket's place; the TLS state (``tls``) and the AUTH user
+(``sasl_user``) stay with the connection, so a cached connection is reused
+with both, and only for the same SASL user (the cache key says which).
+
 :class:`ConnectionCache` keeps idle connections per next hop, like Postfix's
 scache: an idle connection is closed after ``idle_limit`` seconds
 (smtp_connection_cache_time_limit, 2s) and not reused once it is older than
@@ -24,6 +29,7 @@ import time
 
 import gevent
 from gevent import socket
+from OpenSSL import SSL
 
 from relayd.queue.outcome import DEFERRED, Outcome
 from relayd.smtp.client import NEED_DATA, ClientProtocolError, ClientSession
@@ -78,6 +84,15 @@ class SmtpConnection:
         self.established = time.monotonic()
         self.uses = 0                           # transactions started on it
         self.idle_since = 0.0
+        self.tls = None                         # PeerStatus once STARTTLS succeeded
+        self.tls_key: tuple = ()                # its session's key in the TLS session cache
+        self.sasl_user: str | None = None       # who AUTH made us
+
+    def start_tls(self, tls, status, key: tuple) -> None:
+        """Talk through ``tls`` (a finished TLSConnection) from now on; the
+        old EHLO keywords are forgotten (RFC 3207 section 4.2)."""
+        self.sock, self.tls, self.tls_key = tls, status, key
+        self.session.tls_started()
 
     def write(self, data: bytes, timeout: float, doing: str) -> None:
         """Send all of ``data`` within ``timeout`` seconds."""
@@ -110,6 +125,8 @@ class SmtpConnection:
             readable, _, _ = select.select([self.sock.fileno()], [], [], 0)
         except (OSError, ValueError):
             return False
+        if readable and self.tls is not None:
+            return _only_tls_records(self.sock)
         return not readable
 
     def close(self, polite: bool = True) -> None:
@@ -119,9 +136,21 @@ class SmtpConnection:
             try:
                 with gevent.Timeout(1, _StepTimeout):
                     self.sock.sendall(b"QUIT\r\n")
-            except (OSError, _StepTimeout):
+            except (OSError, SSL.Error, _StepTimeout):
                 pass
         self.sock.close()
+
+
+def _only_tls_records(tls) -> bool:
+    """True when what an idle TLS connection has to read is no application
+    data (e.g. TLS 1.3 session tickets): OpenSSL consumes such records."""
+    try:
+        tls.conn.recv(1)
+    except SSL.WantReadError:
+        return True
+    except (SSL.Error, OSError):
+        return False
+    return False  # data or EOF: the server said something unasked
 
 
 class _Step:
@@ -144,7 +173,7 @@ class _Step:
         if isinstance(exc, ClientProtocolError):
             raise Trouble("4.5.0", f"conversation with {self.conn.name} failed: {exc} while {self.doing}",
                           self.conn.relay) from None
-        if isinstance(exc, OSError):
+        if isinstance(exc, (OSError, SSL.Error)):  # a TLS error loses the connection too
             raise Trouble("4.4.2", f"lost connection with {self.conn.name} while {self.doing}",
                           self.conn.relay) from None
         return False

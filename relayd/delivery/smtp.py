@@ -12,6 +12,15 @@ timeout) or BOUNCED (5xx reply, per recipient where the 5xx was per
 recipient), and is logged on ``relayd.smtp`` in Postfix's format.
 A connection whose transaction ended cleanly returns to the cache; after a
 refused transaction it is reset with RSET first.
+
+The session set-up (STARTTLS per the next hop's TLS policy, AUTH) is
+:mod:`relayd.delivery.setup`. The cache key is the next hop, plus the SASL
+user when there is one: a connection authenticated for one sender's
+credentials never carries another sender's mail. At level may a failed
+TLS handshake is retried in plaintext, as Postfix does, only when the
+message has waited in the queue at least minimal_backoff_time and no SASL
+credentials are configured for the next hop; otherwise the mail is deferred
+("Cannot start TLS: handshake failure").
 """
 from __future__ import annotations
 
@@ -23,26 +32,19 @@ from typing import Callable, Mapping
 from relayd.cleanup.headers import rewrite_generic_headers
 from relayd.delivery.connection import ConnectionCache, SmtpConnection, Trouble, connect
 from relayd.delivery.route import Destination
+from relayd.delivery.sasl import Credentials, SaslClient
+from relayd.delivery.setup import SessionSetup, reply_outcome
+from relayd.delivery.tlspolicy import PolicyProblem, TLSPolicies, TLSPolicy
 from relayd.delivery.status import DeliveryRequest, DeliveryResult, RecipientRef, record_outcome
 from relayd.queue.outcome import BOUNCED, DEFERRED, SENT, Outcome
 from relayd.rewrite.generic import GenericMaps
-from relayd.smtp.replies import Reply, with_class
+from relayd.smtp.replies import Reply
 from relayd.tables.base import TemporaryLookupError
+from relayd.tls.client import ClientTLS, HandshakeFailed
 
 __all__ = ["SmtpDeliveryAgent"]
 
 log = logging.getLogger("relayd.smtp")
-
-
-def reply_outcome(reply: Reply, conn: SmtpConnection, command: str) -> Outcome:
-    """A recipient's outcome from a server reply, worded like smtp(8)."""
-    wire = " ".join(reply.lines())
-    dsn = reply.status or with_class("2.0.0", reply.code)
-    if reply.is_positive:
-        return Outcome(SENT, dsn, wire, conn.relay)
-    status = DEFERRED if reply.is_transient else BOUNCED
-    return Outcome(status, dsn, f"host {conn.name} said: {wire} (in reply to {command} command)",
-                   conn.relay, conn.host, wire)
 
 
 class SmtpDeliveryAgent:
@@ -54,6 +56,9 @@ class SmtpDeliveryAgent:
         self.cache = cache or ConnectionCache(self._config["smtp_connection_cache_time_limit"],
                                               self._config["smtp_connection_reuse_time_limit"])
         self.generic = GenericMaps(config)
+        self.policies = TLSPolicies(config)
+        self.sasl = SaslClient(config)
+        self.setup = SessionSetup(config, ClientTLS(config), self.sasl)
 
     def deliver(self, destination: Destination, request: DeliveryRequest) -> DeliveryResult:
         """One delivery attempt of ``request`` to ``destination``; logs one
@@ -61,9 +66,13 @@ class SmtpDeliveryAgent:
         handoff = self._clock()
         result, conn, clean = DeliveryResult(), None, False
         conn_done = handoff
+        cache_key = destination.nexthop
         try:
             request = self._generic_headers(request)
-            conn = self._connection(destination)
+            creds = self.sasl.credentials(request.sender, destination, request.queue_id)
+            if creds is not None:
+                cache_key += "\0" + creds.user
+            conn = self._connection(destination, request, creds, cache_key)
             conn_done = self._clock()
             conn.uses += 1
             clean = self._transaction(conn, request, result)
@@ -76,7 +85,7 @@ class SmtpDeliveryAgent:
                            (handoff, conn_done, done), conn_use=conn.uses if conn else 1)
         if conn is not None:
             if clean:
-                self.cache.release(destination.nexthop, conn)
+                self.cache.release(cache_key, conn)
             else:
                 conn.close()
         return result
@@ -97,36 +106,42 @@ class SmtpDeliveryAgent:
         self.cache.close()
 
     # --- session set-up ---------------------------------------------------------
-    def _connection(self, destination: Destination) -> SmtpConnection:
-        conn = self.cache.take(destination.nexthop)
+    def _connection(self, destination: Destination, request: DeliveryRequest,
+                    creds: Credentials | None, cache_key: str) -> SmtpConnection:
+        try:
+            policy = self.policies.policy(destination)
+        except PolicyProblem:
+            raise Trouble("4.7.5", "client TLS configuration problem") from None
+        if self.setup.wrapper and not policy.required:
+            log.warning('smtp_tls_wrappermode requires "smtp_tls_security_level = encrypt" '
+                        '(or stronger)')
+            raise Trouble("4.7.5", "client TLS configuration problem")
+        conn = self.cache.take(cache_key)
         if conn is not None:
             return conn
+        try:
+            return self._open(destination, policy, creds)
+        except HandshakeFailed as failed:
+            waited = request.active_time - request.arrival_time
+            if policy.level != "may" or creds is not None \
+                    or waited < self._config["minimal_backoff_time"]:
+                raise Trouble("4.7.5", "Cannot start TLS: handshake failure", failed.relay) from None
+            log.info("%s: Cannot start TLS: handshake failure", request.queue_id)
+        return self._open(destination, TLSPolicy("none"), creds)
+
+    def _open(self, destination: Destination, policy: TLSPolicy,
+              creds: Credentials | None) -> SmtpConnection:
+        if destination.port == 465 and not self.setup.wrapper:
+            log.info('SMTPS wrappermode (TCP port 465) requires setting "smtp_tls_wrappermode = '
+                     'yes", and "smtp_tls_security_level = encrypt" (or stronger)')
         conn = connect(destination.host, destination.port, self._config["smtp_connect_timeout"],
                        line_length_limit=self._config["smtp_line_length_limit"])
         try:
-            self._handshake(conn)
-        except Trouble:
+            self.setup.run(conn, destination, policy, creds)
+        except (Trouble, HandshakeFailed):
             conn.close(polite=False)
             raise
         return conn
-
-    def _handshake(self, conn: SmtpConnection) -> None:
-        timeout = self._config["smtp_helo_timeout"]
-        greeting = conn.read_reply(timeout, "receiving the initial server greeting")
-        if not greeting.is_positive:
-            # Postfix skips a host that will not talk (smtp_skip_5xx_greeting):
-            # with no other host to try, the mail is deferred, never bounced.
-            dsn = with_class(greeting.status or "4.0.0", 4)
-            raise Trouble(dsn, f"host {conn.name} refused to talk to me: {' '.join(greeting.lines())}",
-                          conn.relay)
-        myhostname = self._config["myhostname"]
-        reply = conn.command(f"EHLO {myhostname}", timeout, "performing the EHLO handshake")
-        command = "EHLO"
-        if reply.is_permanent:
-            command = "HELO"
-            reply = conn.command(f"HELO {myhostname}", timeout, "performing the HELO handshake")
-        if not reply.is_positive:
-            raise Trouble.of(reply_outcome(reply, conn, command))
 
     # --- the mail transaction ------------------------------------------------------
     def _transaction(self, conn: SmtpConnection, request: DeliveryRequest,

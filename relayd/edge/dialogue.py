@@ -38,17 +38,18 @@ from dataclasses import dataclass
 from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
                                    DataEndEvent, QueuedEvent)
 from relayd.sasl import mechanisms
-from relayd.sasl.backend import OK, TEMP, open_backend
+from relayd.sasl.backend import OK, TEMP, AuthClient, open_backend
 from relayd.smtp import events as ev
 from relayd.smtp.events import NEED_DATA
 from relayd.smtp.replies import (R214_HELP, R220_READY_FOR_TLS, R221_BYE, R235_AUTHENTICATED,
                                  R250_HELO, R250_OK, R250_QUEUED, R250_RECIPIENT_OK,
                                  R250_SENDER_OK, R252_VRFY, R334_CHALLENGE, R354_START_DATA,
                                  R421_TIMEOUT, R421_TOO_MANY_ERRORS, R452_INSUFFICIENT_STORAGE,
-                                 R452_TOO_MANY_RECIPIENTS, R454_SASL_TEMPORARY,
-                                 R500_UNRECOGNIZED, R501_SASL_ABORTED, R502_NOT_IMPLEMENTED,
-                                 R502_VRFY_DISABLED, R504_SASL_MECHANISM, R530_STARTTLS_FIRST,
-                                 R535_SASL_FAILED, Reply)
+                                 R452_TOO_MANY_RECIPIENTS, R454_SASL_TEMPORARY, R500_BAD_SYNTAX,
+                                 R500_BAD_UTF8, R500_UNRECOGNIZED, R501_SASL_ABORTED,
+                                 R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED, R504_SASL_MECHANISM,
+                                 R530_STARTTLS_FIRST, R535_SASL_FAILED, R538_ENCRYPTION_REQUIRED,
+                                 Reply)
 from relayd.smtp.text import printable
 
 log = logging.getLogger("relayd.smtpd")
@@ -172,6 +173,7 @@ class SmtpDialogue:
         self.sasl_username = ""   # once AUTH succeeded (Postfix's state->sasl_username)
         self.sasl_method = ""
         self._exchange = None     # (mechanism, the SASL exchange) while a 334 is answered
+        self.local_address = str  # the driver's: the server address the client reached, or ""
 
     # -- the driver's side ----------------------------------------------------------------
 
@@ -220,21 +222,30 @@ class SmtpDialogue:
         pause, self._pause = self._pause, 0.0
         return pause or None
 
-    def tls_started(self, state, *, log_it: bool = True, comment: tuple[str, ...] = (),
+    def tls_started(self, state, *, loglevel: int = 1, comment: tuple[str, ...] = (),
                     starttls: bool = True) -> None:
         """The handshake succeeded (after STARTTLS, or before the greeting in wrapper
-        mode, ``starttls=False``): the client starts over with EHLO (RFC 3207 4.2)."""
+        mode, ``starttls=False``): the client starts over with EHLO (RFC 3207 4.2).
+        ``loglevel`` is smtpd_tls_loglevel: 1 logs the summary line, 2 also the
+        client certificate's names and fingerprints, as tls_server.c does."""
         if starttls:
             self.core.starttls_done()
         self._reset_message()
         self.helo, self.protocol = "", "SMTP"
         self.tls, self.tls_comment = state, comment
-        if log_it:   # smtpd_tls_loglevel >= 1
+        self.policy.update(helo_name="", protocol="SMTP", **state.session_facts())
+        if loglevel >= 2 and state.fingerprint is not None:
+            log.info("%s", state.certificate_line(self.peer))
+        if loglevel >= 1:
             log.info("%s", state.log_line(self.peer))
 
-    def tls_failed(self, reason: str) -> None:
-        """The handshake failed: log it as tls_server.c does; the connection ends."""
-        log.info("SSL_accept error from %s: %s", self.peer, reason or "-1")
+    def tls_failed(self, reason: str, problems: list[str] | tuple = ()) -> None:
+        """The handshake failed: log it as tls_server.c does (``reason`` after
+        "SSL_accept error from ...:", then a warning per OpenSSL error in
+        ``problems``); the connection ends."""
+        log.info("SSL_accept error from %s: %s", self.peer, reason)
+        for problem in problems:
+            log.warning("TLS library problem: %s", problem)
         log.info("lost connection after %s from %s", self.where(), self.peer)
 
     def received_protocol(self) -> str:
@@ -391,7 +402,7 @@ class SmtpDialogue:
             queue_id=tx.queue_id, sender=tx.sender, params=tx.params, recipients=tx.recipients,
             client_name=self.client_name, client_addr=self.client_addr, helo=self.helo,
             protocol=self.received_protocol(), actions=self.policy.transaction_actions(),
-            tls_comment=self.tls_comment)
+            tls_comment=self.tls_comment, sasl_username=self.sasl_username)
         return R354_START_DATA
 
     def on_data_end(self, event: ev.DataEnd) -> Reply:
@@ -466,6 +477,12 @@ class SmtpDialogue:
         return R214_HELP
 
     def on_bad_command(self, event: ev.BadCommand) -> Reply:
+        if event.reply in _NOT_A_COMMAND:   # smtpd.c: an error, but no command counted
+            return self._error(event.reply)
+        if event.reply is R538_ENCRYPTION_REQUIRED:   # AUTH before TLS: counted as auth=
+            # smtpd_tls_security_level = encrypt: smtpd.c answers every command but
+            # EHLO, HELO, STARTTLS, NOOP, HELP, QUIT with 530 before STARTTLS.
+            return self._failed("auth", R530_STARTTLS_FIRST if self.tls_required else event.reply)
         return self._failed(getattr(event, "command", "") or "unknown", event.reply)
 
     # -- SMTP AUTH (RFC 4954) ----------------------------------------------------------
@@ -496,10 +513,11 @@ class SmtpDialogue:
         if type(step) is mechanisms.Refusal:
             reason, reply, username = step.reply.text, step.reply, step.username
         else:
-            result = self.settings.authenticator.verify(step.username, step.password)
+            result = self.settings.authenticator.verify(step.username, step.password, AuthClient(
+                self.client_addr, self.local_address(), self.tls is not None))
             username = step.username
             if result.status == OK:
-                return self._authenticated(mechanism, username)
+                return self._authenticated(mechanism, result.username or username)
             reason = result.reason
             reply = (R454_SASL_TEMPORARY if result.status == TEMP else R535_SASL_FAILED).format(reason)
         log.warning("%s: SASL %s authentication failed: %s, sasl_username=%s", self.peer,
@@ -561,6 +579,10 @@ _END_OF_MESSAGE = "END-OF-MESSAGE"
 # (NEUTER_CHARACTERS, smtpd.c) as "?", so the name cannot break a log line's
 # "helo=<...>" or a Received header's comment.
 _NEUTER = str.maketrans(dict.fromkeys(' <>()\\";@', "?"))
+
+# Lines smtpd.c answers before it looks for a command name: they count as
+# errors, not as commands, and leave the state ("after CONNECT") as it was.
+_NOT_A_COMMAND = (R500_BAD_UTF8, R500_BAD_SYNTAX)
 
 # Answered as usual even after a connect-time rejection (Postfix: QUIT works).
 _ALWAYS_ANSWERED = (ev.Quit, ev.ConnectionClosed)

@@ -49,6 +49,8 @@ class SmtpdService:
             # mode the session is in TLS from its first byte.
             self.core_options.update(starttls_available=not self.tls.wrapper,
                                      tls_active=self.tls.wrapper)
+            if self.tls.level == "encrypt":   # smtpd.c: enforced TLS implies smtpd_tls_auth_only
+                self.core_options["auth_tls_only"] = True
         self.sessions: set[SmtpdSession] = set()
         # smtpd_session_limit and smtpd_client_connection_count_limit, counted
         # across the workers; $mynetworks is exempt from the latter by default.

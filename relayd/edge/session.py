@@ -11,6 +11,8 @@ command or data line arrived), enforced by the
 """
 from __future__ import annotations
 
+import errno
+import os
 from contextlib import contextmanager
 
 import gevent
@@ -21,7 +23,7 @@ from relayd.edge.dialogue import CLOSE, NEED_DATA, START_TLS, SmtpDialogue
 from relayd.pipeline.context import SessionView
 from relayd.smtp.server import ProtocolError, ServerSession
 from relayd.sockets import send_all, send_last
-from relayd.tls.connection import TLSConnection, tls_error_reason
+from relayd.tls.connection import TLSConnection, accept_failure
 from relayd.tls.state import TLSState
 
 INFINITY = float("inf")
@@ -34,9 +36,7 @@ class SmtpdSession:
     def __init__(self, service, sock, address):
         self.service = service
         self.sock = sock
-        client_addr = address[0]
-        if client_addr.startswith("::ffff:") and "." in client_addr:
-            client_addr = client_addr[7:]
+        client_addr = _unmapped(address[0])
         self.deadline = INFINITY
         self.greenlet = gevent.getcurrent()
         notes: dict = {}
@@ -47,6 +47,7 @@ class SmtpdSession:
             cleanup=service.cleanup, queue=service.store, hooks=service.hooks,
             client_addr=client_addr, notes=notes, guard=self._uninterruptible)
         self.dialogue.tls_required = service.tls is not None and service.tls.level == "encrypt"
+        self.dialogue.local_address = lambda: _unmapped(sock.getsockname()[0])   # for AUTH
         self._writing = False  # a flush is under way (the client may have stopped reading)
 
     def run(self) -> None:
@@ -100,17 +101,22 @@ class SmtpdSession:
         """The server handshake, bounded by smtpd_starttls_timeout; False when it failed."""
         tls = self.service.tls
         conn = TLSConnection(self.sock, tls.context)
+        conn.conn.set_app_data(self.dialogue.peer)   # for the SNI log line
         self.deadline = self.service.sweeper.now() + tls.timeout
         self._writing = True   # no plaintext "421 timeout" into a half-done handshake
         try:
             conn.accept()
         except (SSL.Error, OSError) as exc:
-            self.dialogue.tls_failed(tls_error_reason(exc) if tls.loglevel >= 2 else "")
+            self.dialogue.tls_failed(*accept_failure(exc))
+            return False
+        except SessionTimeout:   # tls_bio's ETIMEDOUT: logged as a failed handshake
+            self.deadline = INFINITY
+            self.dialogue.tls_failed(os.strerror(errno.ETIMEDOUT))
             return False
         self._writing = False
         self.sock = conn
-        state = TLSState.of(conn, tls.ask_ccert)
-        self.dialogue.tls_started(state, log_it=tls.loglevel >= 1, starttls=starttls,
+        state = TLSState.of(conn, tls)
+        self.dialogue.tls_started(state, loglevel=tls.loglevel, starttls=starttls,
                                   comment=state.received_comment() if tls.received_header
                                   else ())
         return True
@@ -138,3 +144,8 @@ class SmtpdSession:
             yield
         finally:
             self.deadline = self.service.sweeper.now() + self.service.timeout
+
+
+def _unmapped(addr: str) -> str:
+    """An IPv4-mapped IPv6 address as the IPv4 address it is."""
+    return addr[7:] if addr.startswith("::ffff:") and "." in addr else addr

@@ -18,6 +18,13 @@ class SessionView:
     a command before the reply to its previous one was due without being
     allowed to pipeline (before the greeting, or after HELO instead of EHLO):
     Postfix's SMTPD_FLAG_ILL_PIPELINING, which reject_unauth_pipelining tests.
+
+    The ``ccert_*`` fields describe the client certificate of a TLS session,
+    set when the handshake completes, named as Postfix's policy protocol
+    names them: ``ccert_fingerprint`` (SHA-256 of the certificate, AB:CD:...)
+    and ``ccert_pubkey_fingerprint`` (of its public key) are empty when the
+    client presented none; ``ccert_trusted`` says whether it verified
+    against smtpd_tls_CAfile.
     """
 
     client_addr: str
@@ -29,6 +36,11 @@ class SessionView:
     sasl_username: str = ""
     sasl_method: str = ""
     pipelined_early: bool = False
+    ccert_subject: str = ""
+    ccert_issuer: str = ""
+    ccert_fingerprint: str = ""
+    ccert_pubkey_fingerprint: str = ""
+    ccert_trusted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

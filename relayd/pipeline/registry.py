@@ -30,6 +30,8 @@ BUILTIN_PLUGINS = (
     "relayd.checks.modifiers:register",
     "relayd.checks.reserved:register",
     "relayd.checks.recipients:register",
+    "relayd.checks.sender_login:register",
+    "relayd.checks.clientcerts:register",
 )
 
 

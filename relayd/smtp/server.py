@@ -282,12 +282,12 @@ class ServerSession:
         auth = self._mode is _Mode.AUTH   # a refused SASL response ends the exchange (_apply)
         if isinstance(line, BadCommand):
             return BadCommand(R500_SASL_RESPONSE_LIMIT) if auth else line
-        if b"\0" in line:
-            return BadCommand(R535_SASL_BAD_RESPONSE if auth else R500_BAD_SYNTAX)
-        try:
+        try:   # Postfix checks UTF-8 first: a TLS ClientHello gets "bad UTF-8 syntax"
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             return BadCommand(R535_SASL_BAD_RESPONSE if auth else R500_BAD_UTF8)
+        if "\0" in text:
+            return BadCommand(R535_SASL_BAD_RESPONSE if auth else R500_BAD_SYNTAX)
         # Postfix tokenises on white space, CR included; no CR reaches an argument.
         text = text.replace("\r", " ")
         if auth:

@@ -11,15 +11,38 @@ The server and the client (delivery) differ only in the context and
 """
 from __future__ import annotations
 
+import os
+
 from gevent.socket import wait_read, wait_write
 from OpenSSL import SSL
+# pyOpenSSL has no public call for session_reused; its cffi binding has it.
+from OpenSSL._util import lib as _lib
+
+
+def _error_queue(exc: Exception) -> list[tuple]:
+    errors = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+    return [e for e in errors if isinstance(e, tuple) and len(e) == 3]
 
 
 def tls_error_reason(exc: Exception) -> str:
     """OpenSSL's reasons for a failed handshake, for the log ("wrong version number")."""
-    errors = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
-    reasons = [str(e[-1]) for e in errors if isinstance(e, tuple)]
+    reasons = [str(e[-1]) for e in _error_queue(exc)]
     return "; ".join(reasons) or str(exc) or type(exc).__name__
+
+
+def accept_failure(exc: Exception) -> tuple[str, list[str]]:
+    """What tls_server.c logs when SSL_accept fails: the "SSL_accept error from
+    ...: X" detail and the OpenSSL errors of its "TLS library problem: ..."
+    warnings. Postfix's error text also has OpenSSL's error code and source
+    line ("error:0A00010B:SSL routines::wrong version number:file:line:"),
+    which pyOpenSSL does not pass on: these read "error:SSL routines::wrong
+    version number"."""
+    if isinstance(exc, SSL.Error):
+        return "-1", ["error:" + ":".join(map(str, e)) for e in _error_queue(exc)]
+    errno = getattr(exc, "errno", None)
+    if not errno or errno < 0:   # EOF in the middle of the handshake
+        return "lost connection", []
+    return os.strerror(errno), []
 
 
 class TLSConnection:
@@ -112,3 +135,8 @@ class TLSConnection:
     def peer_certificate(self):
         """The peer's certificate (cryptography's x509), None when it sent none."""
         return self.conn.get_peer_certificate(as_cryptography=True)
+
+    @property
+    def session_reused(self) -> bool:
+        """Whether the handshake resumed an earlier session (ticket or cache)."""
+        return bool(_lib.SSL_session_reused(self.conn._ssl))

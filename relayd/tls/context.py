@@ -13,7 +13,8 @@ import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from OpenSSL import SSL
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from OpenSSL import SSL, crypto
 
 from relayd.config.errors import ConfigError
 from relayd.tls.connection import tls_error_reason
@@ -26,7 +27,6 @@ _PROTOCOLS = {"SSLv3": SSL.SSL3_VERSION, "TLSv1": SSL.TLS1_VERSION,
               "TLSv1.3": SSL.TLS1_3_VERSION}
 _ORDER = list(_PROTOCOLS)
 _SESSION_ID_CONTEXT = b"relayd-smtpd"  # resumption with a client certificate request needs one
-UNTRUSTED = "untrusted"  # a connection's app data when the client's chain did not verify
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----\r?\n?", re.S)
 
 
@@ -66,6 +66,16 @@ def fingerprint(cert: x509.Certificate) -> str:
     """Postfix's certificate fingerprint (smtpd_tls_fingerprint_digest = sha256):
     the digest of the DER form, upper-case hex pairs joined by colons."""
     return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
+
+
+def pubkey_fingerprint(cert: x509.Certificate) -> str:
+    """Postfix's public key fingerprint (tls_pkey_fprint): the digest of the
+    DER SubjectPublicKeyInfo, in the same form as :func:`fingerprint`."""
+    der = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(der)
+    return ":".join(f"{b:02X}" for b in digest.finalize())
 
 
 def _read(path: str, parameter: str) -> bytes:
@@ -128,9 +138,10 @@ class ServerTLS:
         self.received_header = config["smtpd_tls_received_header"]
         self.ask_ccert = config["smtpd_tls_ask_ccert"]
         self._config = config
+        self._client_cas = _client_ca_store(config) if self.ask_ccert else None
         self.context = self._context(self._certificate_loader(config))
         self._sni = _sni_maps(config)
-        self._sni_contexts: dict[str, SSL.Context | None] = {}
+        self._sni_contexts: dict[str, SSL.Context] = {}
         if self._sni is not None:
             self.context.set_tlsext_servername_callback(self._on_server_name)
 
@@ -169,28 +180,66 @@ class ServerTLS:
         ctx.set_options(SSL.OP_CIPHER_SERVER_PREFERENCE | SSL.OP_NO_RENEGOTIATION
                         | SSL.OP_NO_COMPRESSION)
         ctx.set_session_id(_SESSION_ID_CONTEXT)
-        ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+        lifetime = config["smtpd_tls_session_cache_timeout"]
+        if lifetime > 0:
+            ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+            ctx.set_timeout(lifetime)
+        else:
+            ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+            ctx.set_options(SSL.OP_NO_TICKET)
         if self.ask_ccert:
-            if config["smtpd_tls_CAfile"]:
-                try:
-                    ctx.load_verify_locations(config["smtpd_tls_CAfile"])
-                except SSL.Error as exc:
-                    raise ConfigError(f"cannot load {config['smtpd_tls_CAfile']}: "
-                                      f"{tls_error_reason(exc)}", parameter="smtpd_tls_CAfile") from None
-            # Ask, never require: a certificate that does not verify is still
-            # accepted (Untrusted) and may be authorised by its fingerprint.
+            if config["smtpd_tls_CAfile"]:   # the CA names sent in the certificate request
+                ctx.load_client_ca(config["smtpd_tls_CAfile"].encode())
+            # Ask, never require: any certificate is accepted, then judged by
+            # client_trusted() and usable by its fingerprint either way.
             ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE, _accept_any)
         load_certificate(ctx)
         return ctx
 
+    def client_trusted(self, conn, cert: x509.Certificate) -> bool:
+        """Whether the client certificate ``cert`` of the TLS connection ``conn``
+        verifies against smtpd_tls_CAfile for client use (OpenSSL's sslclient
+        purpose: an extended key usage, if any, must allow clientAuth).
+
+        Verified here, not read from OpenSSL's verify result: pyOpenSSL sets
+        that to OK whenever its verify callback accepts, and a resumed session
+        runs no callback at all."""
+        if self._client_cas is None or not _client_usage(cert):
+            return False
+        chain = conn.conn.get_peer_cert_chain() or []
+        try:
+            crypto.X509StoreContext(self._client_cas, crypto.X509.from_cryptography(cert),
+                                    chain).verify_certificate()
+        except crypto.X509StoreContextError:
+            return False
+        return True
+
     def _on_server_name(self, conn: SSL.Connection) -> None:
-        """SNI: switch to the context of the name's certificate, if the table has one."""
-        name = (conn.get_servername() or b"").decode("ascii", "replace").lower().rstrip(".")
-        if name not in self._sni_contexts:
-            self._sni_contexts[name] = self._sni_context(name)
-        ctx = self._sni_contexts[name]
+        """SNI: switch to the context of the name's certificate, if the table has one.
+
+        The connection's app data is the client's host[addr], for the log."""
+        sni = _server_name(conn)
+        if not sni:
+            return
+        name = sni.lower().rstrip(".")
+        ctx = self._sni_contexts.get(name)
+        if ctx is None:
+            ctx = self._sni_context(name)
+            if ctx is not None:   # only names of the table: clients choose the others
+                self._sni_contexts[name] = ctx
         if ctx is not None:
             conn.set_context(ctx)
+        else:
+            log.info("TLS SNI %s from %s not matched, using default chain",
+                     sni, conn.get_app_data())
+
+    def sni_name(self, conn) -> str | None:
+        """The server name the client of ``conn`` (a finished handshake) asked for,
+        when tls_server_sni_maps gave its certificate (Postfix's peer_sni)."""
+        sni = _server_name(conn.conn) if self._sni is not None else ""
+        if sni and self._sni_contexts.get(sni.lower().rstrip(".")) is not None:
+            return sni
+        return None
 
     def _sni_context(self, name: str) -> SSL.Context | None:
         keys = [name] + ["." + name.split(".", i)[-1] for i in range(1, name.count(".") + 1)]
@@ -203,10 +252,35 @@ class ServerTLS:
         return None
 
 
+def _server_name(conn: SSL.Connection) -> str:
+    return (conn.get_servername() or b"").decode("ascii", "replace")
+
+
+def _client_ca_store(config) -> crypto.X509Store | None:
+    """smtpd_tls_CAfile as a store to verify client certificates; None without one."""
+    cafile = config["smtpd_tls_CAfile"]
+    if not cafile:
+        return None
+    _read(cafile, "smtpd_tls_CAfile")
+    store = crypto.X509Store()
+    try:
+        store.load_locations(cafile)
+    except crypto.Error as exc:
+        raise ConfigError(f"cannot load {cafile}: {tls_error_reason(exc)}",
+                          parameter="smtpd_tls_CAfile") from None
+    return store
+
+
+def _client_usage(cert: x509.Certificate) -> bool:
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return ExtendedKeyUsageOID.CLIENT_AUTH in usage or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usage
+
+
 def _accept_any(conn, cert, errno, depth, ok) -> bool:
-    """Verification callback: remember whether the client's chain verified, accept it anyway."""
-    if not ok:
-        conn.set_app_data(UNTRUSTED)
+    """Verification callback: accept the client's chain whatever its verify result."""
     return True
 
 
@@ -218,9 +292,41 @@ def _sni_maps(config):
     return Maps("tls_server_sni_maps", open_tables(config, "tls_server_sni_maps"))
 
 
+# What ServerTLS reads: services with the same values share one ServerTLS.
+_PARAMETERS = (
+    "smtpd_tls_security_level", "smtpd_tls_wrappermode", "smtpd_starttls_timeout",
+    "smtpd_tls_loglevel", "smtpd_tls_received_header", "smtpd_tls_ask_ccert",
+    "smtpd_tls_chain_files", "smtpd_tls_cert_file", "smtpd_tls_key_file", "smtpd_tls_CAfile",
+    "smtpd_tls_protocols", "smtpd_tls_mandatory_protocols", "smtpd_tls_ciphers",
+    "smtpd_tls_mandatory_ciphers", "smtpd_tls_exclude_ciphers",
+    "smtpd_tls_mandatory_exclude_ciphers", "tls_high_cipherlist", "tls_medium_cipherlist",
+    "tls_server_sni_maps", "smtpd_tls_session_cache_timeout")
+_BUILT: dict[str, ServerTLS] = {}
+
+
 def server_tls(config) -> ServerTLS | None:
     """The service's TLS, or None when it offers none (smtpd_tls_security_level
-    empty or none and no wrapper mode)."""
+    empty or none and no wrapper mode).
+
+    Built once per set of parameter values. The master builds every service's
+    before it forks the workers (:func:`prepare_server_tls`), so the workers
+    share its OpenSSL contexts and with them the session ticket keys: a client
+    resumes its session on whichever worker accepts it (Postfix's tlsmgr
+    shares them the same way). A changed certificate needs a restart."""
+    key = repr([config[name] for name in _PARAMETERS])
+    if key not in _BUILT:
+        _BUILT[key] = _server_tls(config)
+    return _BUILT[key]
+
+
+def prepare_server_tls(configs) -> None:
+    """Build the TLS of each service configuration in ``configs`` now (in the
+    master, before the fork); a ConfigError stops startup there."""
+    for config in configs:
+        server_tls(config)
+
+
+def _server_tls(config) -> ServerTLS | None:
     level = config["smtpd_tls_security_level"] or "none"
     if config["smtpd_tls_wrappermode"] and level == "none":
         level = "may"

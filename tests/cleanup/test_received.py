@@ -29,6 +29,16 @@ def test_client_supplied_names_cannot_inject_headers_or_break_the_comment():
     assert b"[IPv6:::1]" in header
 
 
+def test_authenticated_sender_comment_follows_the_tls_lines():
+    header = received_header(helo="c", client_name="unknown", client_addr="192.0.2.1",
+                             myhostname="r", mail_name="relayd", protocol="ESMTPSA",
+                             queue_id="Q", recipients=["a@b"], now=0,
+                             tls_comment=("\t(using TLSv1.3)",), sasl_username="al)ice\r\nX: 1")
+    lines = header.split(b"\r\n")
+    assert lines[1:3] == [b"\t(using TLSv1.3)", b"\t(Authenticated sender: al?ice??X:?1)"]
+    assert lines[3].startswith(b"\tby r (relayd) with ESMTPSA id Q")
+
+
 def primary_headers(pieces, header_size_limit: int = 102400) -> tuple[int, str | None]:
     """(hop count, Message-ID) of the message fed in ``pieces`` through cleanup's parser."""
     primary = PrimaryHeaders()

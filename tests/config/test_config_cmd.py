@@ -154,7 +154,10 @@ OWN_DEFAULTS = {"append_dot_mydomain", "compatibility_level", "mynetworks_style"
                 "smtpd_starttls_timeout", "smtpd_tls_fingerprint_digest",  # stress, level 3.6
                 "smtpd_tls_protocols", "smtpd_tls_mandatory_protocols",   # TLS 1.2 and newer
                 "tls_high_cipherlist", "tls_medium_cipherlist",           # no weak cipher
-                "smtpd_sasl_type", "smtpd_tls_auth_only"}               # no cyrus; AUTH over TLS
+                "smtpd_sasl_type", "smtpd_tls_auth_only",              # no cyrus; AUTH over TLS
+                "smtp_tls_security_level",                                # Postfix >= 3.11
+                "smtp_tls_protocols", "smtp_tls_mandatory_protocols",     # TLS 1.2 and newer
+                "smtp_sasl_tls_security_options"}                         # PLAIN over TLS
 
 
 @pytest.mark.skipif(shutil.which("postconf") is None, reason="Postfix's postconf not installed")

@@ -7,18 +7,12 @@ import pytest
 
 from relayd.delivery.route import parse_nexthop
 from relayd.delivery.smtp import SmtpDeliveryAgent
-from relayd.delivery.status import DeliveryRequest, RecipientRef
 from relayd.queue.outcome import BOUNCED, DEFERRED, SENT
-from tests.delivery.conftest import CONTENT, log_lines
+from tests.delivery.conftest import CONTENT, log_lines, request
 
 LOG_SENT = re.compile(r"^QID1: to=<bob@example\.net>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, "
                       r"delay=[\d.]+, delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=2\.0\.0, "
                       r"status=sent \(250 2\.0\.0 Ok: queued as SINK1\)$")
-
-
-def request(*rcpts, qid="QID1", sender="alice@example.com", params=None, content=CONTENT):
-    refs = [RecipientRef(i, r) for i, r in enumerate(rcpts or ["bob@example.net"])]
-    return DeliveryRequest(qid, sender, refs, content, 1000.0, 1000.5, params or {})
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relayd.delivery.smtp import reply_outcome
+from relayd.delivery.setup import reply_outcome
 from relayd.smtp.client import (NEED_DATA, REPLY_LINE_LIMIT, ClientProtocolError,
                                 ClientSession)
 from relayd.smtp.replies import Reply

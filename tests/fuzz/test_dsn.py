@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relayd.delivery.smtp import reply_outcome
+from relayd.delivery.setup import reply_outcome
 from relayd.queue.bounce import DELAYED, FAILED, build_dsn
 from relayd.queue.envelope import Envelope, Recipient
 from relayd.queue.outcome import BOUNCED, Outcome, from_text

@@ -182,7 +182,8 @@ def test_stalled_handshake_times_out_without_blocking_others(relayd_factory, tls
         assert smtp.noop()[0] == 250
     stalled.settimeout(15)
     assert stalled.recv(100) == b""   # closed by the server after smtpd_starttls_timeout
-    proc.wait_log("from unknown[127.0.0.1]")
+    proc.wait_log("SSL_accept error from unknown[127.0.0.1]: Connection timed out")
+    proc.wait_log("lost connection after STARTTLS from unknown[127.0.0.1]")
 
 
 def test_garbage_handshake_fails_and_is_logged(relayd_factory, tls_certs):
@@ -200,7 +201,8 @@ def test_garbage_handshake_fails_and_is_logged(relayd_factory, tls_certs):
                 pass
         except ConnectionResetError:
             pass   # the server closed with our garbage unread
-    proc.wait_log("SSL_accept error from unknown[127.0.0.1]")
+    proc.wait_log("SSL_accept error from unknown[127.0.0.1]: -1")
+    proc.wait_log("warning: TLS library problem: error:SSL routines::")
     proc.wait_log("lost connection after STARTTLS from unknown[127.0.0.1]")
 
 

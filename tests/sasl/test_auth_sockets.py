@@ -1,23 +1,18 @@
 """SMTP AUTH over real sockets: smtplib and swaks log in to a relayd process and relay
 through it to the sink; mynetworks is empty, so only AUTH can permit relaying. Plaintext
-AUTH needs smtpd_tls_auth_only = no here (the TLS-only rule: test_dialogue_auth.py)."""
+AUTH needs smtpd_tls_auth_only = no here (AUTH over TLS: test_auth_tls.py)."""
 import smtplib
 import subprocess
 
 import pytest
 
-PASSWORD = "s3cret words"
+from tests.sasl.conftest import PASSWORD
 
 
 @pytest.fixture
-def auth_relayd(relayd_factory, tmp_path):
-    hashed = subprocess.run(["mkpasswd", "-m", "sha-512", "-s"], input=PASSWORD.encode(),
-                            capture_output=True, check=True).stdout.decode().strip()
-    table = tmp_path / "sasl_passwords"
-    table.write_text(f"alice {hashed}\n")
+def auth_relayd(relayd_factory, sasl_table):
     return relayd_factory(
-        "mynetworks =\nsmtpd_sasl_auth_enable = yes\nsmtpd_tls_auth_only = no\n"
-        f"relayd_sasl_password_maps = texthash:{table}\n"
+        "mynetworks =\nsmtpd_tls_auth_only = no\n" + sasl_table +
         "smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination\n")
 
 

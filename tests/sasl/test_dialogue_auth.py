@@ -185,17 +185,6 @@ def test_failures_are_slowed_and_count_toward_the_hard_limit(password_table):
     assert not d.dialogue.sasl_username
 
 
-def test_authentication_does_not_survive_a_tls_restart(password_table):
-    """After STARTTLS the core forgets the session: so does the dialogue and the policy."""
-    d = Dialogue(rules(password_table, "smtpd_tls_auth_only = no\n"))
-    d.say("EHLO client.example")
-    assert d.say(f"AUTH PLAIN {plain()}") == line(R235_AUTHENTICATED)
-    d.core._reset_session()          # what starttls_done() does to the core's session state
-    assert d.say("MAIL FROM:<alice@sender.example>").startswith("250")
-    assert d.say("RCPT TO:<bob@far.example>").startswith("554 5.7.1")
-    assert d.policy.view.sasl_username == ""
-
-
 def test_authentication_does_not_survive_a_new_connection(password_table):
     rules_ = rules(password_table, "smtpd_tls_auth_only = no\n")
     first = Dialogue(rules_)

@@ -151,6 +151,7 @@ def test_pipelined_commands_are_answered_in_order_and_state_follows_replies():
     (b"\r\n", R.R500_BAD_SYNTAX),
     (b"NOOP \xff\r\n", R.R500_BAD_UTF8),
     (b"NO\0OP\r\n", R.R500_BAD_SYNTAX),
+    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\xd7\r\n", R.R500_BAD_UTF8),  # UTF-8 first
     (b"STARTTLS\r\n", R.R502_NOT_IMPLEMENTED),
     (b"EHLO x\r\nAUTH PLAIN\r\n", R.R503_AUTH_NOT_ENABLED),
 ])

@@ -14,15 +14,30 @@ The sink advertises PIPELINING, 8BITMIME and SIZE and counts sessions
 (``sessions``) and the most sessions open at once (``max_concurrent``).
 Each received chunk of bytes is kept in ``Transaction.reads`` (one entry per
 ``recv``) so a test can see that pipelined commands arrived together.
+
+STARTTLS and AUTH, for the delivery side's TLS and SASL tests::
+
+    sink.tls_context = sink_tls_context(certs)   # offer STARTTLS (stdlib ssl)
+    sink.auth = {"user": "secret"}                # offer AUTH PLAIN LOGIN
+    sink.auth_tls_only = True                     # ... only after STARTTLS
+    sink.starttls_reply = "454 4.7.0 TLS not available"   # refuse STARTTLS
+    sink.wrapper = True                           # implicit TLS: handshake, then greeting
+
+Each transaction records ``tls`` (the protocol, e.g. "TLSv1.3", or None
+in plaintext), ``tls_resumed`` (the handshake resumed an earlier session)
+and ``user`` (who authenticated, or None); ``auth_failures`` counts
+refused AUTH attempts and ``verbs`` lists every command verb received.
 """
 from __future__ import annotations
 
+import base64
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["Sink", "Transaction"]
+__all__ = ["Sink", "Transaction", "sink_tls_context"]
 
 _EHLO_KEYWORDS = ("PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES")
 
@@ -38,6 +53,19 @@ class Transaction:
     raw: bytes = b""         # the DATA bytes exactly as received, end mark included
     reads: list[bytes] = field(default_factory=list)
     session: int = 0
+    tls: str | None = None   # TLS protocol of the session, None in plaintext
+    tls_resumed: bool = False
+    user: str | None = None  # the AUTH user of the session
+
+
+def sink_tls_context(certs, **versions) -> ssl.SSLContext:
+    """A server context with the test server certificate (tests/support/certs.py);
+    ``minimum_version``/``maximum_version`` (ssl.TLSVersion) as given."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs.cert("server"), certs.key("server"))
+    for name, version in versions.items():
+        setattr(ctx, name, version)
+    return ctx
 
 
 class Sink:
@@ -51,6 +79,13 @@ class Sink:
         self.mail_reply: str | None = None
         self.data_reply: str | None = None
         self.refuse = False
+        self.tls_context: ssl.SSLContext | None = None
+        self.auth: dict[str, str] | None = None
+        self.auth_tls_only = False
+        self.starttls_reply: str | None = None   # say this to STARTTLS, and no handshake
+        self.wrapper = False        # implicit TLS (port 465 style): tls_context before the greeting
+        self.auth_failures = 0
+        self.verbs: list[str] = []   # every command verb received, in order
         self.sessions = 0
         self.max_concurrent = 0
         self._open = 0
@@ -112,15 +147,17 @@ class Sink:
             threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
 
     def _serve(self, conn: socket.socket, number: int) -> None:
+        conversation = _Conversation(self, conn, number)
         try:
-            _Conversation(self, conn, number).run()
+            conversation.run()
         except OSError:
             pass
         finally:
             with self._cond:
                 self._open -= 1
                 self._conns.discard(conn)
-            _shutdown(conn)
+                self._conns.discard(conversation.conn)
+            _shutdown(conversation.conn)
 
     def _record(self, transaction: Transaction, accepted: bool) -> None:
         with self._cond:
@@ -137,14 +174,20 @@ class _Conversation:
         self.reads: list[bytes] = []
         self.helo = ""
         self.txn: Transaction | None = None
+        self.tls: str | None = None
+        self.tls_resumed = False
+        self.user: str | None = None
 
     def run(self) -> None:
+        if self.sink.wrapper and not self.start_tls():
+            return
         self.send("220 sink.test ESMTP")
         while True:
             line = self.read_line()
             if line is None:
                 return
             verb, _, arg = line.decode("utf-8", "replace").partition(" ")
+            self.sink.verbs.append(verb.upper())
             handler = getattr(self, "do_" + verb.upper(), None)
             if handler is None:
                 self.send("502 5.5.2 Error: command not recognized")
@@ -154,6 +197,10 @@ class _Conversation:
     def do_EHLO(self, arg: str) -> None:
         self.helo, self.txn = arg, None
         lines = ["sink.test", *_EHLO_KEYWORDS]
+        if self.sink.tls_context is not None and self.tls is None:
+            lines.append("STARTTLS")  # (never after TLS, so never in wrapper mode)
+        if self.sink.auth is not None and (self.tls or not self.sink.auth_tls_only):
+            lines.append("AUTH PLAIN LOGIN")
         self.send("\r\n".join(f"250-{x}" for x in lines[:-1]) + f"\r\n250 {lines[-1]}")
 
     def do_HELO(self, arg: str) -> None:
@@ -165,7 +212,8 @@ class _Conversation:
             return self.send(self.sink.mail_reply)
         self.reads = self.reads[-1:]  # this transaction's reads start with MAIL's
         address, _, params = arg[len("FROM:"):].partition(" ")
-        self.txn = Transaction(address.strip("<>"), [], params, self.helo, session=self.number)
+        self.txn = Transaction(address.strip("<>"), [], params, self.helo, session=self.number,
+                               tls=self.tls, tls_resumed=self.tls_resumed, user=self.user)
         self.send("250 2.1.0 Ok")
 
     def do_RCPT(self, arg: str) -> None:
@@ -194,6 +242,55 @@ class _Conversation:
         self.send("250 2.0.0 Ok: queued as SINK%d" % len(self.sink.messages)
                   if accepted else self.sink.data_reply)
         return None
+
+    def do_STARTTLS(self, arg: str) -> bool | None:
+        if self.sink.tls_context is None or self.tls is not None:
+            return self.send("502 5.5.1 Error: command not implemented")
+        if self.sink.starttls_reply is not None:
+            return self.send(self.sink.starttls_reply)
+        self.send("220 2.0.0 Ready to start TLS")
+        self.buffer = b""  # nothing sent before the handshake counts (CVE-2011-0411)
+        self.helo, self.txn = "", None
+        return None if self.start_tls() else False
+
+    def start_tls(self) -> bool:
+        """The server's handshake; False when it failed."""
+        try:
+            self.conn = self.sink.tls_context.wrap_socket(self.conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            return False
+        with self.sink._cond:  # the plain socket is detached now: stop() must reach this one
+            self.sink._conns.add(self.conn)
+        self.tls, self.tls_resumed = self.conn.version(), self.conn.session_reused
+        return True
+
+    def do_AUTH(self, arg: str) -> None:
+        mechanism, _, initial = arg.partition(" ")
+        if self.sink.auth is None or self.user is not None:
+            return self.send("503 5.5.1 Error: authentication not enabled")
+        if mechanism.upper() == "PLAIN":
+            decoded = _b64(initial or self.challenge(""))
+            parts = decoded.split(b"\0") if decoded else []
+            user, password = (parts[1], parts[2]) if len(parts) == 3 else (None, None)
+        elif mechanism.upper() == "LOGIN":
+            user = self.challenge("VXNlcm5hbWU6")
+            password = self.challenge("UGFzc3dvcmQ6") if user is not None else None
+            user, password = _b64(user), _b64(password)
+        else:
+            return self.send("504 5.5.4 Unsupported authentication mechanism")
+        name = user.decode("utf-8", "replace") if user is not None else None
+        if name is not None and password is not None and \
+                self.sink.auth.get(name) == password.decode("utf-8", "replace"):
+            self.user = name
+            return self.send("235 2.7.0 Authentication successful")
+        self.sink.auth_failures += 1
+        self.send("535 5.7.8 Error: authentication failed: authentication failure")
+
+    def challenge(self, text: str) -> str | None:
+        """Send a 334 challenge; the client's answer (None when it cancels)."""
+        self.send(f"334 {text}")
+        line = self.read_line()
+        return None if line is None or line == b"*" else line.decode("ascii", "replace")
 
     def do_RSET(self, arg: str) -> None:
         self.txn = None
@@ -240,6 +337,13 @@ class _Conversation:
                 return None
         raw, self.buffer = self.buffer[:end], self.buffer[end:]
         return raw
+
+
+def _b64(text: str | None) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True) if text is not None else None
+    except ValueError:
+        return None
 
 
 def _shutdown(conn: socket.socket) -> None:

@@ -69,3 +69,24 @@ def test_pipelined_commands_seen_in_one_read(sink):
         assert reader.readline()[:3] == b"250"
     [txn] = sink.wait_for(1)
     assert txn.reads[0] == b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"
+
+
+def test_starttls_and_auth_are_recorded(sink, tls_certs):
+    import ssl
+
+    from tests.support.sink import sink_tls_context
+    sink.tls_context = sink_tls_context(tls_certs)
+    sink.auth, sink.auth_tls_only = {"joe": "secret"}, True
+    client_ctx = ssl.create_default_context(cafile=tls_certs.cert("ca"))
+    with smtplib.SMTP("127.0.0.1", sink.port) as client:
+        client.ehlo("c")
+        assert client.has_extn("starttls") and not client.has_extn("auth")
+        client.starttls(context=client_ctx)
+        client.ehlo("c")
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            client.login("joe", "wrong")
+        client.login("joe", "secret")
+        client.sendmail("a@x", ["b@y"], b"hi\r\n")
+    [txn] = sink.wait_for(1)
+    assert (txn.tls, txn.user, txn.tls_resumed) == ("TLSv1.3", "joe", False)
+    assert sink.auth_failures == 2  # smtplib tried PLAIN, then LOGIN

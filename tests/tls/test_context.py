@@ -132,3 +132,22 @@ def test_sni_picks_the_certificate(tls_certs, tmp_path):
                      (None, b"relayd.test")):
         server, client = _handshake(tls, _client_ctx(), name)
         assert client.peer_certificate().subject.rfc4514_string().encode() == b"CN=" + cn
+
+
+@pytest.mark.parametrize("cafile, name, trusted", [
+    (True, "client", True), (True, "stranger", False), (False, "client", False)])
+def test_client_certificate_trust_follows_the_cafile(tls_certs, cafile, name, trusted):
+    tls = server_tls(_config(smtpd_tls_security_level="may", smtpd_tls_ask_ccert="yes",
+                             smtpd_tls_chain_files=tls_certs.chain("server"),
+                             smtpd_tls_CAfile=tls_certs.cert("ca") if cafile else ""))
+    server, client = _handshake(tls, _client_ctx(tls_certs, name))
+    assert tls.client_trusted(server, server.peer_certificate()) is trusted
+
+
+def test_server_certificate_is_no_trusted_client_certificate(tls_certs):
+    """OpenSSL's sslclient purpose: a certificate only for serverAuth is not Trusted."""
+    tls = server_tls(_config(smtpd_tls_security_level="may", smtpd_tls_ask_ccert="yes",
+                             smtpd_tls_chain_files=tls_certs.chain("server"),
+                             smtpd_tls_CAfile=tls_certs.cert("ca")))
+    server, client = _handshake(tls, _client_ctx(tls_certs, "other"))
+    assert not tls.client_trusted(server, server.peer_certificate())
