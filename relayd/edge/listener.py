@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from functools import partial
 
 import gevent
 from gevent.server import StreamServer
@@ -59,6 +60,15 @@ class SmtpdService:
         self.client_limit_exceptions = NetworkList(
             config["smtpd_client_event_limit_exceptions"],
             parameter="smtpd_client_event_limit_exceptions")
+        self.auth_rate_limit = self.dialogue_settings.auth_rate_limit
+        self.rate_time_unit = config["anvil_rate_time_unit"]
+
+    def auth_counter(self, client: str):
+        """What counts ``client``'s AUTH commands across the workers and connections
+        (smtpd_client_auth_rate_limit), or None: no limit, or the client is exempt."""
+        if not self.auth_rate_limit or client in self.client_limit_exceptions:
+            return None
+        return partial(self.anvil.auth, self.name, client, self.rate_time_unit)
 
     def handle(self, sock, address) -> None:
         """Serve one accepted connection (runs in its own greenlet)."""
