@@ -177,7 +177,7 @@ class SmtpDialogue:
         self.sasl_method = ""
         self._exchange = None     # (mechanism, the SASL exchange) while a 334 is answered
         self.local_address = str  # the driver's: the server address the client reached, or ""
-        self.auth_rate = None     # the driver's: count an AUTH, the client's AUTHs in the window
+        self.auth_rate = int      # the driver's: count an AUTH; the client's AUTHs in the window
 
     # -- the driver's side ----------------------------------------------------------------
 
@@ -493,7 +493,7 @@ class SmtpDialogue:
 
     def on_auth(self, event: ev.Auth) -> Reply:
         self._forget_stale_auth()
-        rate = self.auth_rate() if self.auth_rate is not None else 0
+        rate = self.auth_rate()
         if rate > self.settings.auth_rate_limit:   # smtpd.c, smtpd_client_auth_rate_limit
             log.warning("AUTH command rate limit exceeded: %d from %s for service %s", rate,
                         self.peer, self.settings.service)

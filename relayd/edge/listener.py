@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from functools import partial
 
 import gevent
 from gevent.server import StreamServer
@@ -63,12 +62,13 @@ class SmtpdService:
         self.auth_rate_limit = self.dialogue_settings.auth_rate_limit
         self.rate_time_unit = config["anvil_rate_time_unit"]
 
-    def auth_counter(self, client: str):
-        """What counts ``client``'s AUTH commands across the workers and connections
-        (smtpd_client_auth_rate_limit), or None: no limit, or the client is exempt."""
+    def count_auth(self, client: str) -> int:
+        """Count an AUTH command of ``client`` across the workers and connections
+        (smtpd_client_auth_rate_limit): its AUTH commands in the current window,
+        0 when there is no limit or the client is exempt."""
         if not self.auth_rate_limit or client in self.client_limit_exceptions:
-            return None
-        return partial(self.anvil.auth, self.name, client, self.rate_time_unit)
+            return 0
+        return self.anvil.auth(self.name, client, self.rate_time_unit)
 
     def handle(self, sock, address) -> None:
         """Serve one accepted connection (runs in its own greenlet)."""
