@@ -119,10 +119,10 @@ class Anvil:
             self._add(1 + self._worker, -1)
 
     def auth(self, service: str, client: str, time_unit: float) -> int:
-        """Count an AUTH command of ``client`` on ``service``: the client's AUTH
-        commands in the current window of ``time_unit`` seconds, this one included
-        (anvil's request=auth: a window that ended more than ``time_unit`` after its
-        start gives way to a new one at this command)."""
+        """Count an AUTH command of ``client`` on ``service``; returns the client's
+        AUTH commands in the current window, this one included. As anvil's
+        request=auth: a window opens at the client's first AUTH, and the first AUTH
+        more than ``time_unit`` seconds after that opens the next one."""
         key = _key(service, client)
         now = time.monotonic()   # CLOCK_MONOTONIC: one clock for all the workers
         with self._locked():
