@@ -15,6 +15,15 @@ each per worker, so the master can take back a dead worker's share
 (:meth:`Anvil.reset_worker`). Checking a limit and counting the new session
 happen under one lock: the limits are exact, whichever worker accepts.
 
+A second region counts each (service, client)'s AUTH commands
+(``smtpd_client_auth_rate_limit``) as anvil(8) counts its rates: a window
+opens at the first command and lasts ``anvil_rate_time_unit``; the next
+command after it opens a new one. The region is a cache of fixed size (a
+bucket of a few slots per hash): when a bucket is full, the entry whose
+window opened first gives way. So the table never grows, and at worst a
+client in a crowded bucket starts counting afresh: only a sender from many
+addresses can crowd a bucket, and a per-address limit cannot stop one anyway.
+
 Use from the event loop's thread only (fcntl locks belong to the process, so
 they do not exclude threads of one process); the lock is held for a few
 microseconds and never across a greenlet switch.
@@ -25,6 +34,7 @@ import hashlib
 import mmap
 import os
 import struct
+import time
 from contextlib import contextmanager
 from fcntl import LOCK_EX, LOCK_UN, lockf
 from functools import lru_cache
@@ -34,6 +44,7 @@ TOO_MANY_SESSIONS = "sessions"
 TOO_MANY_FROM_CLIENT = "client"
 
 _EMPTY = bytes(16)
+_WAYS = 4  # AUTH rate slots per bucket
 
 
 class Anvil:
@@ -51,7 +62,9 @@ class Anvil:
             self._slots *= 2
         self._header = struct.Struct(f"q{workers}q")  # keys in use, sessions per worker
         self._entry = struct.Struct(f"16s{workers}i")  # key, its sessions per worker
-        size = self._header.size + self._slots * self._entry.size
+        self._rate = struct.Struct("16sid")  # key, AUTH commands, the window's start
+        self._rates_at = self._offset(self._slots)
+        size = self._rates_at + self._slots * self._rate.size
         self._fd = os.memfd_create("relayd-anvil", os.MFD_CLOEXEC)
         os.ftruncate(self._fd, size)
         self._map = mmap.mmap(self._fd, size)
@@ -71,8 +84,7 @@ class Anvil:
         would have made; :meth:`disconnect` must follow a counted session.
         """
         key = _key(service, client) if client is not None else None
-        lockf(self._fd, LOCK_EX)
-        try:
+        with self._locked():
             used, *sessions = self._header.unpack_from(self._map, 0)
             total = sum(sessions) + 1
             if total > session_limit:
@@ -90,15 +102,12 @@ class Anvil:
                 counts[self._worker] += 1
                 self._entry.pack_into(self._map, self._offset(slot), key, *counts)
             self._add(1 + self._worker, 1)
-        finally:
-            lockf(self._fd, LOCK_UN)
         return None, count
 
     def disconnect(self, service: str, client: str | None) -> None:
         """A session counted by :meth:`connect` (same arguments) ended."""
         key = _key(service, client) if client is not None else None
-        lockf(self._fd, LOCK_EX)
-        try:
+        with self._locked():
             if key is not None:
                 slot, counts = self._find(key)
                 counts[self._worker] -= 1
@@ -108,8 +117,22 @@ class Anvil:
                     self._delete(slot)
                     self._add(0, -1)
             self._add(1 + self._worker, -1)
-        finally:
-            lockf(self._fd, LOCK_UN)
+
+    def auth(self, service: str, client: str, time_unit: float) -> int:
+        """Count an AUTH command of ``client`` on ``service``; returns the client's
+        AUTH commands in the current window, this one included. As anvil's
+        request=auth: a window opens at the client's first AUTH, and the first AUTH
+        more than ``time_unit`` seconds after that opens the next one."""
+        key = _key(service, client)
+        now = time.monotonic()   # CLOCK_MONOTONIC: one clock for all the workers
+        with self._locked():
+            at = self._rate_slot(key)
+            found, count, start = self._rate.unpack_from(self._map, at)
+            if found != key or start + time_unit < now:
+                count, start = 0, now
+            count = min(count + 1, 2**31 - 1)
+            self._rate.pack_into(self._map, at, key, count, start)
+        return count
 
     def sessions(self) -> int:
         """Sessions open on the node."""
@@ -133,7 +156,7 @@ class Anvil:
                 counts[worker] = 0
                 if key != _EMPTY and any(counts):
                     entries.setdefault(key, counts)
-            self._map[:] = bytes(len(self._map))
+            self._map[:self._rates_at] = bytes(self._rates_at)   # the AUTH rates stay
             self._header.pack_into(self._map, 0, len(entries), *sessions)
             for key, counts in entries.items():
                 slot, _ = self._find(key)
@@ -154,6 +177,20 @@ class Anvil:
         """Add ``delta`` to header field ``field`` (0: keys in use, 1 + N: worker N's sessions)."""
         (value,) = struct.unpack_from("q", self._map, field * 8)
         struct.pack_into("q", self._map, field * 8, value + delta)
+
+    def _rate_slot(self, key: bytes) -> int:
+        """The offset of ``key``'s AUTH rate in its bucket; for a key not there, the
+        bucket's empty slot or the one whose window opened first (see the module doc)."""
+        first = (int.from_bytes(key[:8], "little") & (self._slots - 1)) // _WAYS * _WAYS
+        best, oldest = 0, float("inf")
+        for slot in range(first, first + _WAYS):
+            at = self._rates_at + slot * self._rate.size
+            found, _, start = self._rate.unpack_from(self._map, at)
+            if found == key:
+                return at
+            if start < oldest:   # an empty slot's start is 0.0: taken first
+                best, oldest = at, start
+        return best
 
     def _find(self, key: bytes) -> tuple[int, list[int]]:
         """The slot of ``key`` (linear probing) and its counts; for a key not in

@@ -279,6 +279,8 @@ _RELAYD = [
     Param("smtpd_delay_reject", "bool", "yes", "Delay client/HELO/sender rejects to RCPT TO."),
     Param("smtpd_client_connection_count_limit", "int", "50",
           "Simultaneous connections one client may have."),
+    _time("anvil_rate_time_unit", "60s", "The time unit of the per-client AUTH rate."),
+    Param("smtpd_client_auth_rate_limit", "int", "60", "AUTH per client and time unit; 0: none."),
     Param("smtpd_session_limit", "int", "1000",
           "relayd extension: most simultaneous SMTP sessions of the whole relay, all workers "
           "together (Postfix limits sessions through the smtpd process count)."),

@@ -71,3 +71,25 @@ def test_dense_table_with_wrapping_probe_runs():
             model[client] += 1
         assert anvil.client_sessions("smtp", client) == model[client]
     assert all(anvil.client_sessions("smtp", c) == n for c, n in model.items())
+
+
+def test_auth_rates_per_client_and_service_across_workers():
+    anvil = Anvil(workers=2)
+    for n in range(1, 5):   # one client's AUTH commands, alternately in each worker
+        anvil.use_worker(n % 2)
+        assert anvil.auth("smtp", "192.0.2.1", 60) == n
+    assert anvil.auth("smtp", "192.0.2.2", 60) == 1
+    assert anvil.auth("submission", "192.0.2.1", 60) == 1
+    anvil.reset_worker(0)   # a dead worker's sessions are forgotten, the rates are not
+    assert anvil.auth("smtp", "192.0.2.1", 60) == 5
+    assert anvil.auth("smtp", "192.0.2.1", -1) == 1   # its window is over: a new one opens
+    assert anvil.auth("smtp", "192.0.2.1", 60) == 2
+
+
+def test_auth_rates_of_many_clients_take_fixed_room():
+    # 16 rate slots: thousands of clients evict each other, counting goes on.
+    anvil = Anvil(capacity=8)
+    for n in range(5000):
+        assert anvil.auth("smtp", f"198.51.{n // 256}.{n % 256}", 60) == 1
+    assert [anvil.auth("smtp", "203.0.113.9", 60) for _ in range(3)] == [1, 2, 3]
+    assert anvil.sessions() == 0 and anvil.connect("smtp", "203.0.113.9", 10, 1) == (None, 1)

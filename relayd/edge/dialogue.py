@@ -44,8 +44,9 @@ from relayd.smtp.events import NEED_DATA
 from relayd.smtp.replies import (R214_HELP, R220_READY_FOR_TLS, R221_BYE, R235_AUTHENTICATED,
                                  R250_HELO, R250_OK, R250_QUEUED, R250_RECIPIENT_OK,
                                  R250_SENDER_OK, R252_VRFY, R334_CHALLENGE, R354_START_DATA,
-                                 R421_TIMEOUT, R421_TOO_MANY_ERRORS, R452_INSUFFICIENT_STORAGE,
-                                 R452_TOO_MANY_RECIPIENTS, R454_SASL_TEMPORARY, R500_BAD_SYNTAX,
+                                 R421_TIMEOUT, R421_TOO_MANY_ERRORS, R450_TOO_MANY_AUTH,
+                                 R452_INSUFFICIENT_STORAGE, R452_TOO_MANY_RECIPIENTS,
+                                 R454_SASL_TEMPORARY, R500_BAD_SYNTAX,
                                  R500_BAD_UTF8, R500_UNRECOGNIZED, R501_SASL_ABORTED,
                                  R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED, R504_SASL_MECHANISM,
                                  R530_STARTTLS_FIRST, R535_SASL_FAILED, R538_ENCRYPTION_REQUIRED,
@@ -93,9 +94,10 @@ class DialogueSettings:
     junk_command_limit: int
     vrfy_enabled: bool
     # SMTP AUTH: the back end (relayd.sasl.backend.open_backend; None when
-    # smtpd_sasl_auth_enable is off) and smtpd_tls_auth_only.
+    # smtpd_sasl_auth_enable is off), smtpd_tls_auth_only, smtpd_client_auth_rate_limit.
     authenticator: object = None
     auth_tls_only: bool = True
+    auth_rate_limit: int = 0
 
     @classmethod
     def from_config(cls, config, service: str = "smtp") -> "DialogueSettings":
@@ -107,7 +109,8 @@ class DialogueSettings:
             error_sleep_time=config["smtpd_error_sleep_time"],
             junk_command_limit=config["smtpd_junk_command_limit"],
             vrfy_enabled=not config["disable_vrfy_command"],
-            authenticator=open_backend(config), auth_tls_only=config["smtpd_tls_auth_only"])
+            authenticator=open_backend(config), auth_tls_only=config["smtpd_tls_auth_only"],
+            auth_rate_limit=config["smtpd_client_auth_rate_limit"])
 
     def core_options(self, config) -> dict:
         """The keyword arguments of the :class:`~relayd.smtp.server.ServerSession`."""
@@ -174,6 +177,7 @@ class SmtpDialogue:
         self.sasl_method = ""
         self._exchange = None     # (mechanism, the SASL exchange) while a 334 is answered
         self.local_address = str  # the driver's: the server address the client reached, or ""
+        self.auth_rate = int      # the driver's: count an AUTH; the client's AUTHs in the window
 
     # -- the driver's side ----------------------------------------------------------------
 
@@ -489,6 +493,11 @@ class SmtpDialogue:
 
     def on_auth(self, event: ev.Auth) -> Reply:
         self._forget_stale_auth()
+        rate = self.auth_rate()
+        if rate > self.settings.auth_rate_limit:   # smtpd.c, smtpd_client_auth_rate_limit
+            log.warning("AUTH command rate limit exceeded: %d from %s for service %s", rate,
+                        self.peer, self.settings.service)
+            return self._failed("auth", R450_TOO_MANY_AUTH.format(self.client_addr))
         mechanism = event.mechanism
         exchange = mechanisms.start(mechanism) if mechanism in self.core.auth_mechanisms else None
         if exchange is None:

@@ -59,6 +59,16 @@ class SmtpdService:
         self.client_limit_exceptions = NetworkList(
             config["smtpd_client_event_limit_exceptions"],
             parameter="smtpd_client_event_limit_exceptions")
+        self.auth_rate_limit = self.dialogue_settings.auth_rate_limit
+        self.rate_time_unit = config["anvil_rate_time_unit"]
+
+    def count_auth(self, client: str) -> int:
+        """Count an AUTH command of ``client`` across the workers and connections
+        (smtpd_client_auth_rate_limit): its AUTH commands in the current window,
+        0 when there is no limit or the client is exempt."""
+        if not self.auth_rate_limit or client in self.client_limit_exceptions:
+            return 0
+        return self.anvil.auth(self.name, client, self.rate_time_unit)
 
     def handle(self, sock, address) -> None:
         """Serve one accepted connection (runs in its own greenlet)."""

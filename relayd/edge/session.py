@@ -48,6 +48,7 @@ class SmtpdSession:
             client_addr=client_addr, notes=notes, guard=self._uninterruptible)
         self.dialogue.tls_required = service.tls is not None and service.tls.level == "encrypt"
         self.dialogue.local_address = lambda: _unmapped(sock.getsockname()[0])   # for AUTH
+        self.dialogue.auth_rate = lambda: service.count_auth(client_addr)
         self._writing = False  # a flush is under way (the client may have stopped reading)
 
     def run(self) -> None:

@@ -143,6 +143,7 @@ R452_TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Error: too many recipients")
 R452_INSUFFICIENT_STORAGE = Reply(452, "4.3.1", "Insufficient system storage")
 R454_RELAY_DEFERRED = Reply(454, "4.7.1", "<{}>: Relay access denied")
 R450_DEFER = Reply(450, "4.7.1", "{}")
+R450_TOO_MANY_AUTH = Reply(450, "4.7.1", "Error: too many AUTH commands from {}")
 R450_ACCESS_DENIED = Reply(450, "4.7.1", "<{}>: {} rejected: Access denied")
 
 # --- permanent failures ----------------------------------------------------

@@ -6,13 +6,14 @@ from base64 import b64encode
 
 import pytest
 
+from relayd.anvil import Anvil
 from relayd.pipeline.restrictions import Restrictions
 from relayd.smtp.replies import (R235_AUTHENTICATED, R421_TOO_MANY_ERRORS, R501_SASL_ABORTED,
                                  R501_SASL_BAD_BASE64, R501_SASL_MALFORMED,
                                  R503_ALREADY_AUTHENTICATED, R503_AUTH_NOT_ENABLED,
                                  R503_MAIL_IN_PROGRESS, R504_SASL_MECHANISM,
                                  R535_SASL_AUTHZID, R535_SASL_FAILED, R538_ENCRYPTION_REQUIRED,
-                                 R554_RELAY_DENIED)
+                                 R450_TOO_MANY_AUTH, R554_RELAY_DENIED)
 from relayd.smtp.server import ServerSession
 from relayd.config import load_config
 from tests.pipeline.dialogue import BASE, Dialogue
@@ -183,6 +184,27 @@ def test_failures_are_slowed_and_count_toward_the_hard_limit(password_table):
     assert d.say(f"AUTH PLAIN {plain(password='z')}") == line(
         R421_TOO_MANY_ERRORS.format("relay.test"))
     assert not d.dialogue.sasl_username
+
+
+def test_auth_rate_limit_spans_connections_and_refuses_even_the_right_password(password_table, caplog):
+    # Two sessions of one client, counted in one anvil table (shared memory, no sockets).
+    rules_ = rules(password_table, "smtpd_client_auth_rate_limit = 2\n")
+    anvil = Anvil()
+
+    def connection() -> Dialogue:
+        d = over_tls(Dialogue(rules_))
+        d.dialogue.auth_rate = lambda: anvil.auth("smtp", "198.51.100.7", 60)
+        d.say("EHLO client.example")
+        return d
+
+    first = connection()
+    assert first.say(f"AUTH PLAIN {plain(password='x')}").startswith("535 5.7.8")
+    assert first.say(f"AUTH PLAIN {plain()}") == line(R235_AUTHENTICATED)
+    second = connection()
+    assert second.say(f"AUTH PLAIN {plain()}") == line(R450_TOO_MANY_AUTH.format("198.51.100.7"))
+    assert not second.dialogue.sasl_username and second.dialogue.errors == 1
+    assert "AUTH command rate limit exceeded: 3 from unknown[198.51.100.7] for service smtp" \
+        in caplog.messages
 
 
 def test_authentication_does_not_survive_a_new_connection(password_table):
