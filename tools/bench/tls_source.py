@@ -21,6 +21,8 @@ import json
 import os
 import sys
 
+import gevent  # imported before the fork (no hub yet), so the workers do not pay for it
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tlswire import SmtpError, client_context, connect_starttls, run_workers, share  # noqa: E402
@@ -73,7 +75,6 @@ def session(a, ctx, content: bytes, numbers, state: dict) -> None:
 
 def worker(index: int, procs: int, a) -> dict:
     """This process's share of the messages over its share of the sessions."""
-    import gevent
     n, sessions = share(a.n, procs, index), share(a.sessions, procs, index)
     first = sum(share(a.n, procs, i) for i in range(index)) + 1
     ctx = None if a.plain else client_context()
