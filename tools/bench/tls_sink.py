@@ -4,7 +4,9 @@
 Listens on 127.0.0.1:PORT, offers STARTTLS with the given certificate (and
 PIPELINING), answers 250 to everything (354 to DATA, 221 to QUIT), and counts
 sessions and messages. W forked worker processes accept on one listening socket,
-each a gevent hub with the stdlib ssl module.
+each a gevent hub with the stdlib ssl module. smtp-sink's options -u, -c, -m and the
+backlog are accepted, so that ../shared/bench/bench.py can drive it in
+smtp-sink's place.
 
 The parent prints smtp-sink -c style counters whenever they change (at most every
 10 ms), ``sess=S quit=Q mesg=M tls=T`` (T: messages received over TLS), and with
@@ -12,7 +14,7 @@ The parent prints smtp-sink -c style counters whenever they change (at most ever
 the N-th arrived; with --exit-at-n it then exits. SIGTERM stops it and its
 workers; its exit then reports the workers' CPU.
 
-  tls_sink.py --cert chain.pem [--key key.pem] [-w 2] [-n 1000] 127.0.0.1:10071
+  tls_sink.py --cert chain.pem [--key key.pem] [-w 2] [-n 1000] [-h NAME] 127.0.0.1:10071
 """
 from __future__ import annotations
 
@@ -168,17 +170,26 @@ def watch(a, counters: Counters, pids: list[int]) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
+    p = argparse.ArgumentParser(description=__doc__, add_help=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--help", action="help")
     p.add_argument("listen", help="127.0.0.1:PORT")
-    p.add_argument("--cert", required=True, help="PEM: certificate (and chain), or key+chain")
+    p.add_argument("backlog", nargs="?", type=int, default=1024)
+    p.add_argument("--cert", default=os.environ.get("TLS_SINK_CERT"),
+                   help="PEM: certificate (and chain), or key+chain (default: $TLS_SINK_CERT)")
     p.add_argument("--key", help="PEM key (default: in --cert)")
     p.add_argument("-w", dest="workers", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: one per core)")
     p.add_argument("-n", type=int, default=0, help="report when this many messages arrived")
     p.add_argument("--exit-at-n", action="store_true")
-    p.add_argument("--hostname", default="sink.bench.invalid")
+    p.add_argument("-h", dest="hostname", default="sink.bench.invalid", help="EHLO name")
+    # smtp-sink's options that bench.py passes: accepted, no effect
+    p.add_argument("-u", dest="user")
+    p.add_argument("-c", dest="counters", action="store_true", help="(counters are always on)")
+    p.add_argument("-m", dest="max_sessions", type=int)
     a = p.parse_args(argv)
+    if not a.cert:
+        p.error("--cert (or $TLS_SINK_CERT) is required")
     host, _, port = a.listen.rpartition(":")
     if host != "127.0.0.1":
         p.error("listen on 127.0.0.1:PORT only")
@@ -186,7 +197,7 @@ def main(argv=None) -> int:
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, int(port)))
-    listener.listen(1024)
+    listener.listen(a.backlog)
     counters = Counters(a.workers)
     pids = []
     for index in range(a.workers):

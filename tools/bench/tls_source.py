@@ -5,14 +5,15 @@ N messages of SIZE bytes over S concurrent sessions to 127.0.0.1:PORT; every
 session does EHLO, STARTTLS, EHLO again, then MAIL/RCPT/DATA pipelined (the
 server must offer PIPELINING, as relayd and Postfix do), the content, and waits
 for the reply to the end of data. One message per session (the default) or, with
--d, persistent sessions as smtp-source -d. Each recipient is different
-(``{i}rcpt@sink.example``, as smtp-source -N). The sessions are spread over P
+-d, persistent sessions as smtp-source -d; with -N each recipient is
+different (``{i}rcpt@sink.example``). smtp-source's options, so that
+../shared/bench/bench.py can drive it in smtp-source's place. The sessions are spread over P
 forked processes, each a gevent hub with the stdlib ssl module.
 
 Exit status 0 only if every message got a 2xx after DATA. Prints messages/s and
 the tool's own CPU; --json prints one JSON line instead.
 
-  tls_source.py -m 1000 -l 4096 -s 20 [-d] [-P 2] [--plain] 127.0.0.1:10070
+  tls_source.py -s 20 -m 1000 -l 4096 [-d] [-N] [-P 2] [--plain] 127.0.0.1:10070
 """
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ def message(size: int) -> bytes:
 
 def transaction(wire, a, content: bytes, number: int) -> None:
     """MAIL, RCPT, DATA pipelined, the content, then the 250 after DATA."""
-    wire.send(b"MAIL FROM:<%s>\r\nRCPT TO:<%drcpt@%s>\r\nDATA\r\n"
-              % (a.sender.encode(), number, a.domain.encode()))
+    recipient = b"%d%s" % (number, a.recipient.encode()) if a.numbered else a.recipient.encode()
+    wire.send(b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (a.sender.encode(), recipient))
     wire.reply()
     wire.reply()
     wire.reply(b"354")
@@ -100,9 +101,13 @@ def parse(argv) -> argparse.Namespace:
     p.add_argument("-P", dest="procs", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: one per core)")
     p.add_argument("--plain", action="store_true", help="no STARTTLS (reference figures)")
-    p.add_argument("--helo", default="source.bench.example")
-    p.add_argument("--sender", default="sender@bench.example")
-    p.add_argument("--domain", default="sink.example")
+    p.add_argument("-M", dest="helo", default="source.bench.example", help="EHLO name")
+    p.add_argument("-f", dest="sender", default="sender@bench.example")
+    p.add_argument("-t", dest="recipient", default="rcpt@sink.example")
+    p.add_argument("-N", dest="numbered", action="store_true",
+                   help="a different recipient per message: {i}RECIPIENT")
+    p.add_argument("-C", dest="retries", type=int, default=1,
+                   help="accepted for smtp-source compatibility; no reconnects")
     p.add_argument("--timeout", type=float, default=60, help="per socket operation (60 s)")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     a = p.parse_args(argv)
