@@ -86,9 +86,11 @@ def connect_starttls(port: int, ctx, helo: str, timeout: float, session=None):
     wire.reply(b"220")
     ehlo = b"EHLO " + helo.encode() + b"\r\n"
     wire.send(ehlo)
-    wire.reply()
+    features = wire.reply()
     if ctx is None:
         return wire
+    if not any(line[4:].upper() == b"STARTTLS" for line in features):
+        raise SmtpError("the server does not offer STARTTLS")
     wire.send(b"STARTTLS\r\n")
     wire.reply(b"220")
     if wire.buf:
