@@ -118,7 +118,7 @@ class Session:
         wire, start = self.wire, 0
         while (end := wire.buf.find(b"\r\n.\r\n", start)) < 0 and not wire.buf.startswith(b".\r\n"):
             start = max(0, len(wire.buf) - 4)
-            wire._fill()
+            wire.fill()
         cut = 3 if end < 0 else end + 5
         wire.buf = wire.buf[cut:]
         self.counters.bump(2)
@@ -151,7 +151,7 @@ def worker(index: int, listener: socket.socket, a, counters: Counters) -> None:
     StreamServer(listener, handle).serve_forever()
 
 
-def watch(a, counters: Counters, pids: list[int]) -> None:
+def watch(a, counters: Counters) -> None:
     """Print the counters as they change; the N-th message's arrival; exit when asked."""
     last, first_at, reached = None, None, False
     while True:
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     listener.close()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        watch(a, counters, pids)
+        watch(a, counters)
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGTERM)

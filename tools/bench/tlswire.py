@@ -32,7 +32,8 @@ class Wire:
         self.sock = sock
         self.buf = b""
 
-    def _fill(self) -> None:
+    def fill(self) -> None:
+        """Read more into the buffer; SmtpError when the peer closed."""
         data = self.sock.recv(65536)
         if not data:
             raise SmtpError("connection lost")
@@ -47,7 +48,7 @@ class Wire:
                 return line
             if len(self.buf) > 65536:
                 raise SmtpError("line too long")
-            self._fill()
+            self.fill()
 
     def reply(self, expect: bytes = b"2") -> list[bytes]:
         """A whole (multi-line) reply; SmtpError unless its code starts with *expect*."""
