@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from relayd.checks.names import RECIPIENT_CLASS, SENDER_CLASS
-from relayd.params import split_list
+from relayd.paramtypes import split_list
 from relayd.pipeline.verdicts import (DUNNO, OK, Bcc, DeferIfPermit, DeferIfReject, Discard,
                                       Filter, Hold, Info, Prepend, Redirect, RestrictionList,
                                       Verdict, Warn, is_header_line, refusal)

@@ -7,6 +7,7 @@ import os
 from typing import Iterable, Mapping
 
 from relayd import params
+from relayd.paramtypes import BadValue, convert, split_list
 from relayd.config.errors import ConfigError, UnusedParameter
 from relayd.config.expand import ExpansionError, expand, references
 from relayd.config.maincf import Setting, parse_main_cf
@@ -61,8 +62,8 @@ class Config:
         where = {"file": setting.file, "line": setting.line} if setting else {}
         try:
             text = self._text(name, (name,))
-            value = params.convert(param, text) if param else text
-        except (ExpansionError, params.BadValue) as exc:
+            value = convert(param, text) if param else text
+        except (ExpansionError, BadValue) as exc:
             raise ConfigError(str(exc), parameter=name, **where) from None
         if param is None or not param.compat:
             self._cache[name] = value
@@ -219,7 +220,7 @@ def _warn_unused(settings: list[Setting], services: tuple[Service, ...]) -> None
         texts += [*service.overrides.values(), *service.args]
     used = set().union(*(references(t) for t in texts))
     classes = [s.value for s in settings if s.name == "smtpd_restriction_classes"]
-    used.update(params.split_list(classes[-1]) if classes else ())
+    used.update(split_list(classes[-1]) if classes else ())
     overrides = [Setting(n, v, s.file, s.line) for s in services for n, v in s.overrides.items()]
     for setting in [*settings, *overrides]:
         if setting.file and setting.name not in params.PARAMS and setting.name not in used:

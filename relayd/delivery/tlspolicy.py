@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from relayd.config import ConfigError
 from relayd.delivery.route import Destination
-from relayd.params import split_list
+from relayd.paramtypes import split_list
 from relayd.rewrite.tables import open_tables
 from relayd.tables.base import TemporaryLookupError
 from relayd.tables.maps import Maps

@@ -37,20 +37,17 @@ from dataclasses import dataclass
 
 from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
                                    DataEndEvent, QueuedEvent)
-from relayd.sasl import mechanisms
-from relayd.sasl.backend import OK, TEMP, AuthClient, open_backend
+from relayd.edge.auth import SessionAuth
+from relayd.sasl.backend import AuthClient, open_backend
 from relayd.smtp import events as ev
 from relayd.smtp.events import NEED_DATA
-from relayd.smtp.replies import (R214_HELP, R220_READY_FOR_TLS, R221_BYE, R235_AUTHENTICATED,
-                                 R250_HELO, R250_OK, R250_QUEUED, R250_RECIPIENT_OK,
-                                 R250_SENDER_OK, R252_VRFY, R334_CHALLENGE, R354_START_DATA,
-                                 R421_TIMEOUT, R421_TOO_MANY_ERRORS, R450_TOO_MANY_AUTH,
-                                 R452_INSUFFICIENT_STORAGE, R452_TOO_MANY_RECIPIENTS,
-                                 R454_SASL_TEMPORARY, R500_BAD_SYNTAX,
-                                 R500_BAD_UTF8, R500_UNRECOGNIZED, R501_SASL_ABORTED,
-                                 R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED, R504_SASL_MECHANISM,
-                                 R530_STARTTLS_FIRST, R535_SASL_FAILED, R538_ENCRYPTION_REQUIRED,
-                                 Reply)
+from relayd.smtp.replies import (R214_HELP, R220_READY_FOR_TLS, R221_BYE, R250_HELO, R250_OK,
+                                 R250_QUEUED, R250_RECIPIENT_OK, R250_SENDER_OK, R252_VRFY,
+                                 R354_START_DATA, R421_TIMEOUT, R421_TOO_MANY_ERRORS,
+                                 R450_TOO_MANY_AUTH, R452_INSUFFICIENT_STORAGE,
+                                 R452_TOO_MANY_RECIPIENTS, R500_BAD_SYNTAX, R500_BAD_UTF8,
+                                 R500_UNRECOGNIZED, R502_NOT_IMPLEMENTED, R502_VRFY_DISABLED,
+                                 R530_STARTTLS_FIRST, R538_ENCRYPTION_REQUIRED, Reply)
 from relayd.smtp.text import printable
 
 log = logging.getLogger("relayd.smtpd")
@@ -173,9 +170,7 @@ class SmtpDialogue:
         self.tls = None               # the TLSState once a handshake succeeded
         self.tls_required = False     # smtpd_tls_security_level = encrypt
         self.tls_comment: tuple[str, ...] = ()  # smtpd_tls_received_header's Received lines
-        self.sasl_username = ""   # once AUTH succeeded (Postfix's state->sasl_username)
-        self.sasl_method = ""
-        self._exchange = None     # (mechanism, the SASL exchange) while a 334 is answered
+        self.auth = SessionAuth(settings.authenticator, core.auth_mechanisms, self.peer)
         self.local_address = str  # the driver's: the server address the client reached, or ""
         self.auth_rate = int      # the driver's: count an AUTH; the client's AUTHs in the window
 
@@ -258,7 +253,7 @@ class SmtpDialogue:
         adds them to ESMTP only."""
         if self.protocol != "ESMTP":
             return self.protocol
-        return "ESMTP" + ("S" if self.tls is not None else "") + ("A" if self.sasl_username else "")
+        return "ESMTP" + ("S" if self.tls is not None else "") + ("A" if self.auth.username else "")
 
     def where(self) -> str:
         """The state named in "timeout after ..." lines: the last command, or
@@ -391,7 +386,8 @@ class SmtpDialogue:
             return self._failed("rcpt", refusal)
         if not tx.queue_id:
             tx.queue_id = self.policy.queue_id = self.queue.new_queue_id()
-            log.info("%s: client=%s%s", tx.queue_id, self.peer, self._sasl_log(tx))
+            log.info("%s: client=%s%s", tx.queue_id, self.peer,
+                     self.auth.log_fields(tx.params.get("AUTH")))
         tx.recipients.append(event.recipient)
         self._count("rcpt", True)
         return R250_RECIPIENT_OK
@@ -406,7 +402,7 @@ class SmtpDialogue:
             queue_id=tx.queue_id, sender=tx.sender, params=tx.params, recipients=tx.recipients,
             client_name=self.client_name, client_addr=self.client_addr, helo=self.helo,
             protocol=self.received_protocol(), actions=self.policy.transaction_actions(),
-            tls_comment=self.tls_comment, sasl_username=self.sasl_username)
+            tls_comment=self.tls_comment, sasl_username=self.auth.username)
         return R354_START_DATA
 
     def on_data_end(self, event: ev.DataEnd) -> Reply:
@@ -498,70 +494,35 @@ class SmtpDialogue:
             log.warning("AUTH command rate limit exceeded: %d from %s for service %s", rate,
                         self.peer, self.settings.service)
             return self._failed("auth", R450_TOO_MANY_AUTH.format(self.client_addr))
-        mechanism = event.mechanism
-        exchange = mechanisms.start(mechanism) if mechanism in self.core.auth_mechanisms else None
-        if exchange is None:
-            return self._failed("auth", R504_SASL_MECHANISM.format(printable(mechanism)))
-        self._exchange = (mechanism, exchange)
-        return self._sasl_step(exchange.start(event.initial_response))
+        return self._auth_reply(self.auth.start(event.mechanism, event.initial_response,
+                                                self._auth_client()))
 
     def on_auth_response(self, event: ev.AuthResponse) -> Reply:
-        mechanism, exchange = self._exchange
-        if event.data.strip() == "*":
-            self._exchange = None
-            log.warning("%s: SASL %s authentication aborted", self.peer, mechanism)
-            return self._auth_failed(R501_SASL_ABORTED)
-        return self._sasl_step(exchange.respond(event.data))
+        return self._auth_reply(self.auth.respond(event.data, self._auth_client()))
 
-    def _sasl_step(self, step) -> Reply:
-        """The reply to one step of the exchange: 334, or the password check's outcome."""
-        if type(step) is mechanisms.Challenge:
-            return R334_CHALLENGE.format(step.line())
-        mechanism, _ = self._exchange
-        self._exchange = None
-        if type(step) is mechanisms.Refusal:
-            reason, reply, username = step.reply.text, step.reply, step.username
-        else:
-            result = self.settings.authenticator.verify(step.username, step.password, AuthClient(
-                self.client_addr, self.local_address(), self.tls is not None))
-            username = step.username
-            if result.status == OK:
-                return self._authenticated(mechanism, result.username or username)
-            reason = result.reason
-            reply = (R454_SASL_TEMPORARY if result.status == TEMP else R535_SASL_FAILED).format(reason)
-        log.warning("%s: SASL %s authentication failed: %s, sasl_username=%s", self.peer,
-                    mechanism, reason, printable(username) if username else "(unavailable)")
-        return self._auth_failed(reply)
+    def _auth_client(self) -> AuthClient:
+        return AuthClient(self.client_addr, self.local_address(), self.tls is not None)
 
-    def _authenticated(self, mechanism: str, username: str) -> Reply:
-        self.sasl_username, self.sasl_method = printable(username), mechanism
-        self.policy.update(sasl_username=self.sasl_username, sasl_method=mechanism)
-        self._count("auth", True)
-        return R235_AUTHENTICATED
-
-    def _auth_failed(self, reply: Reply) -> Reply:
-        """Count a failed AUTH as an error and always slow the next reply down,
-        so that guessing passwords costs smtpd_error_sleep_time per attempt."""
-        reply = self._failed("auth", reply)
-        if reply.code != 421:
+    def _auth_reply(self, reply: Reply) -> Reply:
+        """Count the exchange's outcome; a failed password check (not an unknown
+        mechanism) always slows the next reply down, so that guessing passwords
+        costs smtpd_error_sleep_time per attempt."""
+        if reply.code == 334:
+            return reply
+        if reply.code == 235:
+            self.policy.update(sasl_username=self.auth.username, sasl_method=self.auth.method)
+            self._count("auth", True)
+            return reply
+        failed = self._failed("auth", reply)
+        if reply.code != 504 and failed.code != 421:
             self._pause = max(self._pause, self.settings.error_sleep_time)
-        return reply
+        return failed
 
     def _forget_stale_auth(self) -> None:
         """Forget an authentication the core no longer has (STARTTLS reset the session)."""
-        if self.sasl_username and not self.core.authenticated:
-            self.sasl_username = self.sasl_method = ""
+        if self.auth.username and not self.core.authenticated:
+            self.auth.forget()
             self.policy.update(sasl_username="", sasl_method="")
-
-    def _sasl_log(self, tx: Transaction) -> str:
-        """What smtpd adds to the "client=" line of an authenticated session."""
-        if not self.sasl_username:
-            return ""
-        text = f", sasl_method={self.sasl_method}, sasl_username={self.sasl_username}"
-        sender = tx.params.get("AUTH")
-        if sender and sender != "<>":
-            text += f", sasl_sender={printable(sender)}"
-        return text
 
     def on_closed(self, event) -> None:
         self.connection_lost()

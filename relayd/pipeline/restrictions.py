@@ -18,7 +18,7 @@ from __future__ import annotations
 from relayd.config import ConfigError
 from relayd.domains import AddressClasses
 from relayd.networks import MyNetworks
-from relayd.params import split_list
+from relayd.paramtypes import split_list
 from relayd.pipeline.context import SessionView
 from relayd.pipeline.dispatcher import compile_restrictions
 from relayd.pipeline.policy import SessionPolicy

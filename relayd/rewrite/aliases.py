@@ -24,7 +24,7 @@ import gevent
 
 from relayd.addresses import split_address
 from relayd.domains import LocalDomains
-from relayd.params import split_list
+from relayd.paramtypes import split_list
 from relayd.rewrite.maps import AddressMaps, strip_extension
 from relayd.tables.base import TemporaryLookupError
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from relayd.addresses import split_address
 from relayd.config import ConfigError
 from relayd.domains import LocalDomains
-from relayd.params import split_list
+from relayd.paramtypes import split_list
 from relayd.rewrite.tables import open_tables
 from relayd.tables.maps import Maps
 

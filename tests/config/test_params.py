@@ -6,8 +6,8 @@ from collections import Counter
 import pytest
 
 from relayd.config import load_config
-from relayd.params import (_RELAYD, PARAMS, POSTFIX_DEFAULTS, TIME_UNITS, TYPES, BadValue, convert,
-                           split_list, typed_default)
+from relayd.params import _RELAYD, PARAMS, POSTFIX_DEFAULTS, typed_default
+from relayd.paramtypes import TIME_UNITS, TYPES, BadValue, convert, split_list
 
 SPEC_NAMES = """myhostname mydomain myorigin mydestination mynetworks mynetworks_style
 relay_domains relayhost inet_interfaces inet_protocols message_size_limit smtpd_recipient_limit
@@ -153,15 +153,20 @@ def test_docs_list_every_parameter_relayd_declares():
     assert [n for n in sorted(declared) if f"| `{n}` |" not in docs] == []
 
 
-def test_params_is_the_leaf_the_configuration_builds_on():
-    # relayd.config converts through relayd.params; params must not import back
-    # (it did, for the compat list, which made an import cycle).
-    source = (pathlib.Path(__file__).resolve().parents[2] / "relayd" / "params.py").read_text()
+def _relayd_imports(module: str) -> list[str]:
+    source = (pathlib.Path(__file__).resolve().parents[2] / "relayd" / module).read_text()
     imported = [alias.name for node in ast.walk(ast.parse(source))
                 if isinstance(node, ast.Import) for alias in node.names]
     imported += [node.module or "" for node in ast.walk(ast.parse(source))
                  if isinstance(node, ast.ImportFrom)]
-    assert [name for name in imported if name.split(".")[0] == "relayd"] == []
+    return [name for name in imported if name.split(".")[0] == "relayd"]
+
+
+def test_params_is_the_leaf_the_configuration_builds_on():
+    # relayd.config converts through relayd.params and relayd.paramtypes; neither
+    # may import back (params did, for the compat list, which made an import cycle).
+    assert _relayd_imports("params.py") == ["relayd.paramtypes"]
+    assert _relayd_imports("paramtypes.py") == []
 
 
 def test_postfix_defaults_are_read_from_the_data_file():

@@ -71,7 +71,7 @@ def test_auth_offered_over_tls_only_by_default(password_table):
     ehlo = plaintext.say("EHLO client.example")
     assert "AUTH" not in ehlo
     assert plaintext.say(f"AUTH PLAIN {plain()}") == line(R538_ENCRYPTION_REQUIRED)
-    assert not plaintext.dialogue.sasl_username
+    assert not plaintext.dialogue.auth.username
     tls = over_tls(Dialogue(rules(password_table)))
     assert "250-AUTH PLAIN LOGIN" in tls.say("EHLO client.example")
 
@@ -141,7 +141,7 @@ def test_bad_base64_and_malformed_plain_are_501(tls_session):
 def test_other_authorization_identity_is_refused(tls_session):
     reply = tls_session.say(f"AUTH PLAIN {plain(authzid='root')}")
     assert reply == line(R535_SASL_AUTHZID)
-    assert not tls_session.dialogue.sasl_username
+    assert not tls_session.dialogue.auth.username
 
 
 def test_unknown_mechanism_is_504(tls_session):
@@ -183,7 +183,7 @@ def test_failures_are_slowed_and_count_toward_the_hard_limit(password_table):
     d.say(f"AUTH PLAIN {plain(password='y')}")
     assert d.say(f"AUTH PLAIN {plain(password='z')}") == line(
         R421_TOO_MANY_ERRORS.format("relay.test"))
-    assert not d.dialogue.sasl_username
+    assert not d.dialogue.auth.username
 
 
 def test_auth_rate_limit_spans_connections_and_refuses_even_the_right_password(password_table, caplog):
@@ -202,7 +202,7 @@ def test_auth_rate_limit_spans_connections_and_refuses_even_the_right_password(p
     assert first.say(f"AUTH PLAIN {plain()}") == line(R235_AUTHENTICATED)
     second = connection()
     assert second.say(f"AUTH PLAIN {plain()}") == line(R450_TOO_MANY_AUTH.format("198.51.100.7"))
-    assert not second.dialogue.sasl_username and second.dialogue.errors == 1
+    assert not second.dialogue.auth.username and second.dialogue.errors == 1
     assert "AUTH command rate limit exceeded: 3 from unknown[198.51.100.7] for service smtp" \
         in caplog.messages
 
