@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -93,7 +94,18 @@ def _serve(relay: Relay) -> None:
 
     gevent.signal_handler(signal.SIGTERM, stop)
     gevent.signal_handler(signal.SIGINT, stop)
+    _freeze_startup_objects()
     relay.serve_forever()
+
+
+def _freeze_startup_objects() -> None:
+    """Leave what startup built (modules, the configuration, tables, TLS
+    contexts) out of every later garbage collection: they live as long as the
+    process, and the full collections would otherwise walk all of them. In the
+    master before the fork this also keeps the workers from writing to (and so
+    copying) the pages they share with it."""
+    gc.collect()
+    gc.freeze()
 
 
 class Master:
@@ -127,6 +139,7 @@ class Master:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         log.info("starting %d worker processes", self.workers)
+        _freeze_startup_objects()
         for worker in range(self.workers):
             self._spawn(worker)
         while self.children:
