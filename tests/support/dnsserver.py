@@ -102,7 +102,22 @@ def knot_binaries() -> tuple[str, str] | None:
     return (knotd, knotc) if knotd and knotc else None
 
 
-class DnsServer:
+class _Loopback:
+    """A server on 127.0.0.1:``port``."""
+
+    port: int
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    @property
+    def spec(self) -> str:
+        """The server as relayd_dns_servers writes it."""
+        return f"127.0.0.1:{self.port}"
+
+
+class DnsServer(_Loopback):
     """Knot DNS in ``directory``; see the module doc."""
 
     def __init__(self, directory: Path):
@@ -114,15 +129,6 @@ class DnsServer:
         self.zones: dict[str, int] = {}   # origin -> serial
         self._names = itertools.count(1)
         self.proc: subprocess.Popen | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
-
-    @property
-    def spec(self) -> str:
-        """The server as relayd_dns_servers writes it."""
-        return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> "DnsServer":
         self._write_zone("ready.test", [], 60)
@@ -220,7 +226,7 @@ class DnsServer:
             time.sleep(0.02)
 
 
-class BlackHole:
+class BlackHole(_Loopback):
     """A UDP and a TCP socket on one 127.0.0.1 port that read and never answer."""
 
     def __init__(self):
@@ -234,14 +240,6 @@ class BlackHole:
         self.queries = 0   # datagrams and connections received
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._swallow, daemon=True)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
-
-    @property
-    def spec(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def start(self) -> "BlackHole":
         self._thread.start()
