@@ -183,10 +183,16 @@ def test_warn_if_reject_only_logs(dns_server, rbl, caplog):
 
 
 def test_the_legacy_maps_rbl_domains(dns_server, rbl, caplog):
+    # The seed's form: several zones, a dial-up list among them, asked in order.
+    dul = dns_server.add_zone(["5.2.0.192 A 127.0.0.3", '5.2.0.192 TXT "dynamic address"'])
     caplog.set_level(logging.WARNING)
-    cf = f"maps_rbl_domains = {rbl}\nsmtpd_client_restrictions = reject_maps_rbl"
+    cf = f"maps_rbl_domains = {dul}, {rbl}\nsmtpd_recipient_restrictions = reject_maps_rbl, " \
+         f"permit_mynetworks, reject_unauth_destination"
     assert rcpt_reply(dns_server, cf) == blocked("192.0.2.1", "Client host", rbl,
                                                  "Listed for testing")
+    assert rcpt_reply(dns_server, cf, client_addr="192.0.2.5") == \
+        blocked("192.0.2.5", "Client host", dul, "dynamic address")
+    assert rcpt_reply(dns_server, cf, client_addr="192.0.2.6") == OK
     assert ('support for restriction "reject_maps_rbl" will be removed from relayd; '
             'use "reject_rbl_client domain-name" instead') in caplog.messages
 
