@@ -165,24 +165,24 @@ class Resolver:
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[str, int], tuple[float, Answer]] = OrderedDict()
-        self._inflight: dict[tuple[str, int], AsyncResult] = {}
+        self._cache: OrderedDict[tuple[str, str], tuple[float, Answer]] = OrderedDict()
+        self._inflight: dict[tuple[str, str], AsyncResult] = {}
 
     def lookup(self, name: str, rdtype: str = "A") -> Answer:
         """The answer to ``name`` (absolute; a trailing dot is optional) and
         ``rdtype`` ("A", "MX"...): FOUND, NXDOMAIN or NODATA. Raises
         :class:`DnsError` when there is no definitive answer."""
+        key = (name.rstrip(".").lower(), rdtype.upper())
+        hit = self._cached(key)   # before any parsing: a hit costs a dict lookup
+        if hit is not None:
+            return hit
         try:
-            qname = dns.name.from_text(name.rstrip(".") + ".") if name.strip(".") else None
-            qtype = dns.rdatatype.from_text(rdtype)
+            qname = dns.name.from_text(key[0] + ".") if key[0].strip(".") else None
+            qtype = dns.rdatatype.from_text(key[1])
         except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
             raise DnsPermanentError(f"{name}: invalid query: {exc}") from None
         if qname is None:
             raise DnsPermanentError(f"{name!r}: empty name")
-        key = (qname.to_text().lower(), qtype)
-        hit = self._cached(key)
-        if hit is not None:
-            return hit
         waiting = self._inflight.get(key)
         if waiting is not None:
             return waiting.get()
