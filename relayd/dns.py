@@ -72,6 +72,17 @@ are not cached. Concurrent lookups of one question share one query.
 Helpers: :func:`reverse_name` (the PTR name of an address) and
 :func:`dnsbl_name` (the query name of an address under a DNSBL zone:
 reversed octets, or nibbles for IPv6).
+
+Using it
+--------
+Call :func:`resolver` in a check's ``setup`` (or wherever the feature is
+set up at startup): it raises ConfigError for a bad ``relayd_dns_servers``,
+and nothing is read or asked until then, so a configuration without DNS
+features costs nothing. ``lookup`` waits cooperatively (call it from a
+greenlet), at most about ``timeout x attempts x servers`` seconds; the
+:class:`Answer` is frozen and may be shared. Tests build their own
+``Resolver([("127.0.0.1", port)], timeout=1, attempts=1)`` against the
+test DNS server (tests/support/dnsserver.py).
 """
 from __future__ import annotations
 

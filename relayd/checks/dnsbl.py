@@ -26,8 +26,8 @@ with ``$rbl_code`` (maps_rbl_reject_code), ``$rbl_domain``, ``$rbl_what``,
 joined with " / ", at most 500 characters) and smtpd's names
 (``$client_address``, ``$client_name``, ``$helo_name``, ``$sender``,
 ``$recipient``...); characters other than printable ASCII and tab in the
-expanded values become "_" (Postfix's smtpd_expansion_filter). An A record
-answers, the TXT record is only asked for a listed name, as Postfix does.
+expanded values become "_" (Postfix's smtpd_expansion_filter). The A
+record decides; the TXT record is asked only for a name that is listed.
 
 A lookup without a definitive answer (timeout, SERVFAIL, REFUSED...) is
 logged as Postfix logs it (``warning: NAME: RBL lookup error: ...``); the
@@ -97,7 +97,6 @@ class AddressPattern:
         fields = _fields(text)
         if len(fields) != 4:
             raise ValueError(f"bad address pattern {text!r}: need 4 fields")
-        self.text = text
         self.fields = tuple(_field(f, text) for f in fields)
 
     def matches(self, address: str) -> bool:
