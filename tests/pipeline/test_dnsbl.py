@@ -201,3 +201,17 @@ def test_the_legacy_maps_rbl_domains(dns_server, rbl, caplog):
 def test_a_bad_list_argument_stops_startup(dns_server, arg):
     with pytest.raises(ConfigError, match="smtpd_client_restrictions"):
         rcpt_reply(dns_server, f"smtpd_client_restrictions = reject_rbl_client {arg}")
+
+
+def test_a_list_that_does_not_answer_is_asked_once_per_name(black_hole, caplog):
+    caplog.set_level(logging.WARNING, logger="relayd.smtpd")
+    harness = PluginHarness(f"relayd_dns_servers = {black_hole.spec}\nrelayd_dns_timeout = 1s\n"
+                            f"relayd_dns_attempts = 1\n"
+                            f"smtpd_client_restrictions = reject_rbl_client rbl.test",
+                            client_addr="192.0.2.1")
+    replies = parse_replies(harness.dialogue(
+        b"EHLO client.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<b@relay.example>\r\n"
+        b"RCPT TO:<c@relay.example>\r\nQUIT\r\n"))
+    assert replies[3:5] == [OK, OK]   # skipped, as Postfix skips it
+    assert black_hole.queries == 1
+    assert sum("RBL lookup error" in m for m in caplog.messages) == 1
