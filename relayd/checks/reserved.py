@@ -15,14 +15,9 @@ _VERIFY = "comes with the address verification issue"
 
 RESERVED = {
     _DNS: (
-        "reject_unknown_sender_domain", "reject_unknown_recipient_domain",
-        "reject_unknown_client_hostname", "reject_unknown_client",
-        "reject_unknown_reverse_client_hostname", "reject_unknown_helo_hostname",
-        "reject_unknown_hostname", "reject_unknown_address",
         "reject_rbl_client", "reject_rbl", "reject_rhsbl_client", "reject_rhsbl_reverse_client",
         "reject_rhsbl_sender", "reject_rhsbl_helo", "reject_rhsbl_recipient",
         "permit_dnswl_client", "permit_rhswl_client", "permit_mx_backup",
-        "check_reverse_client_hostname_access",
         "check_client_mx_access", "check_client_ns_access", "check_client_a_access",
         "check_reverse_client_hostname_mx_access", "check_reverse_client_hostname_ns_access",
         "check_reverse_client_hostname_a_access",
