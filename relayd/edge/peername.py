@@ -89,6 +89,8 @@ class PeerNames(PerConfig):
             return UNNAMED
         reverse = self.hosts.name_of(address) if self.hosts is not None else None
         if reverse is not None:
+            if not _usable(reverse):
+                return UNNAMED
             confirmed = self.hosts.addresses_of(reverse, version)
             if confirmed:   # all from the hosts file: no greenlet, no query
                 return _verified(address, reverse, NAME_OK, confirmed)
@@ -148,13 +150,7 @@ class _Lookup:
         if not answer:
             return None, NAME_PERM
         name = answer.records[0]    # getnameinfo() takes the first one
-        if is_host_address(name):
-            log.warning("numeric hostname: %s", printable(name))
-            return None, NAME_PERM
-        if not valid_hostname(name):
-            log.warning("valid_hostname: invalid hostname: %.100s", printable(name))
-            return None, NAME_PERM
-        return name, NAME_OK
+        return (name, NAME_OK) if _usable(name) else (None, NAME_PERM)
 
     def _forward(self, name: str) -> tuple[int, list[str]]:
         """The addresses of ``name`` in the client's family: the hosts file's,
@@ -187,6 +183,18 @@ def _verified(address: str, reverse: str, status: int, addresses) -> PeerName:
         status = NAME_FORGED
     return PeerName("unknown", status, reverse, NAME_OK)
 
+
+def _usable(name: str) -> bool:
+    """Whether an address's name may name a client: not numeric (a PTR or
+    hosts line could otherwise pass off an address as a name), a valid host
+    name (myaddrinfo.c sockaddr_to_hostname); a warning when not."""
+    if is_host_address(name):
+        log.warning("numeric hostname: %s", printable(name))
+        return False
+    if not valid_hostname(name):
+        log.warning("valid_hostname: invalid hostname: %.100s", printable(name))
+        return False
+    return True
 
 
 def _normal(address: str) -> str:
