@@ -460,6 +460,38 @@ _RELAYD = [
           "!login excludes one)."),
     Param("smtp_sasl_auth_soft_bounce", "bool", "yes",
           "A 5xx reply to AUTH defers the mail (4.x.x) instead of bouncing it."),
+    # -- DNS (issue 10, branch dns: relayd/dns.py, the resolver every DNS feature uses) -----
+    Param("relayd_dns_servers", "list", "",
+          "relayd extension: the DNS servers to ask, ADDRESS:PORT items (e.g. 127.0.0.1:5353, "
+          "[::1]:5353; the port defaults to 53), in order; empty: the nameserver lines of "
+          "/etc/resolv.conf (none there: 127.0.0.1)."),
+    _time("relayd_dns_timeout", "0s",
+          "relayd extension: how long one try waits for a DNS server's reply (UDP, then TCP "
+          "for a truncated reply); 0: resolv.conf's 'options timeout:N', else 5s (at most 30s)."),
+    Param("relayd_dns_attempts", "int", "0",
+          "relayd extension: rounds of tries over all DNS servers before a lookup fails "
+          "temporarily; 0: resolv.conf's 'options attempts:N', else 2 (at most 5)."),
+    Param("relayd_dns_cache_size", "int", "1000",
+          "relayd extension: DNS answers kept per process for their TTL (at most an hour; "
+          "negative answers per RFC 2308); 0 turns the cache off."),
+    # The DNS block and allow lists (relayd/checks/dnsbl.py).
+    _code("maps_rbl_reject_code", "554",
+          "Reply code ($rbl_code) when a DNS block list lists what a reject_rbl_* or "
+          "reject_rhsbl_* check asks about."),
+    Param("default_rbl_reply", "str",
+          "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using "
+          "$rbl_domain${rbl_reason?; $rbl_reason}",
+          "The reply template of the DNS list checks ($rbl_code, $rbl_class, $rbl_what, "
+          "$rbl_domain, $rbl_reason: the list's TXT record; read unexpanded)."),
+    Param("rbl_reply_maps", "list", "",
+          "Reply templates per DNS list: looked up as written (zone=d.d.d.d), then by zone."),
+    Param("maps_rbl_domains", "list", "",
+          "Obsolete: the zones reject_maps_rbl asks (use reject_rbl_client zone instead)."),
+    Param("relayd_rbl_tempfail_action", "choice", "dunno",
+          "relayd extension: what reject_rbl_client and reject_rhsbl_* do when a list gives no "
+          "answer (timeout, SERVFAIL): dunno (Postfix: skip the check, with a warning), "
+          "defer_if_permit or defer (450 4.7.1 ... Service unavailable).",
+          choices=("dunno", "defer_if_permit", "defer")),
     # -- Client names and reject_unknown_* (issue 10, branch names: relayd/edge/peername.py,
     # relayd/hostsfile.py, relayd/checks/unknown.py; docs/client-names.md) -------------------
     Param("smtpd_peername_lookup", "bool", "yes",

@@ -15,9 +15,7 @@ _VERIFY = "comes with the address verification issue"
 
 RESERVED = {
     _DNS: (
-        "reject_rbl_client", "reject_rbl", "reject_rhsbl_client", "reject_rhsbl_reverse_client",
-        "reject_rhsbl_sender", "reject_rhsbl_helo", "reject_rhsbl_recipient",
-        "permit_dnswl_client", "permit_rhswl_client", "permit_mx_backup",
+        "permit_mx_backup",
         "check_client_mx_access", "check_client_ns_access", "check_client_a_access",
         "check_reverse_client_hostname_mx_access", "check_reverse_client_hostname_ns_access",
         "check_reverse_client_hostname_a_access",

@@ -33,6 +33,7 @@ BUILTIN_PLUGINS = (
     "relayd.checks.sender_login:register",
     "relayd.checks.clientcerts:register",
     "relayd.checks.unknown:register",
+    "relayd.checks.dnsbl:register",
 )
 
 
