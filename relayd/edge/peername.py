@@ -81,12 +81,9 @@ class PeerNames(PerConfig):
     def start(self, address: str) -> "PeerName | _Lookup":
         """Start looking ``address`` up: the name when it is known at once,
         else a lookup under way to hand to :meth:`wait`."""
-        if not self.enabled:
+        if not self.enabled or not address:
             return UNNAMED
-        try:
-            version = ipaddress.ip_address(address).version
-        except ValueError:
-            return UNNAMED
+        version = 6 if ":" in address else 4   # a socket's peer: an IP address
         reverse = self.hosts.name_of(address) if self.hosts is not None else None
         if reverse is not None:
             if not _usable(reverse):
@@ -177,7 +174,7 @@ def _verified(address: str, reverse: str, status: int, addresses) -> PeerName:
     """The outcome of the forward step: the name when ``addresses`` (found
     with ``status``) include the client's ``address``, else unknown."""
     if status == NAME_OK:
-        if _normal(address) in {_normal(a) for a in addresses}:
+        if address in addresses or _normal(address) in {_normal(a) for a in addresses}:
             return PeerName(reverse, NAME_OK, reverse, NAME_OK)
         log.warning("hostname %s does not resolve to address %s", reverse, address)
         status = NAME_FORGED
@@ -188,13 +185,13 @@ def _usable(name: str) -> bool:
     """Whether an address's name may name a client: not numeric (a PTR or
     hosts line could otherwise pass off an address as a name), a valid host
     name (myaddrinfo.c sockaddr_to_hostname); a warning when not."""
+    if valid_hostname(name):   # never numeric: valid_hostname() refuses all-digit names
+        return True
     if is_host_address(name):
         log.warning("numeric hostname: %s", printable(name))
-        return False
-    if not valid_hostname(name):
+    else:
         log.warning("valid_hostname: invalid hostname: %.100s", printable(name))
-        return False
-    return True
+    return False
 
 
 def _normal(address: str) -> str:
