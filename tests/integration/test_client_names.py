@@ -42,17 +42,22 @@ def names_relayd(relayd_factory, tmp_path: Path, server, extra: str = "",
                           name=name)
 
 
+def rcpt_reply(relayd, address: str) -> tuple[int, bytes]:
+    """The reply to RCPT TO:<b@relay.example> of a client on ``address``."""
+    with smtp_from(address, relayd.port) as client:
+        client.ehlo("client.test")
+        client.mail("a@sender.test")
+        return client.rcpt("b@relay.example")
+
+
 def test_a_confirmed_name_is_logged_checked_and_in_received(relayd_factory, tmp_path, sink,
                                                            dns_server, zone):
     name = f"ok.{zone}"
     table = f"inline:{{ {{{name} = REJECT by name}} }}"
     relayd = names_relayd(relayd_factory, tmp_path, dns_server,
                           f"smtpd_recipient_restrictions = check_client_access {table}\n")
-    with smtp_from(client_address(1), relayd.port) as client:
-        client.ehlo("client.test")
-        client.mail("a@sender.test")
-        assert client.rcpt("b@relay.example") == (
-            554, f"5.7.1 <{name}[127.0.53.1]>: Client host rejected: by name".encode())
+    assert rcpt_reply(relayd, client_address(1)) == (
+        554, f"5.7.1 <{name}[127.0.53.1]>: Client host rejected: by name".encode())
     log = relayd.wait_log(f"disconnect from {name}[127.0.53.1]")
     assert f"connect from {name}[127.0.53.1]" in log
     assert f"NOQUEUE: reject: RCPT from {name}[127.0.53.1]: 554 5.7.1" in log
@@ -72,11 +77,8 @@ def test_a_ptr_that_does_not_confirm_is_unknown_with_its_reverse_name_kept(
     relayd = names_relayd(relayd_factory, tmp_path, dns_server,
                           "smtpd_client_restrictions = reject_unknown_reverse_client_hostname, "
                           f"check_reverse_client_hostname_access {table}\n")
-    with smtp_from(client_address(2), relayd.port) as client:
-        client.ehlo("client.test")
-        client.mail("a@sender.test")
-        assert client.rcpt("b@relay.example") == (
-            554, f"5.7.1 <{forged}>: Unverified Client host rejected: unverified".encode())
+    assert rcpt_reply(relayd, client_address(2)) == (
+        554, f"5.7.1 <{forged}>: Unverified Client host rejected: unverified".encode())
     log = relayd.wait_log("disconnect from unknown[127.0.53.2]")
     assert f"warning: hostname {forged} does not resolve to address 127.0.53.2" in log
     assert "connect from unknown[127.0.53.2]" in log
@@ -87,16 +89,9 @@ def test_reject_unknown_client_hostname(relayd_factory, tmp_path, dns_server, zo
     relayd = names_relayd(relayd_factory, tmp_path, dns_server,
                           "smtpd_client_restrictions = reject_unknown_client_hostname\n"
                           "unknown_client_reject_code = 550\n")
-    with smtp_from(client_address(n), relayd.port) as client:
-        client.ehlo("client.test")
-        client.mail("a@sender.test")
-        assert client.rcpt("b@relay.example") == (
-            550, f"5.7.25 Client host rejected: cannot find your hostname, "
-                 f"[127.0.53.{n}]".encode())
-    with smtp_from(client_address(1), relayd.port) as client:   # the confirmed one passes
-        client.ehlo("client.test")
-        client.mail("a@sender.test")
-        assert client.rcpt("b@relay.example")[0] == 250
+    assert rcpt_reply(relayd, client_address(n)) == (
+        550, f"5.7.25 Client host rejected: cannot find your hostname, [127.0.53.{n}]".encode())
+    assert rcpt_reply(relayd, client_address(1))[0] == 250
 
 
 def test_dns_down_defers_and_loses_nothing(relayd_factory, tmp_path, sink, black_hole):
@@ -106,11 +101,8 @@ def test_dns_down_defers_and_loses_nothing(relayd_factory, tmp_path, sink, black
     relayd = names_relayd(relayd_factory, tmp_path, black_hole,
                           "smtpd_client_restrictions = reject_unknown_client_hostname\n"
                           "unknown_client_reject_code = 550\n")
-    with smtp_from(client_address(1), relayd.port) as client:
-        client.ehlo("client.test")
-        client.mail("a@sender.test")
-        assert client.rcpt("b@relay.example") == \
-            (450, str(R450_UNKNOWN_CLIENT.format("127.0.53.1"))[4:].encode())
+    assert rcpt_reply(relayd, client_address(1)) == \
+        (450, str(R450_UNKNOWN_CLIENT.format("127.0.53.1"))[4:].encode())
     log = relayd.wait_log("disconnect from unknown[127.0.53.1]")
     assert "connect from unknown[127.0.53.1]" in log
     with smtp_from("127.0.0.1", relayd.port) as client:
