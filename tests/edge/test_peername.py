@@ -23,6 +23,10 @@ def names(dns_server):
     reverse_zone(dns_server, [f"1 PTR ok.{zone}.", f"2 PTR forged.{zone}.",
                               f"4 PTR noaddr.{zone}.", "5 PTR 192.0.2.7.",
                               f"6 PTR gone.{zone}."])
+    # 2001:db8::53 and 2001:db8::54 (IPv6: nibbles under ip6.arpa), both named ok.<zone>.
+    nibbles = ".".join("0" * 21)
+    reverse_zone(dns_server, [f"3.5.0.{nibbles} PTR ok.{zone}.", f"4.5.0.{nibbles} PTR ok.{zone}."],
+                 origin="8.b.d.0.1.0.0.2.ip6.arpa")
     return zone
 
 
@@ -53,6 +57,17 @@ def test_a_name_that_does_not_confirm_is_unknown_and_the_reverse_name_kept(
     assert peer == PeerName("unknown", NAME_FORGED, f"{name}.{names}", NAME_OK)
     assert f"hostname {name}.{names} does not resolve to address {client_address(n)}{reason}" \
         in caplog.messages
+
+
+def test_an_ipv6_client_is_confirmed_by_aaaa_records(tmp_path, dns_server, names, caplog):
+    resolver = peer_names(tmp_path, dns_server)
+    assert lookup(resolver, "2001:db8::53") == \
+        PeerName(f"ok.{names}", NAME_OK, f"ok.{names}", NAME_OK)
+    assert lookup(resolver, "2001:db8::54") == \
+        PeerName("unknown", NAME_FORGED, f"ok.{names}", NAME_OK)
+    assert f"hostname ok.{names} does not resolve to address 2001:db8::54" in caplog.messages
+    resolver = peer_names(tmp_path, dns_server, hosts="::1 ip6-localhost ip6-loopback\n")
+    assert resolver.start("::1") == PeerName("ip6-localhost", NAME_OK, "ip6-localhost", NAME_OK)
 
 
 def test_no_ptr_or_a_numeric_one_is_no_name(tmp_path, dns_server, names, caplog):
