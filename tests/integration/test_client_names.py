@@ -110,6 +110,30 @@ def test_dns_down_defers_and_loses_nothing(relayd_factory, tmp_path, sink, black
     assert [t.recipients for t in sink.wait_for(1)] == [["b@relay.example"]]
 
 
+def test_a_client_deferred_while_dns_fails_is_accepted_once_it_answers(
+        relayd_factory, tmp_path, sink, dns_server, zone):
+    # 127.0.53.9's PTR name lives in a zone the server cannot load (SERVFAIL):
+    # its forward confirmation fails temporarily, RCPT gets 450. Once the zone
+    # is repaired the client's retry is accepted and the message delivered.
+    broken = dns_server.add_broken_zone()
+    reverse_zone(dns_server, [f"1 PTR ok.{zone}.", f"2 PTR forged.{zone}.",
+                              f"9 PTR host.{broken}."])
+    relayd = names_relayd(relayd_factory, tmp_path, dns_server,
+                          "smtpd_client_restrictions = reject_unknown_client_hostname\n"
+                          "unknown_client_reject_code = 550\n")
+    with smtp_from(client_address(9), relayd.port) as client:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            client.sendmail("a@sender.test", ["b@relay.example"], MESSAGE)
+    assert refused.value.recipients["b@relay.example"][0] == 450
+    relayd.wait_log(f"warning: hostname host.{broken} does not resolve to address 127.0.53.9: "
+                    "Temporary failure in name resolution")
+    dns_server.set_records(broken, ["host A 127.0.53.9"])
+    with smtp_from(client_address(9), relayd.port) as client:
+        assert client.sendmail("a@sender.test", ["b@relay.example"], MESSAGE) == {}
+    assert [t.recipients for t in sink.wait_for(1)] == [["b@relay.example"]]
+    assert f"connect from host.{broken}[127.0.53.9]" in relayd.log()
+
+
 def test_a_slow_resolver_does_not_hold_other_sessions(relayd_factory, tmp_path, sink,
                                                      black_hole):
     # One client's greeting waits for its name (the resolver waits 3 s for a
