@@ -26,8 +26,8 @@ with ``$rbl_code`` (maps_rbl_reject_code), ``$rbl_domain``, ``$rbl_what``,
 joined with " / ", at most 500 characters) and smtpd's names
 (``$client_address``, ``$client_name``, ``$helo_name``, ``$sender``,
 ``$recipient``...); characters other than printable ASCII and tab in the
-expanded values become "_" (Postfix's smtpd_expansion_filter). An A record
-answers, the TXT record is only asked for a listed name, as Postfix does.
+expanded values become "_" (Postfix's smtpd_expansion_filter). The A
+record decides; the TXT record is asked only for a name that is listed.
 
 A lookup without a definitive answer (timeout, SERVFAIL, REFUSED...) is
 logged as Postfix logs it (``warning: NAME: RBL lookup error: ...``); the
@@ -39,12 +39,14 @@ unavailable``, then they go on. permit_dnswl_client and
 permit_rhswl_client never permit a recipient the relay would not accept
 from anyone (Postfix's "don't allowlist unauthorized recipients").
 
-Answers are cached by the resolver for their TTL (relayd.dns).
+Answers are cached by the resolver for their TTL (relayd.dns); a name whose
+lookup failed is not asked again for FAILURE_MEMORY seconds.
 """
 from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 
 from relayd.addresses import split_address
@@ -73,6 +75,9 @@ TXT_LIMIT = 500
 #: The longest a check waits for the resolver: several queries, each bounded by
 #: relayd_dns_timeout x relayd_dns_attempts x servers (the resolver enforces that).
 CHECK_TIMEOUT = 60.0
+#: How long a name whose lookup failed is answered "no answer" without asking
+#: again (seconds), and how many such names are kept.
+FAILURE_MEMORY, FAILURES_KEPT = 30.0, 1000
 
 _SOFT = object()   # the lookup gave no definitive answer
 _OCTET = re.compile(r"\d{1,3}")
@@ -97,7 +102,6 @@ class AddressPattern:
         fields = _fields(text)
         if len(fields) != 4:
             raise ValueError(f"bad address pattern {text!r}: need 4 fields")
-        self.text = text
         self.fields = tuple(_field(f, text) for f in fields)
 
     def matches(self, address: str) -> bool:
@@ -148,6 +152,7 @@ class DnsLists(PerConfig):
         self.tempfail = config["relayd_rbl_tempfail_action"]
         self.template = config.raw("default_rbl_reply")
         self._zones: dict[str, tuple[str, AddressPattern | None]] = {}
+        self._failed: dict[str, float] = {}   # query -> until when it is not asked again
 
     def zone(self, arg: str) -> tuple[str, AddressPattern | None]:
         """``ZONE[=pattern]`` as (zone, pattern); ValueError when it is bad."""
@@ -169,13 +174,12 @@ class DnsLists(PerConfig):
             query = dnsbl_name(address, zone) if address else f"{domain}.{zone}"
         except ValueError:
             return None   # not an IP address: nothing to ask
+        if self._failed.get(query, 0.0) > time.monotonic():
+            return _SOFT
         try:
             answer = self.resolver.lookup(query, "A")
         except DnsError as exc:
-            why = "Host not found, try again" if isinstance(exc, DnsTemporaryError) \
-                else "Non-recoverable error"
-            log.warning("%s: RBL lookup error: Host or domain name not found. Name service "
-                        "error for name=%s type=A: %s", query, query, why)
+            self._failure(query, exc)
             return _SOFT
         if not answer or (pattern and not any(map(pattern.matches, answer.records))):
             return None
@@ -184,6 +188,19 @@ class DnsLists(PerConfig):
         except DnsError:
             reason = ""
         return Listed(answer.records, reason)
+
+
+    def _failure(self, query: str, exc: DnsError) -> None:
+        """Log Postfix's warning; remember the failure for FAILURE_MEMORY seconds
+        (Postfix's smtpd caches it for the life of the process), so that a list
+        that does not answer costs one wait, not one per RCPT and session."""
+        why = "Host not found, try again" if isinstance(exc, DnsTemporaryError) \
+            else "Non-recoverable error"
+        log.warning("%s: RBL lookup error: Host or domain name not found. Name service "
+                    "error for name=%s type=A: %s", query, query, why)
+        if len(self._failed) >= FAILURES_KEPT:
+            self._failed.pop(next(iter(self._failed)))
+        self._failed[query] = time.monotonic() + FAILURE_MEMORY
 
 
 def setup_list(args: tuple[str, ...], config) -> None:

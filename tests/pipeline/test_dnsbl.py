@@ -9,7 +9,8 @@ import pytest
 
 from relayd.checks.dnsbl import AddressPattern
 from relayd.config import ConfigError
-from relayd.smtp.replies import R450_ACCESS_DEFERRED, R554_RELAY_DENIED, Reply
+from relayd.smtp.replies import (R450_ACCESS_DEFERRED, R450_DEFER, R451_CONFIG_ERROR,
+                                 R554_RELAY_DENIED, Reply)
 from relayd.testing import PluginHarness, parse_replies
 
 SCRIPT = (b"EHLO {helo}\r\nMAIL FROM:<{sender}>\r\nRCPT TO:<{rcpt}>\r\nQUIT\r\n")
@@ -201,3 +202,31 @@ def test_the_legacy_maps_rbl_domains(dns_server, rbl, caplog):
 def test_a_bad_list_argument_stops_startup(dns_server, arg):
     with pytest.raises(ConfigError, match="smtpd_client_restrictions"):
         rcpt_reply(dns_server, f"smtpd_client_restrictions = reject_rbl_client {arg}")
+
+
+def test_a_list_that_does_not_answer_is_asked_once_per_name(black_hole, caplog):
+    caplog.set_level(logging.WARNING, logger="relayd.smtpd")
+    harness = PluginHarness(f"relayd_dns_servers = {black_hole.spec}\nrelayd_dns_timeout = 1s\n"
+                            f"relayd_dns_attempts = 1\n"
+                            f"smtpd_client_restrictions = reject_rbl_client rbl.test",
+                            client_addr="192.0.2.1")
+    replies = parse_replies(harness.dialogue(
+        b"EHLO client.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<b@relay.example>\r\n"
+        b"RCPT TO:<c@relay.example>\r\nQUIT\r\n"))
+    assert replies[3:5] == [OK, OK]   # skipped, as Postfix skips it
+    assert black_hole.queries == 1
+    assert sum("RBL lookup error" in m for m in caplog.messages) == 1
+
+
+def test_a_reply_template_that_fails(dns_server, rbl, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="relayd.smtpd")
+    listed = f"smtpd_client_restrictions = reject_rbl_client {rbl}\n"
+    # The table cannot answer: Postfix's reject_server_error.
+    missing = listed + f"rbl_reply_maps = hash:{tmp_path}/missing\n"
+    assert rcpt_reply(dns_server, missing) == R451_CONFIG_ERROR
+    # A template that does not start with a reply code: a generic 450 and a warning.
+    maps = tmp_path / "rbl_reply"
+    maps.write_text(f"{rbl} Go away\n")
+    assert rcpt_reply(dns_server, listed + f"rbl_reply_maps = texthash:{maps}\n") == \
+        R450_DEFER.format("Service unavailable")
+    assert "rbl response code configuration error: Go away" in caplog.messages

@@ -25,11 +25,11 @@ no zone it serves; SERVFAIL for a zone whose file does not load
 query's EDNS payload is truncated (TC), so a large TXT record makes a
 resolver fall back to TCP.
 
-Why Knot: it starts in about 0.1 s as an ordinary user with its run
+Why Knot: it starts in about half a second as an ordinary user with its run
 directory, database and control socket in a directory of its own; knotc
 talks to it over that UNIX socket with no key to set up, and
 ``zone-reload``/``reload`` apply changed zone files and configuration at
-once. NSD's nsd-control needs TLS keys made first (nsd-control-setup) and
+once (a zone added or changed is served within about 50 ms). NSD's nsd-control needs TLS keys made first (nsd-control-setup) and
 compiles zones into a database; BIND's named starts slower and needs an
 rndc key; Unbound's local-data is a resolver's override, not an
 authoritative zone (no real NODATA/NXDOMAIN with an SOA, no SERVFAIL for a
