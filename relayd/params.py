@@ -492,6 +492,33 @@ _RELAYD = [
           "answer (timeout, SERVFAIL): dunno (Postfix: skip the check, with a warning), "
           "defer_if_permit or defer (450 4.7.1 ... Service unavailable).",
           choices=("dunno", "defer_if_permit", "defer")),
+    # -- Client names and reject_unknown_* (issue 10, branch names: relayd/edge/peername.py,
+    # relayd/hostsfile.py, relayd/checks/unknown.py; docs/client-names.md) -------------------
+    Param("smtpd_peername_lookup", "bool", "yes",
+          "Look up the client's name (PTR, then the name's A/AAAA must list the address); "
+          "no: every client is unknown[address]."),
+    Param("relayd_hosts_file", "str", "/etc/hosts",
+          "relayd extension: the hosts(5) file asked before DNS for client names, as the C "
+          "library's 'files' source is (re-read when it changes); empty: DNS only."),
+    _time("relayd_peername_lookup_timeout", "10s",
+          "relayd extension: the longest a new session waits for its client's name before "
+          "it goes on with unknown (a temporary failure, as a resolver timeout is)."),
+    _code("unknown_client_reject_code", "450",
+          "Reply code of reject_unknown_client_hostname and reject_unknown_reverse_client_"
+          "hostname; a temporary lookup failure always gets 450."),
+    _code("unknown_hostname_reject_code", "450", "Reply code of reject_unknown_helo_hostname."),
+    _code("unknown_address_reject_code", "450",
+          "Reply code of reject_unknown_sender_domain and reject_unknown_recipient_domain."),
+    Param("reject_tempfail_action", "choice", "defer_if_permit",
+          "What a reject-type restriction does when a lookup fails temporarily: defer at "
+          "once, or defer only if the request would otherwise be accepted.",
+          choices=("defer", "defer_if_permit")),
+    Param("unknown_address_tempfail_action", "choice", "$reject_tempfail_action",
+          "reject_tempfail_action for reject_unknown_sender_domain and _recipient_domain.",
+          choices=("defer", "defer_if_permit")),
+    Param("unknown_helo_hostname_tempfail_action", "choice", "$reject_tempfail_action",
+          "reject_tempfail_action for reject_unknown_helo_hostname.",
+          choices=("defer", "defer_if_permit")),
     *_POSTFIX_USED,
 ]
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 import logging
 
 from relayd.config import ConfigError
-from relayd.pipeline.context import CheckContext, SessionView
+from relayd.pipeline.context import (NAME_FORGED, NAME_OK, NAME_PERM, NAME_TEMP, CheckContext,
+                                     SessionView)
 from relayd.pipeline.hooks import (
     DEFAULT_HOOK_TIMEOUT, HOOK_BOUNCED, HOOK_CONNECT, HOOK_DATA_END, HOOK_DEFERRED,
     HOOK_DELIVERED, HOOK_NAMES, HOOK_QUEUED, ConnectEvent, DataEndEvent, DeliveryEvent,
@@ -37,7 +38,7 @@ from relayd.pipeline.verdicts import DUNNO, OK, Defer, Dunno, Permit, Reject, Ve
 from relayd.smtp.replies import Reply
 from relayd.tables.base import LookupConfigError, TemporaryLookupError, open_table
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 
 def require_api(version: str) -> None:
@@ -75,6 +76,8 @@ __all__ = [
     # what a check receives and returns
     "CheckContext", "SessionView", "Verdict", "OK", "DUNNO", "Permit", "Dunno", "Reject",
     "Defer", "Reply",
+    # how the client's name was found (SessionView.client_name_status, ...)
+    "NAME_OK", "NAME_TEMP", "NAME_PERM", "NAME_FORGED",
     # failures a check may raise, and tables it may open
     "ConfigError", "TemporaryLookupError", "LookupConfigError", "open_table",
     # lifecycle hooks

@@ -1,5 +1,6 @@
-"""Access maps: check_client_access, check_helo_access, check_sender_access,
-check_recipient_access, each naming one lookup table (access(5)).
+"""Access maps: check_client_access, check_reverse_client_hostname_access,
+check_helo_access, check_sender_access, check_recipient_access, each naming
+one lookup table (access(5)).
 
 The table is opened when the restriction list is compiled (a bad table
 stops startup). The key search order is access(5)'s
@@ -11,17 +12,22 @@ error``.
 """
 from __future__ import annotations
 
+import logging
+
 from relayd.addresses import split_address
 from relayd.checks.actions import access_verdict
-from relayd.checks.names import (CLIENT_CLASS, HELO_CLASS, RECIPIENT_CLASS, SENDER_CLASS,
-                                 client_name)
+from relayd.checks.names import (CLIENT_CLASS, HELO_CLASS, RECIPIENT_CLASS,
+                                 REVERSE_CLIENT_CLASS, SENDER_CLASS, client_name)
 from relayd.config.derived import PerConfig
 from relayd.domains import AddressClasses
 from relayd.pipeline.context import CheckContext
-from relayd.pipeline.verdicts import DUNNO, Permit, Verdict
+from relayd.pipeline.verdicts import DUNNO, Defer, Permit, Verdict
+from relayd.smtp.replies import R451_CONFIG_ERROR
 from relayd.tables.base import TemporaryLookupError, open_table
 from relayd.tables.maps import Maps
 from relayd.tables.search import address_queries, host_queries, hostname_queries
+
+log = logging.getLogger("relayd.smtpd")
 
 # Postfix answers a table that cannot answer with this access value (check_access).
 _LOOKUP_FAILED = "451 4.3.5 Server configuration error"
@@ -73,6 +79,24 @@ def check_client_access(ctx: CheckContext) -> Verdict:
     return _verdict(ctx, queries, client_name(ctx), CLIENT_CLASS, "client")
 
 
+def check_reverse_client_hostname_access(ctx: CheckContext) -> Verdict:
+    """check_reverse_client_hostname_access type:table — the client's PTR name
+    (verified or not), parents, address. An OK is refused with 451 4.3.5, as
+    Postfix's forbid_allowlist does: a name anyone can claim must not permit."""
+    s = ctx.session
+    tables = AccessTables.of(ctx.config)
+    queries = host_queries(s.reverse_client_name, s.client_addr,
+                           parent_matches_subdomains=tables.parent_matches)
+    verdict = _verdict(ctx, queries, s.reverse_client_name, REVERSE_CLIENT_CLASS, "client")
+    if isinstance(verdict, Permit):
+        log.warning("restriction check_reverse_client_hostname_access returns OK for %s",
+                    s.reverse_client_name)
+        log.warning("this is not allowed for security reasons")
+        log.warning("use DUNNO instead of OK if you want to make an exception")
+        return Defer(R451_CONFIG_ERROR)
+    return verdict
+
+
 def check_helo_access(ctx: CheckContext) -> Verdict:
     """check_helo_access type:table — the HELO/EHLO name and its parents."""
     helo = ctx.session.helo_name
@@ -122,6 +146,6 @@ def _qualified(address: str, config) -> str:
 
 def register(registry) -> None:
     """Entry point of the built-in access-map plugin."""
-    for func in (check_client_access, check_helo_access, check_sender_access,
-                 check_recipient_access):
+    for func in (check_client_access, check_reverse_client_hostname_access, check_helo_access,
+                 check_sender_access, check_recipient_access):
         registry.add(func.__name__, func, nargs=1, setup=open_access_table)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from relayd.pipeline.context import CheckContext
 
 CLIENT_CLASS = "Client host"
+REVERSE_CLIENT_CLASS = "Unverified Client host"   # judged by its PTR name, not verified
 HELO_CLASS = "Helo command"
 SENDER_CLASS = "Sender address"
 RECIPIENT_CLASS = "Recipient address"

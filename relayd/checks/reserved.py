@@ -15,12 +15,7 @@ _VERIFY = "comes with the address verification issue"
 
 RESERVED = {
     _DNS: (
-        "reject_unknown_sender_domain", "reject_unknown_recipient_domain",
-        "reject_unknown_client_hostname", "reject_unknown_client",
-        "reject_unknown_reverse_client_hostname", "reject_unknown_helo_hostname",
-        "reject_unknown_hostname", "reject_unknown_address",
         "permit_mx_backup",
-        "check_reverse_client_hostname_access",
         "check_client_mx_access", "check_client_ns_access", "check_client_a_access",
         "check_reverse_client_hostname_mx_access", "check_reverse_client_hostname_ns_access",
         "check_reverse_client_hostname_a_access",

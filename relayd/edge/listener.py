@@ -16,6 +16,7 @@ from gevent.server import StreamServer
 from relayd.anvil import TOO_MANY_SESSIONS, Anvil
 from relayd.cleanup.message import Cleanup
 from relayd.edge.dialogue import DialogueSettings
+from relayd.edge.peername import PeerNames
 from relayd.edge.session import SmtpdSession
 from relayd.networks import NetworkList
 from relayd.pipeline.hooks import HookRegistry
@@ -38,6 +39,7 @@ class SmtpdService:
         self.hooks = hooks if hooks is not None else HookRegistry()
         self.cleanup = Cleanup(config, store)
         self.sweeper = sweeper
+        self.peer_names = PeerNames.of(config)
         self.myhostname = config["myhostname"]
         self.timeout = config["smtpd_timeout"]
         self.session_limit = config["smtpd_session_limit"]

@@ -1,6 +1,9 @@
 """The session driver: one greenlet per SMTP connection.
 
-It owns the socket and the clock and nothing else: the SMTP dialogue
+It owns the socket and the clock and nothing else. It starts the lookup of
+the client's name when the connection is accepted and waits for it before
+the "connect from" line, the connect-stage restrictions and the greeting
+(:mod:`relayd.edge.peername`); then the SMTP dialogue
 (:class:`~relayd.edge.dialogue.SmtpDialogue`, no I/O) decides what every
 event means and what is answered, cleanup and the queue make messages
 durable. Replies to pipelined commands are collected and written in one
@@ -20,6 +23,7 @@ from OpenSSL import SSL
 
 from relayd.edge.deadlines import SessionTimeout
 from relayd.edge.dialogue import CLOSE, NEED_DATA, START_TLS, SmtpDialogue
+from relayd.edge.peername import PeerName
 from relayd.pipeline.context import SessionView
 from relayd.smtp.server import ProtocolError, ServerSession
 from relayd.sockets import send_all, send_last
@@ -36,23 +40,36 @@ class SmtpdSession:
     def __init__(self, service, sock, address):
         self.service = service
         self.sock = sock
-        client_addr = _unmapped(address[0])
+        self.client_addr = _unmapped(address[0])
+        self.client_port = address[1]
         self.deadline = INFINITY
         self.greenlet = gevent.getcurrent()
-        notes: dict = {}
-        policy = service.restrictions.session(SessionView(client_addr, "unknown", address[1]),
-                                              notes)
-        self.dialogue = SmtpDialogue(
-            service.dialogue_settings, ServerSession(**service.core_options), policy,
-            cleanup=service.cleanup, queue=service.store, hooks=service.hooks,
-            client_addr=client_addr, notes=notes, guard=self._uninterruptible)
-        self.dialogue.tls_required = service.tls is not None and service.tls.level == "encrypt"
-        self.dialogue.local_address = lambda: _unmapped(sock.getsockname()[0])   # for AUTH
-        self.dialogue.auth_rate = lambda: service.count_auth(client_addr)
         self._writing = False  # a flush is under way (the client may have stopped reading)
+        # The client's name is looked up from now on; run() waits for it before
+        # the first thing that needs it (relayd.edge.peername).
+        self._naming = service.peer_names.start(self.client_addr)
+        self.dialogue: SmtpDialogue | None = None
+
+    def _dialogue(self, peer: PeerName) -> SmtpDialogue:
+        """The session's dialogue and policy, once the client's name is known."""
+        service, sock, client_addr = self.service, self.sock, self.client_addr
+        notes: dict = {}
+        view = SessionView(client_addr, peer.name, self.client_port,
+                           reverse_client_name=peer.reverse_name,
+                           client_name_status=peer.name_status,
+                           reverse_client_name_status=peer.reverse_status)
+        dialogue = SmtpDialogue(
+            service.dialogue_settings, ServerSession(**service.core_options),
+            service.restrictions.session(view, notes), cleanup=service.cleanup,
+            queue=service.store, hooks=service.hooks, client_name=peer.name,
+            client_addr=client_addr, notes=notes, guard=self._uninterruptible)
+        dialogue.tls_required = service.tls is not None and service.tls.level == "encrypt"
+        dialogue.local_address = lambda: _unmapped(sock.getsockname()[0])   # for AUTH
+        dialogue.auth_rate = lambda: service.count_auth(client_addr)
+        return dialogue
 
     def run(self) -> None:
-        dialogue = self.dialogue
+        dialogue = self.dialogue = self._dialogue(self.service.peer_names.wait(self._naming))
         dialogue.connect()
         self.service.sweeper.watch(self)
         try:

@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# How a client name was found (Postfix's SMTPD_PEER_CODE_*, smtpd.h): the
+# lookups succeeded; failed temporarily; failed for good (or were not made:
+# smtpd_peername_lookup = no); the name's addresses do not include the client's.
+NAME_OK, NAME_TEMP, NAME_PERM, NAME_FORGED = 2, 4, 5, 6
+
 
 @dataclass(frozen=True, slots=True)
 class SessionView:
@@ -25,6 +30,14 @@ class SessionView:
     and ``ccert_pubkey_fingerprint`` (of its public key) are empty when the
     client presented none; ``ccert_trusted`` says whether it verified
     against smtpd_tls_CAfile.
+
+    ``client_name`` is the verified name (its A/AAAA records list the
+    address) or "unknown"; ``reverse_client_name`` the PTR name, verified
+    or not, or "unknown"; their ``*_status`` say why a name is unknown
+    (:data:`NAME_OK`, :data:`NAME_TEMP`, :data:`NAME_PERM`,
+    :data:`NAME_FORGED`), as smtpd_peer.c's name_status and
+    reverse_name_status do. Left out, the reverse name is the client name
+    and a status follows its name (OK for a name, PERM for "unknown").
     """
 
     client_addr: str
@@ -41,6 +54,22 @@ class SessionView:
     ccert_fingerprint: str = ""
     ccert_pubkey_fingerprint: str = ""
     ccert_trusted: bool = False
+    reverse_client_name: str | None = None
+    client_name_status: int | None = None
+    reverse_client_name_status: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.reverse_client_name is None:
+            object.__setattr__(self, "reverse_client_name", self.client_name)
+        if self.client_name_status is None:
+            object.__setattr__(self, "client_name_status", _status_of(self.client_name))
+        if self.reverse_client_name_status is None:
+            object.__setattr__(self, "reverse_client_name_status",
+                               _status_of(self.reverse_client_name))
+
+
+def _status_of(name: str) -> int:
+    return NAME_PERM if name == "unknown" else NAME_OK
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,3 +229,25 @@ R501_INVALID_HOSTADDR = Reply(501, "5.5.2", "<{}>: {} rejected: invalid ip addre
 R503_UNAUTH_PIPELINING = Reply(503, "5.5.0",
                                "<{}>: {} rejected: Improper use of SMTP command pipelining")
 R503_ACCESS_DENIED = Reply(503, "5.7.0", "Error: access denied for {}")
+
+# --- client names and DNS (relayd/checks/unknown.py), worded as smtpd_check.c; the codes
+# follow main.cf (unknown_client_reject_code, unknown_hostname_reject_code,
+# unknown_address_reject_code; 450 on a temporary failure), the nullMX ones are fixed.
+R450_UNKNOWN_CLIENT = Reply(450, "4.7.25", "Client host rejected: cannot find your hostname, [{}]")
+R450_UNKNOWN_REVERSE_CLIENT = Reply(
+    450, "4.7.1", "Client host rejected: cannot find your reverse hostname, [{}]")
+R450_HELO_NOT_FOUND = Reply(450, "4.7.1", "<{}>: Helo command rejected: Host not found")
+R450_HELO_MALFORMED_DNS = Reply(
+    450, "4.7.1", "<{}>: Helo command rejected: Malformed DNS server reply")
+R450_SENDER_DOMAIN_NOT_FOUND = Reply(
+    450, "4.1.8", "<{}>: Sender address rejected: Domain not found")
+R450_SENDER_MALFORMED_DNS = Reply(
+    450, "4.1.8", "<{}>: Sender address rejected: Malformed DNS server reply")
+R450_RECIPIENT_DOMAIN_NOT_FOUND = Reply(
+    450, "4.1.2", "<{}>: Recipient address rejected: Domain not found")
+R450_RECIPIENT_MALFORMED_DNS = Reply(
+    450, "4.1.2", "<{}>: Recipient address rejected: Malformed DNS server reply")
+R550_SENDER_NULL_MX = Reply(
+    550, "5.7.27", "<{}>: Sender address rejected: Domain {} does not accept mail (nullMX)")
+R556_RECIPIENT_NULL_MX = Reply(
+    556, "5.1.10", "<{}>: Recipient address rejected: Domain {} does not accept mail (nullMX)")

@@ -83,7 +83,8 @@ def test_a_full_queue_file_system_is_refused_politely_and_loses_nothing(small_fs
     relay = relayd.Relay(listen=[("127.0.0.1", 0)], queue_directory=str(queue_dir),
                          relayhost=f"[127.0.0.1]:{sink.port}", mynetworks="127.0.0.0/8",
                          queue_minfree=str(MIN_FREE), message_size_limit=str(SIZE_LIMIT),
-                         smtpd_soft_error_limit="100", smtpd_hard_error_limit="100")
+                         smtpd_soft_error_limit="100", smtpd_hard_error_limit="100",
+                         smtpd_peername_lookup="no")   # the client is unknown[127.0.0.1]
     caplog.set_level(logging.WARNING, logger="relayd.queue")
     caplog.set_level(logging.INFO, logger="relayd.smtpd")
     relay.start()

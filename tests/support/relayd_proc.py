@@ -25,6 +25,9 @@ minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 queue_run_delay = 1s
 smtpd_error_sleep_time = 0
+# No client name lookup unless a test asks for one with its own hosts file and
+# DNS server (tests/integration/test_client_names.py): no test asks the host's resolver.
+smtpd_peername_lookup = no
 """
 
 
