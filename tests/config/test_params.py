@@ -175,7 +175,7 @@ def test_postfix_defaults_are_read_from_the_data_file():
     assert POSTFIX_DEFAULTS["always_bcc"] == ""
     assert POSTFIX_DEFAULTS["address_verify_relayhost"] == "$relayhost"
     assert POSTFIX_DEFAULTS["allow_mail_to_commands"] == "alias, forward"
-    assert len(POSTFIX_DEFAULTS) > 850 and not any(n.startswith("#") for n in POSTFIX_DEFAULTS)
+    assert len(POSTFIX_DEFAULTS) > 800 and not any(n.startswith("#") for n in POSTFIX_DEFAULTS)
     assert load_config().raw("virtual_mailbox_limit") == "51200000"
 
 
