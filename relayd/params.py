@@ -494,6 +494,20 @@ _RELAYD = [
           "!login excludes one)."),
     Param("smtp_sasl_auth_soft_bounce", "bool", "yes",
           "A 5xx reply to AUTH defers the mail (4.x.x) instead of bouncing it."),
+    # -- DNS (issue 10, branch dns: relayd/dns.py, the resolver every DNS feature uses) -----
+    Param("relayd_dns_servers", "list", "",
+          "relayd extension: the DNS servers to ask, ADDRESS:PORT items (e.g. 127.0.0.1:5353, "
+          "[::1]:5353; the port defaults to 53), in order; empty: the nameserver lines of "
+          "/etc/resolv.conf (none there: 127.0.0.1)."),
+    _time("relayd_dns_timeout", "0s",
+          "relayd extension: how long one try waits for a DNS server's reply (UDP, then TCP "
+          "for a truncated reply); 0: resolv.conf's 'options timeout:N', else 5s (at most 30s)."),
+    Param("relayd_dns_attempts", "int", "0",
+          "relayd extension: rounds of tries over all DNS servers before a lookup fails "
+          "temporarily; 0: resolv.conf's 'options attempts:N', else 2 (at most 5)."),
+    Param("relayd_dns_cache_size", "int", "1000",
+          "relayd extension: DNS answers kept per process for their TTL (at most an hour; "
+          "negative answers per RFC 2308); 0 turns the cache off."),
     *_POSTFIX_USED,
     *_ROUTING,
 ]

@@ -38,3 +38,25 @@ def tls_certs(tmp_path_factory):
     """A CA, server and client certificates (tests/support/certs.py), made once per run."""
     from tests.support.certs import make_certs
     return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="session")
+def dns_server(tmp_path_factory):
+    """A real authoritative DNS server (Knot) for the whole run: tests add zones
+    under .test and point relayd_dns_servers at ``dns_server.spec``
+    (tests/support/dnsserver.py)."""
+    from tests.support.dnsserver import DnsServer, knot_binaries
+    if knot_binaries() is None:
+        pytest.skip("knot (Knot DNS) is not installed: tools/setup-env installs it")
+    server = DnsServer(tmp_path_factory.mktemp("knot")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def black_hole():
+    """A DNS server that reads every query and never answers (UDP and TCP)."""
+    from tests.support.dnsserver import BlackHole
+    hole = BlackHole().start()
+    yield hole
+    hole.stop()
