@@ -61,3 +61,12 @@ def test_the_anvil_rate_slot_is_shared_by_the_workers():
     first, second = RateGate(anvil), RateGate(anvil)
     assert first.wait("smtp:a.test", 5) == 0
     assert 4 < second.wait("smtp:a.test", 5) <= 5
+
+
+def test_the_knobs_of_a_master_cf_service_are_no_unused_parameters(tmp_path, caplog):
+    (tmp_path / "main.cf").write_text("slow_destination_rate_delay = 1s\nnosuch_thing = 1\n")
+    (tmp_path / "master.cf").write_text(MASTER_CF)
+    config = load_config(str(tmp_path))
+    assert "unused parameter: nosuch_thing=1" in caplog.text
+    assert "slow_destination_rate_delay" not in caplog.text
+    assert TransportLimits(config).of("slow").rate_delay == 1
