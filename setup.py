@@ -39,6 +39,7 @@ setup(
             "builtin_recipients = relayd.checks.recipients:register",
             "builtin_sender_login = relayd.checks.sender_login:register",
             "builtin_clientcerts = relayd.checks.clientcerts:register",
+            "builtin_dnsbl = relayd.checks.dnsbl:register",
         ],
         # Lookup-table types by their "type:" prefix.
         "relayd.tables": [

@@ -72,6 +72,17 @@ are not cached. Concurrent lookups of one question share one query.
 Helpers: :func:`reverse_name` (the PTR name of an address) and
 :func:`dnsbl_name` (the query name of an address under a DNSBL zone:
 reversed octets, or nibbles for IPv6).
+
+Using it
+--------
+Call :func:`resolver` in a check's ``setup`` (or wherever the feature is
+set up at startup): it raises ConfigError for a bad ``relayd_dns_servers``,
+and nothing is read or asked until then, so a configuration without DNS
+features costs nothing. ``lookup`` waits cooperatively (call it from a
+greenlet), at most about ``timeout x attempts x servers`` seconds; the
+:class:`Answer` is frozen and may be shared. Tests build their own
+``Resolver([("127.0.0.1", port)], timeout=1, attempts=1)`` against the
+test DNS server (tests/support/dnsserver.py).
 """
 from __future__ import annotations
 
@@ -165,24 +176,24 @@ class Resolver:
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[str, int], tuple[float, Answer]] = OrderedDict()
-        self._inflight: dict[tuple[str, int], AsyncResult] = {}
+        self._cache: OrderedDict[tuple[str, str], tuple[float, Answer]] = OrderedDict()
+        self._inflight: dict[tuple[str, str], AsyncResult] = {}
 
     def lookup(self, name: str, rdtype: str = "A") -> Answer:
         """The answer to ``name`` (absolute; a trailing dot is optional) and
         ``rdtype`` ("A", "MX"...): FOUND, NXDOMAIN or NODATA. Raises
         :class:`DnsError` when there is no definitive answer."""
+        key = (name.rstrip(".").lower(), rdtype.upper())
+        hit = self._cached(key)   # before any parsing: a hit costs a dict lookup
+        if hit is not None:
+            return hit
         try:
-            qname = dns.name.from_text(name.rstrip(".") + ".") if name.strip(".") else None
-            qtype = dns.rdatatype.from_text(rdtype)
+            qname = dns.name.from_text(key[0] + ".") if key[0].strip(".") else None
+            qtype = dns.rdatatype.from_text(key[1])
         except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
             raise DnsPermanentError(f"{name}: invalid query: {exc}") from None
         if qname is None:
             raise DnsPermanentError(f"{name!r}: empty name")
-        key = (qname.to_text().lower(), qtype)
-        hit = self._cached(key)
-        if hit is not None:
-            return hit
         waiting = self._inflight.get(key)
         if waiting is not None:
             return waiting.get()

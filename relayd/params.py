@@ -508,6 +508,24 @@ _RELAYD = [
     Param("relayd_dns_cache_size", "int", "1000",
           "relayd extension: DNS answers kept per process for their TTL (at most an hour; "
           "negative answers per RFC 2308); 0 turns the cache off."),
+    # The DNS block and allow lists (relayd/checks/dnsbl.py).
+    _code("maps_rbl_reject_code", "554",
+          "Reply code ($rbl_code) when a DNS block list lists what a reject_rbl_* or "
+          "reject_rhsbl_* check asks about."),
+    Param("default_rbl_reply", "str",
+          "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using "
+          "$rbl_domain${rbl_reason?; $rbl_reason}",
+          "The reply template of the DNS list checks ($rbl_code, $rbl_class, $rbl_what, "
+          "$rbl_domain, $rbl_reason: the list's TXT record; read unexpanded)."),
+    Param("rbl_reply_maps", "list", "",
+          "Reply templates per DNS list: looked up as written (zone=d.d.d.d), then by zone."),
+    Param("maps_rbl_domains", "list", "",
+          "Obsolete: the zones reject_maps_rbl asks (use reject_rbl_client zone instead)."),
+    Param("relayd_rbl_tempfail_action", "choice", "dunno",
+          "relayd extension: what reject_rbl_client and reject_rhsbl_* do when a list gives no "
+          "answer (timeout, SERVFAIL): dunno (Postfix: skip the check, with a warning), "
+          "defer_if_permit or defer (450 4.7.1 ... Service unavailable).",
+          choices=("dunno", "defer_if_permit", "defer")),
     *_POSTFIX_USED,
     *_ROUTING,
 ]

@@ -32,6 +32,7 @@ BUILTIN_PLUGINS = (
     "relayd.checks.recipients:register",
     "relayd.checks.sender_login:register",
     "relayd.checks.clientcerts:register",
+    "relayd.checks.dnsbl:register",
 )
 
 

@@ -25,11 +25,11 @@ no zone it serves; SERVFAIL for a zone whose file does not load
 query's EDNS payload is truncated (TC), so a large TXT record makes a
 resolver fall back to TCP.
 
-Why Knot: it starts in about 0.1 s as an ordinary user with its run
+Why Knot: it starts in about half a second as an ordinary user with its run
 directory, database and control socket in a directory of its own; knotc
 talks to it over that UNIX socket with no key to set up, and
 ``zone-reload``/``reload`` apply changed zone files and configuration at
-once. NSD's nsd-control needs TLS keys made first (nsd-control-setup) and
+once (a zone added or changed is served within about 50 ms). NSD's nsd-control needs TLS keys made first (nsd-control-setup) and
 compiles zones into a database; BIND's named starts slower and needs an
 rndc key; Unbound's local-data is a resolver's override, not an
 authoritative zone (no real NODATA/NXDOMAIN with an SOA, no SERVFAIL for a
@@ -102,7 +102,22 @@ def knot_binaries() -> tuple[str, str] | None:
     return (knotd, knotc) if knotd and knotc else None
 
 
-class DnsServer:
+class _Loopback:
+    """A server on 127.0.0.1:``port``."""
+
+    port: int
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    @property
+    def spec(self) -> str:
+        """The server as relayd_dns_servers writes it."""
+        return f"127.0.0.1:{self.port}"
+
+
+class DnsServer(_Loopback):
     """Knot DNS in ``directory``; see the module doc."""
 
     def __init__(self, directory: Path):
@@ -114,15 +129,6 @@ class DnsServer:
         self.zones: dict[str, int] = {}   # origin -> serial
         self._names = itertools.count(1)
         self.proc: subprocess.Popen | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
-
-    @property
-    def spec(self) -> str:
-        """The server as relayd_dns_servers writes it."""
-        return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> "DnsServer":
         self._write_zone("ready.test", [], 60)
@@ -220,7 +226,7 @@ class DnsServer:
             time.sleep(0.02)
 
 
-class BlackHole:
+class BlackHole(_Loopback):
     """A UDP and a TCP socket on one 127.0.0.1 port that read and never answer."""
 
     def __init__(self):
@@ -234,14 +240,6 @@ class BlackHole:
         self.queries = 0   # datagrams and connections received
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._swallow, daemon=True)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
-
-    @property
-    def spec(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def start(self) -> "BlackHole":
         self._thread.start()
