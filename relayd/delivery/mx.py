@@ -108,7 +108,6 @@ class ServerFinder:
             answer = self._lookup(domain, "MX")
         except DnsError as exc:
             text = _TRY_AGAIN if isinstance(exc, DnsTemporaryError) else _NO_RECOVERY
-            log.info("%s: MX lookup: %s", domain, exc)
             return Servers((), _deferred("4.4.3", _name_error(domain, "MX", text)))
         if answer.status in (NXDOMAIN, NODATA):   # RFC 5321 5.1: the implicit MX
             servers, failure = self._addresses(domain, 0, port)
