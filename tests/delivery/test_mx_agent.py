@@ -8,7 +8,7 @@ import pytest
 from relayd.config import load_config
 from relayd.delivery.route import parse_nexthop
 from relayd.delivery.smtp import SmtpDeliveryAgent
-from relayd.queue.outcome import DEFERRED
+from relayd.queue.outcome import BOUNCED, DEFERRED
 from tests.delivery.conftest import log_lines, request
 from tests.support.relayd_proc import free_port
 from tests.support.sink import Sink
@@ -83,3 +83,17 @@ def test_no_fallback_relay_for_a_destination_this_host_is_mx_for(dns_server, sin
                                  request("bob@x.test")).outcomes[0]
     assert other.relay == f"127.0.0.1[127.0.0.1]:{sink.port}"    # elsewhere it is
     assert sink.wait_for(1)
+
+
+def test_a_relayhost_that_does_not_resolve_defers_as_a_configuration_problem(dns_server, caplog):
+    zone = dns_server.add_zone(["www A 127.0.0.9"])
+    relayhost = f"nowhere.{zone}:2525"
+    relayd_agent = agent(dns_server, relayhost=relayhost)
+    outcome = relayd_agent.deliver(parse_nexthop(relayhost), request("bob@x.test")).outcomes[0]
+    assert (outcome.status, outcome.dsn) == (DEFERRED, "4.3.5")      # Postfix: not a bounce
+    assert outcome.reason == (f"Host or domain name not found. Name service error for "
+                              f"name=nowhere.{zone} type=A: Host not found")
+    assert "relayhost configuration problem" in caplog.text
+    # The same next hop as a recipient's domain (not named by the admin) bounces.
+    other = agent(dns_server).deliver(parse_nexthop(relayhost), request("bob@x.test")).outcomes[0]
+    assert (other.status, other.dsn) == (BOUNCED, "5.4.4")
