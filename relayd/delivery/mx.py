@@ -90,6 +90,8 @@ class ServerFinder:
         self._own = {ipaddress.ip_address(a) for parameter in ("inet_interfaces", "proxy_interfaces")
                      for a in Interfaces(config, parameter).own_addresses()}
         self._resolver = None
+        if config["relayd_dns_servers"]:   # a bad server list stops startup, not a delivery
+            self._lookup_resolver()
 
     def servers(self, destination) -> Servers:
         """The servers of ``destination`` (a Destination) to try, in order."""
@@ -171,10 +173,13 @@ class ServerFinder:
         return servers, (None if servers else failure)
 
     def _lookup(self, name: str, rdtype: str):
-        if self._resolver is None:
-            from relayd.dns import resolver
-            self._resolver = resolver(self._config)
-        return self._resolver.lookup(name, rdtype)
+        return (self._resolver or self._lookup_resolver()).lookup(name, rdtype)
+
+    def _lookup_resolver(self):
+        """The process's resolver (relayd.dns, imported only when DNS is used)."""
+        from relayd.dns import resolver
+        self._resolver = resolver(self._config)
+        return self._resolver
 
     def _is_me(self, address: str | None) -> bool:
         return address is not None and ipaddress.ip_address(address) in self._own

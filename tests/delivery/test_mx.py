@@ -92,3 +92,10 @@ def test_mail_that_loops(dns_server, records, status, dsn, text):
     assert found.servers == () and found.final
     assert (found.failure.status, found.failure.dsn, found.failure.reason) == (
         status, dsn, text.format(zone=zone))
+
+
+def test_a_bad_dns_server_list_stops_startup():
+    from relayd.config import ConfigError
+    with pytest.raises(ConfigError) as info:
+        finder("127.0.0.1:99999")
+    assert info.value.parameter == "relayd_dns_servers"
