@@ -23,6 +23,9 @@ bucket of a few slots per hash): when a bucket is full, the entry whose
 window opened first gives way. So the table never grows, and at worst a
 client in a crowded bucket starts counting afresh: only a sender from many
 addresses can crowd a bucket, and a per-address limit cannot stop one anyway.
+The same region keeps, for each delivery destination with a rate delay
+(default_destination_rate_delay), when its next delivery may start
+(:meth:`Anvil.delivery_slot`), so the delay holds across the workers.
 
 Use from the event loop's thread only (fcntl locks belong to the process, so
 they do not exclude threads of one process); the lock is held for a few
@@ -133,6 +136,23 @@ class Anvil:
             count = min(count + 1, 2**31 - 1)
             self._rate.pack_into(self._map, at, key, count, start)
         return count
+
+    def delivery_slot(self, destination: str, delay: float, *, finished: bool) -> float:
+        """The rate delay of ``destination`` (relayd.delivery.limits.RateGate), in
+        the AUTH rates' region: the entry's time is when the destination's next
+        delivery may start. ``finished=False`` claims that start and returns the
+        seconds to wait for it; ``finished=True`` (a delivery ended) moves it to
+        ``delay`` from now at the earliest. An entry holds a future time, so the
+        region gives way to it last."""
+        key = _key("delivery-rate", destination)
+        now = time.monotonic()
+        with self._locked():
+            at = self._rate_slot(key)
+            found, _, next_start = self._rate.unpack_from(self._map, at)
+            start = max(now, next_start) if found == key else now
+            self._rate.pack_into(self._map, at, key, 0,
+                                 max(start, now + delay) if finished else start + delay)
+        return 0.0 if finished else start - now
 
     def sessions(self) -> int:
         """Sessions open on the node."""

@@ -58,6 +58,37 @@ def _code(name: str, default: str, doc: str) -> Param:
     return Param(name, "int", default, doc)
 
 
+# --- Routing and MX delivery (issue 10, branch mx: relayd/delivery/route.py, mx.py, limits.py).
+# The per-transport forms (<transport>_destination_concurrency_limit, ...) are read through
+# relayd.delivery.limits, each defaulting to the default_destination_* parameter here.
+_ROUTING = [
+    Param("sender_dependent_relayhost_maps", "list", "",
+          "Relay host per envelope sender (address, then @domain), over relayhost; DUNNO: "
+          "deliver to the recipient domain."),
+    Param("sender_dependent_default_transport_maps", "list", "",
+          "Transport per envelope sender for the default address class, over "
+          "default_transport; DUNNO: default_transport."),
+    Param("empty_address_relayhost_maps_lookup_key", "str", "<>",
+          "The sender_dependent_relayhost_maps key for the null sender."),
+    Param("empty_address_default_transport_maps_lookup_key", "str", "<>",
+          "The sender_dependent_default_transport_maps key for the null sender."),
+    Param("smtp_fallback_relay", "list", "$fallback_relay",
+          "Relay destinations tried, in order, when the next hop is not found or its hosts "
+          "fail with a temporary error (not for a destination this host is MX for)."),
+    Param("smtp_mx_address_limit", "int", "5",
+          "Most server addresses tried per next hop (MX or host addresses); 0: no limit."),
+    Param("smtp_mx_session_limit", "int", "2",
+          "Most SMTP sessions (past the EHLO and TLS handshake) per next hop and delivery; "
+          "0: no limit."),
+    _time("default_destination_rate_delay", "0s",
+          "Delay between deliveries to one destination over one transport (concurrency 1 "
+          "when set); per recipient when the recipient limit is 1. relayd: held across "
+          "the worker processes of a node."),
+    Param("default_destination_recipient_limit", "int", "50",
+          "Most recipients per delivery; 1 makes the destination of the concurrency limit "
+          "and rate delay a recipient instead of a domain."),
+]
+
 # Postfix parameters relayd reads, with Postfix's types and defaults (postconf(5),
 # src/global/mail_params.h): rejects and replies, content checks, address
 # rewriting, delivery.
@@ -229,7 +260,8 @@ _RELAYD = [
     _time("bounce_queue_lifetime", "5d", "maximal_queue_lifetime for bounce messages."),
     _time("delay_warning_time", "0h", "Time after which a delay notice is sent; 0 disables."),
     Param("default_destination_concurrency_limit", "int", "20",
-          "Parallel deliveries per destination."),
+          "Parallel deliveries per destination (<transport>_destination_concurrency_limit "
+          "overrides it per transport; divided among the worker processes, docs/routing.md)."),
     Param("default_process_limit", "int", "100",
           "Default master.cf maxproc; relayd: delivery concurrency when master.cf sets none."),
     _time("smtp_connect_timeout", "30s", "Time to complete a TCP connection to a server."),
@@ -346,7 +378,9 @@ _RELAYD = [
     Param("alias_database", "list", "hash:/etc/aliases", COMPAT_DOC),
     Param("virtual_alias_maps", "list", "$virtual_maps", "Address rewriting tables (virtual(5))."),
     Param("relay_recipient_maps", "list", "", "Valid recipients in relay_domains."),
-    Param("transport_maps", "list", "", "Transport and next hop per destination."),
+    Param("transport_maps", "list", "",
+          "Transport and next hop per recipient, domain or parent domain (transport(5), "
+          "docs/routing.md)."),
     Param("double_bounce_sender", "str", "double-bounce", "Sender of postmaster notices."),
     Param("notify_classes", "list", "resource, software", "Problems reported to postmaster."),
     Param("queue_minfree", "size", "0",
@@ -520,6 +554,7 @@ _RELAYD = [
           "reject_tempfail_action for reject_unknown_helo_hostname.",
           choices=("defer", "defer_if_permit")),
     *_POSTFIX_USED,
+    *_ROUTING,
 ]
 
 def _postfix_defaults() -> dict[str, str]:

@@ -74,8 +74,8 @@ class Relay:
                        + adopted_queue_directories(config["queue_directory"], worker, workers)]
         self.store = self.stores[0]
         qmgr_config = _share_delivery_limits(config, workers)
-        self.qmgrs = [QueueManager(store, qmgr_config, hooks=self.registry)
-                      for store in self.stores]
+        self.qmgrs = [QueueManager(store, qmgr_config, hooks=self.registry, workers=workers,
+                                   anvil=self.anvil) for store in self.stores]
         self.qmgr = self.qmgrs[0]
         self.sweeper: DeadlineSweeper | None = None
         self.listeners: list[Listener] = []
@@ -248,12 +248,10 @@ def adopted_queue_directories(base: str, worker: int, workers: int) -> list[str]
 
 def _share_delivery_limits(config, workers: int):
     """The delivery limits one worker's pool gets: master.cf's smtp maxproc (else
-    default_process_limit) in all, and the per-destination limit, each divided
-    among ``workers`` pools."""
-    destination = config["default_destination_concurrency_limit"]
+    default_process_limit) divided among ``workers`` pools. The per-destination
+    limits are divided by the queue manager (relayd.delivery.limits)."""
     return config.with_overrides({
         "default_process_limit": max(1, math.ceil(config.delivery_concurrency() / workers)),
-        "default_destination_concurrency_limit": max(1, math.ceil(destination / workers)),
     })
 
 

@@ -17,6 +17,9 @@ from relayd.config.mastercf import (DEFAULT_MASTER_CF, PIPE, Service, is_deliver
 log = logging.getLogger("relayd.config")
 
 _MISSING = object()
+# Per-service parameters of a master.cf delivery service that relayd reads.
+_SERVICE_SUFFIXES = ("destination_concurrency_limit", "destination_rate_delay",
+                     "destination_recipient_limit")
 # Transports that must name a service relayd can run (the pipe(8) check).
 _TRANSPORT_PARAMS = ("default_transport", "relay_transport")
 
@@ -221,6 +224,9 @@ def _warn_unused(settings: list[Setting], services: tuple[Service, ...]) -> None
     used = set().union(*(references(t) for t in texts))
     classes = [s.value for s in settings if s.name == "smtpd_restriction_classes"]
     used.update(split_list(classes[-1]) if classes else ())
+    # The qmgr knobs of a delivery service (<transport>_destination_*, relayd.delivery.limits).
+    used.update(f"{service.name}_{suffix}" for service in services if service.type == "unix"
+                for suffix in _SERVICE_SUFFIXES)
     overrides = [Setting(n, v, s.file, s.line) for s in services for n, v in s.overrides.items()]
     for setting in [*settings, *overrides]:
         if setting.file and setting.name not in params.PARAMS and setting.name not in used:

@@ -179,15 +179,21 @@ class _Step:
         return False
 
 
-def connect(host: str, port: int, timeout: float, *, line_length_limit: int) -> SmtpConnection:
-    """Connect to each address of ``host`` in turn (each within
-    ``timeout``); Trouble with the last address's error if none answers.
+def connect(host: str, port: int, timeout: float, *, line_length_limit: int,
+            address: str | None = None) -> SmtpConnection:
+    """Connect to ``address`` (an IP address already found for ``host``), or
+    else to each address of ``host`` in turn (each within ``timeout``);
+    Trouble with the last address's error if none answers.
     ``line_length_limit`` goes to the :class:`SmtpConnection`."""
-    try:
-        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-    except OSError:
-        raise Trouble("4.4.3", f"Host or domain name not found. Name service error for "
-                               f"name={host} type=A: Host not found, try again") from None
+    if address is not None:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        infos = [(family, socket.SOCK_STREAM, 0, "", (address, port))]
+    else:
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except OSError:
+            raise Trouble("4.4.3", f"Host or domain name not found. Name service error for "
+                                   f"name={host} type=A: Host not found, try again") from None
     reason = f"connect to {host}: no address"
     for family, kind, proto, _, sockaddr in infos:
         sock = socket.socket(family, kind, proto)

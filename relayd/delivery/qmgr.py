@@ -6,12 +6,21 @@ routes them and hands them to the delivery pool. When an attempt ends it
 records each recipient's fate in the store, returns bounced recipients to
 the sender in one DSN, and schedules the deferred ones.
 
-Routing. Each pending recipient is resolved to a transport
-(:class:`relayd.delivery.route.Router`): local domains go to the local
-delivery agent (aliases, Maildir), others over SMTP to their next hop
-(``relayhost`` unless the transport names one); ``error:`` bounces,
+Routing. Each pending recipient is resolved to a transport and next hop
+(:class:`relayd.delivery.route.Router`: address class, sender-dependent
+maps, relayhost, transport_maps): local domains go to the local delivery
+agent (aliases, Maildir), others over SMTP to their next hop (MX delivery
+when it is not bracketed); ``error:`` bounces, ``retry:`` defers,
 ``discard:`` drops. One message may so take several transports at once;
 its attempt is recorded when the last of them ends.
+
+Destinations (:mod:`relayd.delivery.limits`). The recipients of one
+transport and next hop are delivered in parts of at most the transport's
+destination recipient limit; each part is a job of the delivery pool under
+its destination (transport and next hop; and the recipient when the
+recipient limit is 1), which runs at most the transport's destination
+concurrency limit (divided among the worker processes) at once, spaced by
+its rate delay.
 
 Scheduling. The scheduler runs when woken (:meth:`QueueManager.wake`, which
 the store's ``on_commit`` calls for each new message) and otherwise every
@@ -43,9 +52,10 @@ from typing import Callable, Mapping
 import gevent
 from gevent.event import Event
 
+from relayd.delivery.limits import DestinationLimits, RateGate, TransportLimits
 from relayd.delivery.local import LocalDeliveryAgent
 from relayd.delivery.pool import DeliveryPool
-from relayd.delivery.route import DISCARD, ERROR, LOCAL_AGENT, SMTP, Router, parse_nexthop
+from relayd.delivery.route import DISCARD, ERROR, LOCAL_AGENT, RETRY, SMTP, Router, parse_nexthop
 from relayd.delivery.smtp import SmtpDeliveryAgent
 from relayd.delivery.status import DeliveryRequest, DeliveryResult, RecipientRef, record_outcome
 from relayd.pipeline.hooks import HookRegistry, fire_delivery_results
@@ -59,22 +69,23 @@ __all__ = ["QueueManager"]
 log = logging.getLogger("relayd.qmgr")
 bounce_log = logging.getLogger("relayd.bounce")
 
-NO_RELAYHOST = "no relayhost configured (MX delivery comes later)"
-
 
 class QueueManager:
-    """Schedules deliveries from ``store`` with the settings in ``config``."""
+    """Schedules deliveries from ``store`` with the settings in ``config``;
+    ``workers`` is how many worker processes share the destination limits,
+    ``anvil`` the node's shared table that holds rate delays across them."""
 
     def __init__(self, store, config: Mapping, *, clock: Callable[[], float] = time.time,
                  agent: SmtpDeliveryAgent | None = None,
-                 hooks: HookRegistry | None = None) -> None:
+                 hooks: HookRegistry | None = None, workers: int = 1, anvil=None) -> None:
         self.store, self.config, self.clock = store, config, clock
         self.hooks = hooks if hooks is not None else HookRegistry()
         self.agent = agent or SmtpDeliveryAgent(config, clock=clock)
         self.router = Router(config)
         self.local_agent = LocalDeliveryAgent(config, self._forward)
+        self.limits = TransportLimits(config, workers, config["default_process_limit"])
         self.pool = DeliveryPool(config["default_destination_concurrency_limit"],
-                                 config["default_process_limit"])
+                                 config["default_process_limit"], RateGate(anvil))
         self._wakeup = Event()
         self._in_flight: set[str] = set()
         self._scheduler: gevent.Greenlet | None = None
@@ -146,34 +157,47 @@ class QueueManager:
             self.pool.submit("none", lambda: self._finish(message, DeliveryResult(), b""))
             return
         attempt = _Attempt(len(jobs))
-        for key, run, indexes in jobs:
+        for key, run, indexes, limits in jobs:
             self.pool.submit(key, lambda run=run, indexes=indexes:
-                             self._attempt(message, now, run, indexes, attempt))
+                             self._attempt(message, now, run, indexes, attempt),
+                             limits.concurrency, limits.rate_delay)
 
-    def _plan(self, message) -> list[tuple[str, Callable, list[int]]]:
-        """(pool key, agent call, recipient indexes) per transport and next hop."""
+    def _plan(self, message) -> list[tuple[str, Callable, list[int], DestinationLimits]]:
+        """(pool key, agent call, recipient indexes, limits) per transport and
+        next hop, in parts of at most the transport's recipient limit."""
         env, groups = message.envelope, {}
         for i in message.pending_recipients():
-            transport = self.router.resolve(env.recipients[i].address)
+            transport = self.router.resolve(env.recipients[i].address, env.sender)
             groups.setdefault((transport.kind, transport.name, transport.nexthop), []).append(i)
-        return [(*self._agent_for(*key), indexes) for key, indexes in groups.items()]
+        jobs = []
+        for (kind, name, nexthop), indexes in groups.items():
+            key, run = self._agent_for(kind, name, nexthop)
+            limits = self.limits.of(name)
+            size = limits.recipient_limit or len(indexes)
+            for first in range(0, len(indexes), size):
+                part = indexes[first:first + size]
+                queue = (f"{key}\0{env.recipients[part[0]].address.lower()}"
+                         if limits.per_recipient else key)
+                jobs.append((queue, run, part, limits))
+        return jobs
 
     def _agent_for(self, kind: str | None, name: str, nexthop: str) -> tuple[str, Callable]:
         """The pool key and ``run(request) -> DeliveryResult`` for one transport."""
         if kind == SMTP:
-            if not nexthop:
-                return "none", lambda req: self._no_agent(req, DEFERRED, "4.4.1", NO_RELAYHOST)
             try:
                 destination = parse_nexthop(nexthop)
             except ValueError as exc:
                 reason = f"bad relayhost: {exc}"   # ``exc`` is unbound once this block ends
                 return "none", lambda req: self._no_agent(req, DEFERRED, "4.4.1", reason)
-            return destination.nexthop, lambda req: self.agent.deliver(destination, req)
+            return f"{name}:{destination.nexthop}", lambda req: self.agent.deliver(destination, req)
         if kind == LOCAL_AGENT:
             return f"{name}:local", self.local_agent.deliver
         if kind == ERROR:
             status, dsn, text = _error_text(nexthop)
             return "none", lambda req: self._no_agent(req, status, dsn, text, "relayd.error")
+        if kind == RETRY:
+            _, dsn, text = _error_text(nexthop, "4.0.0")
+            return "none", lambda req: self._no_agent(req, DEFERRED, dsn, text, "relayd.retry")
         if kind == DISCARD:
             return "none", lambda req: self._no_agent(req, SENT, "2.0.0", nexthop or "discarded",
                                                       "relayd.discard")
@@ -306,9 +330,9 @@ class _Attempt:
         self.result = DeliveryResult()
 
 
-def _error_text(text: str) -> tuple[str, str, str]:
+def _error_text(text: str, default: str = "5.0.0") -> tuple[str, str, str]:
     """error(8)'s next hop "5.1.1 text": (status, dsn, text); default 5.0.0."""
     dsn, rest = split_status(text)
     if dsn[:1] not in ("4", "5"):
-        dsn, rest = "5.0.0", text
+        dsn, rest = default, text
     return (DEFERRED if same_class(dsn, 4) else BOUNCED), dsn, rest or "delivery failed"

@@ -68,6 +68,7 @@ ACCESSORS = {
 DYNAMIC_READS = {
     ("relayd/cli/config_cmd.py", "_show"): "config show: the names an admin asks for (raw text)",
     ("relayd/pipeline/restrictions.py", "__init__"): "restriction class names from main.cf",
+    ("relayd/delivery/limits.py", "_value"): "<transport>_destination_* of master.cf services",
 }
 
 

@@ -93,7 +93,9 @@ def test_connection_refused_is_deferred(agent, dest, sink, caplog):
     outcome = result.outcomes[0]
     assert (outcome.status, outcome.dsn, outcome.relay) == (DEFERRED, "4.4.1", "none")
     assert outcome.reason == f"connect to 127.0.0.1[127.0.0.1]:{sink.port}: Connection refused"
-    [line] = log_lines(caplog, "relayd.smtp")
+    # smtp_connect_addr()'s info line, then the recipient's.
+    info, line = log_lines(caplog, "relayd.smtp")
+    assert info == f"connect to 127.0.0.1[127.0.0.1]:{sink.port}: Connection refused"
     assert ", relay=none, " in line and line.endswith(
         f"dsn=4.4.1, status=deferred (connect to 127.0.0.1[127.0.0.1]:{sink.port}: Connection refused)")
 

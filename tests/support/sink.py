@@ -8,10 +8,12 @@ It records every completed transaction and can be told to fail::
     sink.reply_for_rcpt = {"bad@x": "550 5.1.1 No such user"}
     sink.data_reply = "451 4.3.0 try later"      # None: accept
     sink.refuse = True                            # close new connections at once
+    sink.data_delay = 0.3                         # a slow server: wait before the final 250
     sink.wait_for(1, timeout=5); sink.messages[0].data
 
 The sink advertises PIPELINING, 8BITMIME and SIZE and counts sessions
-(``sessions``) and the most sessions open at once (``max_concurrent``).
+(``sessions``) and the most sessions open at once (``max_concurrent``);
+each transaction records when its MAIL FROM came (``mail_time``, monotonic).
 Each received chunk of bytes is kept in ``Transaction.reads`` (one entry per
 ``recv``) so a test can see that pipelined commands arrived together.
 
@@ -56,6 +58,7 @@ class Transaction:
     tls: str | None = None   # TLS protocol of the session, None in plaintext
     tls_resumed: bool = False
     user: str | None = None  # the AUTH user of the session
+    mail_time: float = 0.0   # time.monotonic() when MAIL FROM came
 
 
 def sink_tls_context(certs, **versions) -> ssl.SSLContext:
@@ -79,6 +82,7 @@ class Sink:
         self.mail_reply: str | None = None
         self.data_reply: str | None = None
         self.refuse = False
+        self.data_delay = 0.0       # seconds to wait before answering the final dot
         self.tls_context: ssl.SSLContext | None = None
         self.auth: dict[str, str] | None = None
         self.auth_tls_only = False
@@ -213,7 +217,8 @@ class _Conversation:
         self.reads = self.reads[-1:]  # this transaction's reads start with MAIL's
         address, _, params = arg[len("FROM:"):].partition(" ")
         self.txn = Transaction(address.strip("<>"), [], params, self.helo, session=self.number,
-                               tls=self.tls, tls_resumed=self.tls_resumed, user=self.user)
+                               tls=self.tls, tls_resumed=self.tls_resumed, user=self.user,
+                               mail_time=time.monotonic())
         self.send("250 2.1.0 Ok")
 
     def do_RCPT(self, arg: str) -> None:
@@ -238,6 +243,8 @@ class _Conversation:
         txn.data = b"".join(line[1:] if line.startswith(b".") else line
                             for line in raw[:-3].splitlines(keepends=True))
         accepted = self.sink.data_reply is None
+        if self.sink.data_delay:
+            time.sleep(self.sink.data_delay)   # the slow server itself, not a wait in a test
         self.sink._record(txn, accepted)
         self.send("250 2.0.0 Ok: queued as SINK%d" % len(self.sink.messages)
                   if accepted else self.sink.data_reply)
