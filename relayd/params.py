@@ -18,31 +18,11 @@ finds every read in the code): to use one, declare it here with its type.
 """
 from __future__ import annotations
 
-import socket
-from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 
-from relayd.paramtypes import convert
+from relayd.paramtypes import Param, convert
 
 COMPAT_DOC = "Postfix parameter, accepted for compatibility; not used yet."
-
-
-@dataclass(frozen=True)
-class Param:
-    """One main.cf parameter: its name, value type, raw default text, a one-line
-    description, the default time unit (for "time" parameters), the allowed
-    values (for "choice" and "list" parameters; the words an "int" one takes
-    besides numbers) and whether it is only known for compatibility (never
-    read by relayd)."""
-
-    name: str
-    type: str
-    default: str
-    doc: str
-    unit: str = "s"
-    choices: tuple[str, ...] = field(default=())
-    compat: bool = False
 
 
 def _time(name: str, default: str, doc: str) -> Param:
@@ -577,18 +557,6 @@ PARAMS: dict[str, Param] = {
 
 # Parameters whose default is computed rather than written down.
 COMPUTED = ("myhostname", "mydomain")
-
-
-@cache
-def default_myhostname() -> str:
-    """socket.getfqdn(), computed once: the only name lookup relayd's defaults make."""
-    return socket.getfqdn()
-
-
-def domain_of(hostname: str) -> str:
-    """The default mydomain for a myhostname: what follows the first dot, else 'localdomain'."""
-    _, dot, rest = hostname.partition(".")
-    return rest if dot and rest else "localdomain"
 
 
 def typed_default(name: str):

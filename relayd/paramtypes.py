@@ -21,13 +21,31 @@ choice     one of the parameter's ``choices``                     str
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
-__all__ = ["TIME_UNITS", "TYPES", "BadValue", "convert", "split_list"]
+__all__ = ["TIME_UNITS", "TYPES", "BadValue", "Param", "convert", "split_list"]
 
 TYPES = ("str", "int", "size", "bool", "time", "list", "choice")
 
 # Seconds per Postfix time unit (conv_time() in src/global/mail_conf_time.c).
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One main.cf parameter: its name, value type, raw default text, a one-line
+    description, the default time unit (for "time" parameters), the allowed
+    values (for "choice" and "list" parameters; the words an "int" one takes
+    besides numbers) and whether it is only known for compatibility (never
+    read by relayd)."""
+
+    name: str
+    type: str
+    default: str
+    doc: str
+    unit: str = "s"
+    choices: tuple[str, ...] = field(default=())
+    compat: bool = False
 
 
 class BadValue(ValueError):
@@ -39,9 +57,9 @@ _TIME_RE = re.compile(r"(\d+)([smhdw]?)", re.IGNORECASE)
 _BOOLS = {"yes": True, "true": True, "no": False, "false": False}
 
 
-def convert(param, text: str):
-    """Convert expanded *text* to the typed value of *param* (a :class:`relayd.params.Param`);
-    BadValue if it is not one."""
+def convert(param: Param, text: str):
+    """Convert expanded *text* to the typed value of *param* (a :class:`Param`); BadValue if
+    it is not one."""
     if param.type in ("int", "size"):
         if text.isdigit():
             return int(text)
@@ -69,7 +87,7 @@ def convert(param, text: str):
     return text
 
 
-def _check_choice(param, text: str, also: str = "") -> None:
+def _check_choice(param: Param, text: str, also: str = "") -> None:
     if text not in param.choices:
         allowed = ", ".join(repr(c) for c in param.choices)
         raise BadValue(f"bad value: {text!r} (expected {also}one of {allowed})")

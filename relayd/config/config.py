@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+from functools import cache
 from typing import Iterable, Mapping
 
 from relayd import params
-from relayd.paramtypes import BadValue, convert, split_list
 from relayd.config.errors import ConfigError, UnusedParameter
 from relayd.config.expand import ExpansionError, expand, references
 from relayd.config.maincf import Setting, parse_main_cf
 from relayd.config.mastercf import (DEFAULT_MASTER_CF, PIPE, Service, is_delivery_agent,
                                     is_listener, parse_master_cf)
+from relayd.paramtypes import BadValue, convert, split_list
 
 log = logging.getLogger("relayd.config")
 
@@ -86,7 +88,7 @@ class Config:
         if name in self._defaults:
             return self._defaults[name]
         if name == "myhostname":
-            return params.default_myhostname()
+            return default_myhostname()
         if name == "mydomain":
             return self._text(name, (name,))
         if name in params.PARAMS:
@@ -129,7 +131,7 @@ class Config:
     def _text(self, name: str, stack: tuple[str, ...]) -> str | None:
         """The expanded text of *name* (None if undefined); *stack* ends with name."""
         if name == "mydomain" and name not in self._settings and name not in self._defaults:
-            return params.domain_of(expand("$myhostname", self._text, stack))
+            return domain_of(expand("$myhostname", self._text, stack))
         try:
             raw = self.raw(name)
         except KeyError:
@@ -242,3 +244,15 @@ def _check_transports(config: Config) -> None:
             if service.name == transport and service.type == "unix" and service.command == PIPE:
                 raise ConfigError(f"pipe(8) transport {transport} is not supported yet",
                                   file=service.file, line=service.line, parameter=param)
+
+
+@cache
+def default_myhostname() -> str:
+    """socket.getfqdn(), computed once: the only name lookup relayd's defaults make."""
+    return socket.getfqdn()
+
+
+def domain_of(hostname: str) -> str:
+    """The default mydomain for a myhostname: what follows the first dot, else 'localdomain'."""
+    _, dot, rest = hostname.partition(".")
+    return rest if dot and rest else "localdomain"
