@@ -291,9 +291,9 @@ def _expansion_values(ctx: CheckContext, listed: Listed, domain: str, what: str,
 
 
 def _reverse_name(ctx: CheckContext) -> str:
-    # The unverified PTR name comes with the client-name lookup (SessionView.
-    # reverse_client_name); a session view without it has only the client name.
-    return getattr(ctx.session, "reverse_client_name", None) or ctx.session.client_name
+    # The unverified PTR name (SessionView.reverse_client_name, set by the
+    # client-name lookup); a view built without it has only the client name.
+    return ctx.session.reverse_client_name or ctx.session.client_name
 
 
 def _list_domain(what: str) -> str | None:

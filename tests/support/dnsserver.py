@@ -159,7 +159,10 @@ class DnsServer(_Loopback):
         """Serve a new zone (``origin``, or a fresh ``zN.test``) with ``records``;
         its origin once the server answers for it."""
         origin = (origin or f"z{next(self._names)}.test").rstrip(".").lower()
-        assert origin.endswith(".test"), "test zones live under .test"
+        # Test zones live under .test, and reverse zones only for loopback and
+        # documentation (2001:db8::/32) addresses: nothing a real resolver serves.
+        assert origin.endswith((".test", "127.in-addr.arpa", "8.b.d.0.1.0.0.2.ip6.arpa")), \
+            "test zones live under .test, 127.in-addr.arpa or 2001:db8::/32's ip6.arpa"
         assert origin not in self.zones, f"zone {origin} exists: use set_records"
         self._write_zone(origin, records, ttl)
         self._write_conf()
