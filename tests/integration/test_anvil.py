@@ -37,7 +37,10 @@ def worker_of(sock: socket.socket) -> int:
     host, port = sock.getsockname()
     remote = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
     with open("/proc/net/tcp") as f:
-        inode = next(line.split()[9] for line in f if line.split()[2] == remote)
+        # The established socket: a closed one of an earlier round may still be
+        # listed with the same remote end (TIME_WAIT, inode 0).
+        inode = next(fields[9] for fields in map(str.split, f)
+                     if fields[2] == remote and fields[3] == "01" and fields[9] != "0")
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]"
