@@ -460,6 +460,18 @@ _RELAYD = [
           "!login excludes one)."),
     Param("smtp_sasl_auth_soft_bounce", "bool", "yes",
           "A 5xx reply to AUTH defers the mail (4.x.x) instead of bouncing it."),
+    # -- mysql: tables (relayd/tables/mysql.py, docs/mysql.md) --------------------------------
+    Param("relayd_mysql_pool_size", "int", "8",
+          "relayd extension: connections (and the threads that run their blocking queries) "
+          "per process for each set of mysql: servers, shared by every table and session."),
+    _time("relayd_mysql_connect_timeout", "5s",
+          "relayd extension: time limit for connecting to a mysql: server."),
+    _time("relayd_mysql_query_timeout", "10s",
+          "relayd extension: time limit for each read and write of a mysql: query, and for "
+          "a lookup's wait for a free connection."),
+    _time("relayd_mysql_cache_time", "0s",
+          "relayd extension: how long a mysql: table keeps an answer (found or not) "
+          "before asking again; 0 (the default): every lookup asks the database."),
     *_POSTFIX_USED,
 ]
 

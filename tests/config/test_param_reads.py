@@ -61,6 +61,7 @@ ACCESSORS = {
     "table_specs": ("parameter",),              # relayd/rewrite/tables.py
     "_open_maps": ("name",),                    # relayd/cleanup/checks.py: a *_checks parameter
     "_class_words": ("name",),                  # relayd/pipeline/restrictions.py (user-named classes)
+    "_param": ("name",),                        # relayd/tables/mysql.py (config may be None)
 }
 
 # Reads whose parameter name is computed at run time, by file and function:
@@ -68,6 +69,7 @@ ACCESSORS = {
 DYNAMIC_READS = {
     ("relayd/cli/config_cmd.py", "_show"): "config show: the names an admin asks for (raw text)",
     ("relayd/pipeline/restrictions.py", "__init__"): "restriction class names from main.cf",
+    ("relayd/tables/mysql.py", "_domain_list"): "a mysql: file's domain list (given as words)",
 }
 
 
