@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from relayd.config import ConfigError
 from relayd.config.maincf import parse_main_cf
 
-log = logging.getLogger("relayd.tables")
-
 # Every setting of mysql_table(5) (Postfix 3.12), with its default; None: unset.
 SETTINGS: dict[str, str | None] = {
     "hosts": "", "user": "", "password": "", "dbname": None, "charset": "utf8mb4",
