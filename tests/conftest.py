@@ -53,10 +53,10 @@ def mariadb_template():
 
 
 @pytest.fixture(scope="session")
-def mariadb(mariadb_template):
-    """One private MariaDB for the session, with the test schema and rows."""
+def mariadb(mariadb_template, tls_certs):
+    """One private MariaDB for the session, with the test schema and rows (TLS offered)."""
     from tests.support.mariadb import MariaDB
-    server = MariaDB(mariadb_template, "main").start().load()
+    server = MariaDB(mariadb_template, "main", certs=tls_certs).start().load()
     yield server
     server.stop()
 

@@ -102,11 +102,18 @@ def template_datadir(base: Path) -> Path:
 class MariaDB:
     """One private server: ``start()``, ``kill()`` (SIGKILL, as a crash), ``stop()``."""
 
-    def __init__(self, template: Path, name: str):
+    def __init__(self, template: Path, name: str, certs=None):
         base = template.parent
         self.directory = base / name
         shutil.copytree(template, self.directory / "data", symlinks=True)
         (self.directory / "tmp").mkdir()
+        self.tls = []
+        if certs is not None:     # TLS too: the CA and the "server" certificate (127.0.0.1)
+            for option, source in (("ca", certs.cert("ca")), ("cert", certs.cert("server")),
+                                   ("key", certs.key("server"))):
+                copy = self.directory / f"tls-{option}.pem"
+                shutil.copyfile(source, copy)
+                self.tls.append(f"--ssl-{option}={copy}")
         _own(self.directory)
         self.socket = str(self.directory / "mysqld.sock")
         self.port = free_port()
@@ -120,7 +127,7 @@ class MariaDB:
              f"--pid-file={self.directory / 'mysqld.pid'}", f"--tmpdir={self.directory / 'tmp'}",
              f"--log-error={self.directory / 'error.log'}", *_run_as(), "--skip-name-resolve",
              "--skip-log-bin", "--performance-schema=OFF", "--innodb-buffer-pool-size=16M",
-             "--innodb-flush-log-at-trx-commit=2", "--max-connections=500"],
+             "--innodb-flush-log-at-trx-commit=2", "--max-connections=500", *self.tls],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not self._answers():

@@ -173,6 +173,30 @@ def test_the_event_loop_runs_while_a_query_waits(table):
     tick.join()
 
 
+def test_option_file_supplies_what_the_table_file_leaves_out(mariadb, tmp_path):
+    options = tmp_path / "my.cnf"
+    options.write_text("[relayd]\nuser = relayd\npassword = s3cret\n")
+    path = tmp_path / "o.cf"
+    path.write_text(f"hosts = inet:127.0.0.1:{mariadb.port}\ndbname = {DBNAME}\n"
+                    f"option_file = {options}\noption_group = relayd\n{SEED}")
+    assert open_table(f"mysql:{path}").lookup("ann@relay.example") == "OK"
+
+
+SSL_VERSION = ("query = SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS"
+               " WHERE VARIABLE_NAME = 'Ssl_version' AND '%s' <> ''\n")
+
+
+def test_tls_settings_encrypt_and_check_the_server(table, tls_certs):
+    verified = table(f"{SSL_VERSION}tls_CAfile = {tls_certs.cert('ca')}\ntls_verify_cert = yes\n",
+                     name="tls.cf")
+    assert verified.lookup("x").startswith("TLSv1.")
+    # Without a tls_* setting: no TLS (Ssl_version is empty, an empty result: not found).
+    assert table(SSL_VERSION, name="plain.cf").lookup("x") is None
+    wrong_ca = table(f"{SSL_VERSION}tls_CAfile = {tls_certs.cert('other')}\n", name="bad.cf")
+    with pytest.raises(TemporaryLookupError):
+        wrong_ca.lookup("x")
+
+
 def test_a_missing_file_is_an_unavailable_table(tmp_path):
     from relayd.tables.base import open_table_or_surrogate
     t = open_table_or_surrogate(f"mysql:{tmp_path}/none.cf", log=logging.getLogger("x"))
