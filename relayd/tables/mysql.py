@@ -281,8 +281,9 @@ class ServerSet:
                     # The server answered with an error: this lookup fails, the host stays
                     # in use (other tables share it; dict_mysql.c would skip it).
                     raise TemporaryLookupError(f"{spec}: query failed: {_reason(exc)}") from None
-                if pooled:
-                    # A pooled connection the server or the network closed: a new one, at once.
+                if pooled and not isinstance(exc.__context__, TimeoutError):
+                    # A pooled connection the server or the network closed: a new one, at
+                    # once (not after a timeout: a server that hangs would hang it too).
                     self.discard([c for c, _ in host.idle])
                     host.idle.clear()
                     conn, pooled = None, False

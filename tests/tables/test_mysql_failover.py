@@ -1,11 +1,14 @@
 """mysql: failover and recovery against two real MariaDB servers with the same
 data (tests/support/mariadb.py), killed with SIGKILL as in a crash."""
+import os
+import signal
 import time
 
 import gevent
 import pytest
 from gevent.event import Event
 
+from relayd.config import load_config
 from relayd.tables.base import TemporaryLookupError, open_table
 from relayd.tables.mysql import ACTIVE
 from tests.support.mariadb import DBNAME, PASSWORD, USER
@@ -14,11 +17,11 @@ SEED = ("table = relay_recipients\nselect_field = action\nwhere_field = address\
         "additional_conditions = and status = 'paid'\n")
 
 
-def table_on(servers, path, extra: str = ""):
+def table_on(servers, path, extra: str = "", config=None):
     hosts = " ".join(f"inet:127.0.0.1:{s.port}" for s in servers)
     path.write_text(f"hosts = {hosts}\nuser = {USER}\npassword = {PASSWORD}\n"
                     f"dbname = {DBNAME}\n{SEED}{extra}")
-    return open_table(f"mysql:{path}")
+    return open_table(f"mysql:{path}", config)
 
 
 def wait_until(condition, timeout: float = 20.0, what: str = "condition"):
@@ -103,3 +106,33 @@ def test_a_dead_host_in_the_list_costs_no_lookup(mariadb_pair, tmp_path):
     for attempt in range(5):      # hosts are tried in random order: the dead one first, or not
         t = table_on([dead, alive], tmp_path / "skip.cf", f"retry_interval = {30 + attempt}\n")
         assert [answers(t) for _ in range(5)] == ["OK"] * 5
+
+
+def test_a_server_that_hangs_costs_a_timeout_then_the_other_answers(mariadb_pair, tmp_path):
+    config = load_config(main_cf="relayd_mysql_query_timeout = 1s\n"
+                                 "relayd_mysql_connect_timeout = 1s\n")
+    t = table_on(mariadb_pair, tmp_path / "hang.cf", config=config)
+    assert t.lookup("ann@relay.example") == "OK"
+    used = [h for h in t.servers.hosts if h.state == ACTIVE][0]
+    hung = next(s for s in mariadb_pair if s.port == used.host.port)
+    os.kill(hung.proc.pid, signal.SIGSTOP)     # alive, listening, answering nothing
+    try:
+        results = [answers(t) for _ in range(5)]
+    finally:
+        os.kill(hung.proc.pid, signal.SIGCONT)
+    assert results == ["OK"] * 5
+
+
+def test_a_lookup_stopped_by_a_timeout_leaks_no_connection(mariadb, tmp_path):
+    config = load_config(main_cf="relayd_mysql_pool_size = 1\n")
+    path = tmp_path / "slow.cf"
+    path.write_text(f"hosts = inet:127.0.0.1:{mariadb.port}\nuser = {USER}\n"
+                    f"password = {PASSWORD}\ndbname = {DBNAME}\n"
+                    "query = SELECT goto FROM aliases WHERE alias = '%s' AND SLEEP(0.5) = 0\n")
+    t = open_table(f"mysql:{path}", config)
+    with pytest.raises(gevent.Timeout):
+        with gevent.Timeout(0.1):             # a check's timeout (relayd.pipeline.dispatcher)
+            t.lookup("info@relay.example")
+    # The one connection is busy until the abandoned query ends, then free again.
+    assert t.lookup("info@relay.example") == "ann@relay.example"
+    assert t.lookup("info@relay.example") == "ann@relay.example"
