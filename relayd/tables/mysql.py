@@ -30,7 +30,7 @@ import random
 import ssl
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import gevent
@@ -67,7 +67,7 @@ class Options:
 
     hosts: tuple[Host, ...]
     user: str
-    password: str
+    password: str = field(repr=False)
     dbname: str
     charset: str
     option_file: str | None
@@ -112,7 +112,7 @@ def tls_context(tls: tuple[tuple[str, object], ...]) -> ssl.SSLContext:
     """The client TLS context of the tls_* settings: TLS is then required. With
     tls_CAfile or tls_CApath the server's certificate must chain to them; with
     tls_verify_cert = yes its name must match the host's too (the system's CAs
-    when none is given); otherwise it is not checked (MySQL's "preferred")."""
+    when none is given); otherwise the certificate is not checked."""
     opts = dict(tls)
     ctx = ssl.create_default_context(cafile=opts.get("ca"), capath=opts.get("capath"))
     ctx.check_hostname = bool(opts["verify"])
