@@ -108,3 +108,12 @@ def test_config_check_names_file_and_line_of_a_bad_mysql_setting(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (
         78, f"relayd: fatal: {cf}: missing mysql_table(5) setting: dbname\n")
+
+
+def test_config_check_warns_about_a_missing_mysql_file(tmp_path):
+    (tmp_path / "main.cf").write_text(f"relay_recipient_maps = mysql:{tmp_path}/none.cf\n")
+    done = subprocess.run([sys.executable, "-m", "relayd", "-c", str(tmp_path), "config", "check"],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (
+        0, f"relayd: warning: mysql:{tmp_path}/none.cf: open {tmp_path}/none.cf: "
+           "No such file or directory\n")
