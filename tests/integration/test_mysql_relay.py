@@ -49,6 +49,24 @@ def test_recipients_access_and_aliases_from_mysql(relayd_factory, sink, mariadb,
     assert sorted(msg.recipients) == ["ann@relay.example", "carol@relay.example"]
 
 
+def test_relocated_and_canonical_maps_from_mysql(relayd_factory, sink, mariadb, tmp_path):
+    aliases = mariadb.table_file(tmp_path / "aliases.cf", ALIASES + "expansion_limit = 1\n")
+    relayd = relayd_factory(f"relocated_maps = mysql:{aliases}\n"
+                            f"sender_canonical_maps = mysql:{aliases}\n")
+    with smtplib.SMTP("127.0.0.1", relayd.port, timeout=20) as client:
+        client.ehlo("client.example")
+        client.mail("a@example.org")
+        assert client.rcpt("info@relay.example") == reply(
+            R.R550_USER_MOVED.format("info@relay.example", "Recipient address",
+                                     "ann@relay.example"))
+        client.rset()
+        client.sendmail("info@relay.example", ["someone@relay.example"],
+                        b"From: info@relay.example\r\nSubject: canonical\r\n\r\nhi\r\n")
+    (msg,) = sink.wait_for(1, timeout=15)
+    assert msg.sender == "ann@relay.example"
+    assert b"From: ann@relay.example\r\n" in msg.data
+
+
 def test_a_row_added_while_relayd_runs_is_used_by_the_next_rcpt(relayd_factory, mariadb, tmp_path):
     recipients = mariadb.table_file(tmp_path / "recipients.cf", SEED)
     relayd = relayd_factory(f"relay_recipient_maps = mysql:{recipients}\n")
