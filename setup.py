@@ -52,6 +52,7 @@ setup(
             "pcre = relayd.tables.pcre:PcreTable",
             "cidr = relayd.tables.cidr:CidrTable",
             "unix = relayd.tables.unix:UnixTable",
+            "mysql = relayd.tables.mysql:MySQLTable",
         ],
     },
 )

@@ -62,12 +62,14 @@ class DomainList:
     for the whole domain only.
     """
 
-    def __init__(self, config, parameter: str, *, hostnames: bool = False):
+    def __init__(self, config, parameter: str, *, hostnames: bool = False,
+                 words: list[str] | None = None):
+        # words: the list itself, when it is not a main.cf parameter (a mysql: file's domain).
         self.parameter = parameter
         self.hostnames = hostnames
         self.parents = hostnames and parameter in config["parent_domain_matches_subdomains"]
         self.items: list[tuple[bool, str, Table | None]] = []
-        self._add(config, config[parameter], True)
+        self._add(config, config[parameter] if words is None else words, True)
 
     def __contains__(self, domain: str) -> bool:
         domain = normalize_domain(domain)

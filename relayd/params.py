@@ -533,6 +533,18 @@ _RELAYD = [
     Param("unknown_helo_hostname_tempfail_action", "choice", "$reject_tempfail_action",
           "reject_tempfail_action for reject_unknown_helo_hostname.",
           choices=("defer", "defer_if_permit")),
+    # -- mysql: tables (relayd/tables/mysql.py, docs/mysql.md) --------------------------------
+    Param("relayd_mysql_pool_size", "int", "8",
+          "relayd extension: connections (and the threads that run their blocking queries) "
+          "per process for each set of mysql: servers, shared by every table and session."),
+    _time("relayd_mysql_connect_timeout", "5s",
+          "relayd extension: time limit for connecting to a mysql: server."),
+    _time("relayd_mysql_query_timeout", "10s",
+          "relayd extension: time limit for each read and write of a mysql: query, and for "
+          "a lookup's wait for a free connection."),
+    _time("relayd_mysql_cache_time", "0s",
+          "relayd extension: how long a mysql: table keeps an answer (found or not) "
+          "before asking again; 0 (the default): every lookup asks the database."),
     *_POSTFIX_USED,
     *_ROUTING,
 ]

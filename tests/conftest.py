@@ -53,6 +53,27 @@ def dns_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def mariadb_template():
+    """An initialised MariaDB data directory, copied by each server (tests/support/mariadb.py)."""
+    import shutil
+    from tests.support.mariadb import mariadb_binaries, private_base, template_datadir
+    if mariadb_binaries() is None:
+        pytest.skip("mariadb-server is not installed (tools/setup-env installs it)")
+    base = private_base()
+    yield template_datadir(base)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb(mariadb_template, tls_certs):
+    """One private MariaDB for the session, with the test schema and rows (TLS offered)."""
+    from tests.support.mariadb import MariaDB
+    server = MariaDB(mariadb_template, "main", certs=tls_certs).start().load()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def black_hole():
     """A DNS server that reads every query and never answers (UDP and TCP)."""
@@ -60,3 +81,22 @@ def black_hole():
     hole = BlackHole().start()
     yield hole
     hole.stop()
+
+
+@pytest.fixture(scope="session")
+def _mariadb_pair(mariadb_template):
+    from tests.support.mariadb import MariaDB
+    pair = [MariaDB(mariadb_template, name).start().load() for name in ("first", "second")]
+    yield pair
+    for server in pair:
+        server.stop()
+
+
+@pytest.fixture
+def mariadb_pair(_mariadb_pair):
+    """Two independent servers with the same data (failover tests): both running
+    when the test starts, whatever the previous test killed."""
+    for server in _mariadb_pair:
+        if server.proc.poll() is not None:
+            server.start()
+    return _mariadb_pair

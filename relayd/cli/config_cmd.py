@@ -11,6 +11,7 @@ import sys
 
 from relayd.config import EX_CONFIG, Config, ConfigError, load_config
 from relayd.params import PARAMS
+from relayd.tables.mysql_cf import check_named_files
 
 EX_USAGE = 64
 USAGE = "usage: relayd [-c DIR] config check | show [-n | -d] [-x] [NAME...]"
@@ -27,7 +28,7 @@ def run(argv: list[str], config_directory: str | None = None) -> int:
                 if len(argv) > 1:
                     print(USAGE, file=sys.stderr)
                     return EX_USAGE
-                load_config(config_directory)
+                check_named_files(load_config(config_directory))
                 return 0
             return _show(argv[1:], config_directory)
         except ConfigError as exc:

@@ -35,6 +35,7 @@ BUILTIN_TYPES = {
     "pcre": "relayd.tables.pcre:PcreTable",
     "cidr": "relayd.tables.cidr:CidrTable",
     "unix": "relayd.tables.unix:UnixTable",
+    "mysql": "relayd.tables.mysql:MySQLTable",
 }
 
 

@@ -61,6 +61,7 @@ ACCESSORS = {
     "table_specs": ("parameter",),              # relayd/rewrite/tables.py
     "_open_maps": ("name",),                    # relayd/cleanup/checks.py: a *_checks parameter
     "_class_words": ("name",),                  # relayd/pipeline/restrictions.py (user-named classes)
+    "_param": ("name",),                        # relayd/tables/mysql.py (config may be None)
 }
 
 # Reads whose parameter name is computed at run time, by file and function:
@@ -69,6 +70,7 @@ DYNAMIC_READS = {
     ("relayd/cli/config_cmd.py", "_show"): "config show: the names an admin asks for (raw text)",
     ("relayd/pipeline/restrictions.py", "__init__"): "restriction class names from main.cf",
     ("relayd/delivery/limits.py", "_value"): "<transport>_destination_* of master.cf services",
+    ("relayd/tables/mysql.py", "_domain_list"): "a mysql: file's domain list (given as words)",
 }
 
 
