@@ -25,8 +25,9 @@ from relayd.pipeline.registry import CheckRegistry
 from relayd.pipeline.restrictions import Restrictions
 from relayd.queue.lock import QueueLocked
 from relayd.queue.qid import QueueIdGenerator
+from relayd.queue.showq import showq_record
+from relayd.queue.state import DEFERRED_Q
 from relayd.queue.store import QueueStore
-from relayd.smtp.replies import split_status
 
 log = logging.getLogger("relayd.master")
 
@@ -164,24 +165,34 @@ class Relay:
             qmgr.start()
 
     def _flush(self, command: str, args) -> str:
-        for qmgr in self.qmgrs:
-            qmgr.flush()
+        """postqueue -f (no args), -s SITE (``site=SITE``: deferred mail with a
+        recipient there) or -i ID... (those deferred messages): due now."""
+        if not args:
+            for qmgr in self.qmgrs:
+                qmgr.flush()
+            return "ok"
+        site = args[0][len("site="):].lower() if args[0].startswith("site=") else ""
+        for store, qmgr in zip(self.stores, self.qmgrs):
+            messages = store.messages(DEFERRED_Q) if site else filter(None, map(store.get, args))
+            due = [m.queue_id for m in list(messages) if not site or any(
+                r.address.rpartition("@")[2].lower() == site for r in m.envelope.recipients)]
+            if sum(store.requeue(qid) for qid in due):
+                qmgr.wake()
         return "ok"
 
     def _list(self, command: str, args) -> str:
-        """Every queued message of this worker, as one line of JSON (for mailq)."""
-        return json.dumps([_listing(m) for store in self.stores for m in store.messages()])
+        """Every queued message of this worker as showq records, one line of JSON (for mailq)."""
+        records = (showq_record(m) for store in self.stores for m in store.messages())
+        return json.dumps([r for r in records if r is not None])
 
-    def _queue_op(self, command: str, queue_ids) -> str:
-        """hold/release/delete/requeue by queue id (ALL: every message); how many changed."""
-        changed = 0
-        for store in self.stores:
-            ids = [m.queue_id for m in store.messages()] if queue_ids == ["ALL"] else queue_ids
-            changed += sum(getattr(store, command)(qid) for qid in ids)
+    def _queue_op(self, command: str, args) -> str:
+        """hold/release/delete/requeue by queue id (ALL: every message), limited to
+        the queues a ``queues=NAME,...`` word names; the ids changed."""
+        changed = apply_queue_op(self.stores, command, *parse_selection(args))
         if command in ("release", "requeue") and changed:
             for qmgr in self.qmgrs:
                 qmgr.wake()
-        return str(changed)
+        return " ".join(changed)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let sessions finish for up to ``timeout`` seconds,
@@ -214,13 +225,28 @@ class Relay:
         self.stop()
 
 
-def _listing(message) -> dict:
-    env = message.envelope
-    return {"queue_id": message.queue_id, "state": message.state, "size": env.size,
-            "arrival_time": env.arrival_time, "sender": env.sender,
-            # The reason starts with its enhanced status code, which mailq does not show.
-            "reason": split_status(message.last_reason)[1],
-            "recipients": [r.address for r in env.recipients if r.status in ("pending", "deferred")]}
+def parse_selection(args: list[str]) -> tuple[list[str], set[str]]:
+    """A queue operation's words: the queue ids (or ["ALL"]) and the queue names
+    of a ``queues=deferred,hold`` word (empty: every queue)."""
+    queues: set[str] = set()
+    ids = []
+    for word in args:
+        if word.startswith("queues="):
+            queues.update(filter(None, word[len("queues="):].split(",")))
+        else:
+            ids.append(word)
+    return ids, queues
+
+
+def apply_queue_op(stores, command: str, queue_ids: list[str], queues=()) -> list[str]:
+    """Apply hold/release/delete/requeue to ``queue_ids`` (["ALL"]: every message)
+    found in ``stores`` and in ``queues`` (any when empty); the ids changed."""
+    changed = []
+    for store in stores:
+        found = store.messages() if queue_ids == ["ALL"] else filter(None, map(store.get, queue_ids))
+        changed += [m.queue_id for m in list(found)
+                    if (not queues or m.state in queues) and getattr(store, command)(m.queue_id)]
+    return changed
 
 
 WORKER_DIRECTORY = re.compile(r"worker-(\d+)$")
