@@ -27,6 +27,7 @@ setup(
             "relayd-postqueue = relayd.cli.postqueue:main",
             "relayd-mailq = relayd.cli.postqueue:mailq_main",
             "relayd-postsuper = relayd.cli.postsuper:main",
+            "relayd-sendmail = relayd.cli.sendmail:main",
             # Postfix's command names, for admins who replace Postfix (same options).
             "postmap = relayd.cli.postmap:main",
             "postalias = relayd.cli.postalias:postalias_main",
@@ -34,6 +35,7 @@ setup(
             "postqueue = relayd.cli.postqueue:main",
             "mailq = relayd.cli.postqueue:mailq_main",
             "postsuper = relayd.cli.postsuper:main",
+            "sendmail = relayd.cli.sendmail:main",
         ],
         # Restriction-list elements; the built-ins register exactly as a third party would.
         "relayd.plugins": [

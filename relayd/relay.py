@@ -21,6 +21,7 @@ from relayd.delivery.qmgr import QueueManager
 from relayd.domains import Interfaces
 from relayd.edge.deadlines import DeadlineSweeper
 from relayd.edge.listener import Listener, SmtpdService, bind_all
+from relayd.pickup import Pickup
 from relayd.pipeline.registry import CheckRegistry
 from relayd.pipeline.restrictions import Restrictions
 from relayd.queue.lock import QueueLocked
@@ -81,6 +82,9 @@ class Relay:
         self.sweeper: DeadlineSweeper | None = None
         self.listeners: list[Listener] = []
         self.control: ControlServer | None = None
+        # Worker 0 drains the shared maildrop (sendmail's mail): one reader, no claiming races.
+        self.pickup: Pickup | None = None
+        self._runs_pickup = worker == 0
         self._stopped = Event()
         self._started = False
         # Compile every service's restrictions now: a bad list must stop startup.
@@ -143,6 +147,9 @@ class Relay:
             "release": self._queue_op, "delete": self._queue_op, "requeue": self._queue_op},
             timeout=self.config["ipc_timeout"])
         self.control.start()
+        if self._runs_pickup:
+            self.pickup = Pickup(self.config, self.store, self.queue_directory)
+            self.pickup.start()
 
     def _open_queues(self) -> None:
         """Open (lock, recover) this relay's queue, then the orphaned queues it adopts,
@@ -203,6 +210,8 @@ class Relay:
             listener.drain(timeout)
         if self.control is not None:
             self.control.close()
+        if self.pickup is not None:
+            self.pickup.stop()
         for qmgr in self.qmgrs:
             qmgr.stop(timeout)
         if self.sweeper is not None:

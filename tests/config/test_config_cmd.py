@@ -178,4 +178,5 @@ def test_show_d_prints_postconf_d_for_every_typed_parameter(capsys):
         "smtpd_session_limit", "relayd_queue_fsync", "relayd_queue_segment_size",
         "relocated_prefix_enable", "relayd_maildir_base", "relayd_allow_alias_include",
         "relayd_plugins", "relayd_worker_processes", "relayd_sasl_password_maps",
-        "relayd_sasl_auth_timeout"}
+        "relayd_sasl_auth_timeout",
+        "relayd_pickup_wakeup_time", "relayd_sendmail_timeout"}   # commands (sendmail, pickup)
