@@ -28,6 +28,7 @@ setup(
             "relayd-mailq = relayd.cli.postqueue:mailq_main",
             "relayd-postsuper = relayd.cli.postsuper:main",
             "relayd-sendmail = relayd.cli.sendmail:main",
+            "relayd-postconf = relayd.cli.postconf:main",
             # Postfix's command names, for admins who replace Postfix (same options).
             "postmap = relayd.cli.postmap:main",
             "postalias = relayd.cli.postalias:postalias_main",
@@ -36,6 +37,7 @@ setup(
             "mailq = relayd.cli.postqueue:mailq_main",
             "postsuper = relayd.cli.postsuper:main",
             "sendmail = relayd.cli.sendmail:main",
+            "postconf = relayd.cli.postconf:main",
         ],
         # Restriction-list elements; the built-ins register exactly as a third party would.
         "relayd.plugins": [
