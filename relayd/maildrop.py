@@ -121,3 +121,32 @@ def _parse(data: bytes, st: os.stat_result) -> Submission:
         raise BadMaildropFile("malformed envelope")
     return Submission(sender, recipients, data[end + 1:], full_name,
                       {str(k): v for k, v in params.items()}, st.st_uid, st.st_mtime)
+
+
+def listing(maildrop: str) -> list[tuple[str, os.stat_result, Submission]]:
+    """(name, stat, envelope) of each complete file in ``maildrop``, for mailq: only
+    the envelope line is read (the Submission's content is empty); files that
+    are not in the format, or vanish meanwhile (picked up), are left out."""
+    try:
+        names = [n for n in os.listdir(maildrop) if not n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        try:
+            fd = os.open(os.path.join(maildrop, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            head = f.read(len(MAGIC) + MAX_ENVELOPE + 1)
+        try:
+            sub = _parse(head, st)
+        except BadMaildropFile:
+            continue
+        sub.content = b""
+        out.append((name, st, sub))
+    return out
+

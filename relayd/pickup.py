@@ -38,6 +38,7 @@ log = logging.getLogger("relayd.pickup")
 
 MAX_SCANS_PER_SECOND = 10
 FEED_CHUNK = 1 << 16
+STALE_TEMP_AGE = 86400   # seconds: no sendmail takes a day between writing and renaming
 
 
 class Pickup:
@@ -97,9 +98,13 @@ class Pickup:
             gevent.sleep(max(0.0, 1.0 / MAX_SCANS_PER_SECOND - (time.monotonic() - started)))
 
     def scan(self) -> int:
-        """Take every complete file now in the maildrop, oldest first; how many were queued."""
-        names = [n for n in blocking(os.listdir, self.directory)
-                 if not n.startswith(maildrop.TEMP_PREFIX)]
+        """Take every complete file now in the maildrop, oldest first; how many were queued.
+        Temporary files a sendmail left when it died are removed after a day."""
+        names = blocking(os.listdir, self.directory)
+        stale = [n for n in names if n.startswith(maildrop.TEMP_PREFIX)]
+        if stale:
+            blocking(_remove_stale, self.directory, stale, time.time() - STALE_TEMP_AGE)
+        names = [n for n in names if not n.startswith(maildrop.TEMP_PREFIX)]
         queued = 0
         for name in sorted(names, key=self._age):
             if self._stopping:
@@ -200,11 +205,27 @@ def wire_size(content: bytes) -> int:
 
 def _prepare(queue_directory: str, directory: str) -> None:
     """The maildrop (mode 1733) and a queue directory others may traverse (o+x, never
-    readable): sendmail's users must reach maildrop/ and public/pickup, nothing else."""
+    readable): sendmail's users must reach maildrop/ and public/pickup, nothing else.
+    Modes another owner set up (tmpfiles.d, root) are left as they are."""
     os.makedirs(directory, exist_ok=True)
-    os.chmod(directory, maildrop.MAILDROP_MODE)
-    os.chmod(queue_directory, os.stat(queue_directory).st_mode & 0o7777 | 0o111)
     os.makedirs(os.path.join(queue_directory, "public"), mode=0o755, exist_ok=True)
+    for path, mode in ((directory, maildrop.MAILDROP_MODE),
+                       (queue_directory, os.stat(queue_directory).st_mode & 0o7777 | 0o111)):
+        try:
+            os.chmod(path, mode)
+        except PermissionError:
+            log.warning("%s: cannot set mode %o: %s", path, mode, "not its owner")
+
+
+def _remove_stale(directory: str, names: list[str], before: float) -> None:
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            if os.lstat(path).st_mtime < before:
+                os.unlink(path)
+                log.warning("%s: removed a temporary file older than a day", path)
+        except OSError:
+            pass
 
 
 def _bind_wake_socket(path: str):

@@ -20,8 +20,9 @@ import json
 import os
 import sys
 
+from relayd import maildrop
 from relayd.control import MAX_REQUEST, request_all
-from relayd.queue.showq import format_mailq, showq_record, sort_records
+from relayd.queue.showq import format_mailq, maildrop_record, showq_record, sort_records
 from relayd.relay import WORKER_DIRECTORY, apply_queue_op
 
 EX_UNAVAILABLE = 69
@@ -43,18 +44,21 @@ def config_directory(option: str | None) -> str:
 
 
 def queue_records(queue_directory: str, prog: str = "relayd") -> list[dict]:
-    """Every queued message's showq record, oldest first (PermissionError,
-    MailSystemDown)."""
+    """Every queued message's showq record, oldest first, with the maildrop's
+    files not picked up yet (PermissionError, MailSystemDown)."""
+    waiting = [maildrop_record(*entry)
+               for entry in maildrop.listing(maildrop.directory(queue_directory))]
     try:
         answers = request_all(queue_directory, "list")
-        return sort_records([r for a in answers for r in json.loads(a)])
+        return sort_records(waiting + [r for a in answers for r in json.loads(a)])
     except PermissionError:
         raise
     except OSError:
         pass
     stores = _offline_stores(queue_directory, prog, "Queue report unavailable")
     try:
-        return sort_records([r for s in stores for r in map(showq_record, s.messages()) if r])
+        return sort_records(waiting + [r for s in stores for r in map(showq_record, s.messages())
+                                       if r])
     finally:
         for store in stores:
             store.close()

@@ -14,8 +14,6 @@ import time
 from relayd.queue.envelope import DEFERRED, PENDING
 from relayd.queue.state import CORRUPT
 
-# Postfix's queue names as showq reports them; relayd's are the same words.
-QUEUE_NAMES = ("maildrop", "incoming", "active", "deferred", "hold")
 _MARK = {"active": "*", "hold": "!"}
 # showq_compat.c's short-queue-id formats.
 _STRING_FORMAT = "{:<11s} {:>7s} {:<20s} {}"
@@ -46,21 +44,13 @@ def showq_record(message) -> dict | None:
             "recipients": recipients}
 
 
-def select(records: list[dict], queues=(), queue_ids=(), site: str = "") -> list[dict]:
-    """Records in ``queues`` (all when empty), with these ids (all when empty),
-    or with a recipient at ``site`` (a domain, case-insensitive)."""
-    out = []
-    site = site.lower()
-    for rec in records:
-        if queues and rec["queue_name"] not in queues:
-            continue
-        if queue_ids and rec["queue_id"] not in queue_ids:
-            continue
-        if site and not any(r["address"].rpartition("@")[2].lower() == site
-                            for r in rec["recipients"]):
-            continue
-        out.append(rec)
-    return out
+def maildrop_record(name: str, st, sub) -> dict:
+    """The showq record of a maildrop file (relayd.maildrop.listing): not queued
+    yet, so its id is the file name and its size the file's."""
+    return {"queue_name": "maildrop", "queue_id": name, "arrival_time": int(st.st_mtime),
+            "message_size": st.st_size, "forced_expire": False,
+            "sender": sub.sender or "MAILER-DAEMON",
+            "recipients": [{"address": r} for r in sub.recipients]}
 
 
 def format_mailq(records: list[dict]) -> str:
@@ -105,5 +95,5 @@ def sort_records(records: list[dict]) -> list[dict]:
     return sorted(records, key=lambda r: (r["arrival_time"], r["queue_id"]))
 
 
-__all__ = ["QUEUE_NAMES", "showq_record", "select", "format_mailq", "format_json",
+__all__ = ["showq_record", "maildrop_record", "format_mailq", "format_json",
            "sort_records"]

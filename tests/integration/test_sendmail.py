@@ -1,10 +1,12 @@
 """sendmail into the maildrop and relayd's pickup, against a real relayd and
 the recording sink. The submitter runs as ``nobody``: it needs no write
 access to the queue, only to the maildrop."""
+import json
 import os
 import pwd
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -103,7 +105,13 @@ def test_mail_sent_while_relayd_is_down_goes_out_at_its_next_start(public_relayd
     status, _, err = as_nobody(["-C", str(public_relayd.directory), "-f", "alice@example.org",
                                 "-F", "Alice", "bob@relay.example"], message)
     assert status == 0, err
-    assert len(maildrop_files(public_relayd)) == 1
+    (name,) = maildrop_files(public_relayd)
+    # mailq shows it waiting in the maildrop, as Postfix's does
+    listing = subprocess.run([os.path.join(os.path.dirname(sys.executable), "postqueue"), "-c",
+                              str(public_relayd.directory), "-j"], capture_output=True, text=True)
+    (record,) = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert (record["queue_name"], record["queue_id"], record["sender"], record["recipients"]) == (
+        "maildrop", name, "alice@example.org", [{"address": "bob@relay.example"}])
     public_relayd.start()
     (msg,) = sink.wait_for(1, timeout=15)
     assert (msg.sender, msg.recipients) == ("alice@example.org", ["bob@relay.example"])
