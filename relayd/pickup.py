@@ -174,21 +174,21 @@ class Pickup:
 def add_missing_headers(content: bytes, sender: str, full_name: str, queue_id: str,
                         when: float, myhostname: str) -> bytes:
     """The headers cleanup adds to a local submission that lacks them, appended
-    to the primary header block: From:, Date:, Message-Id: (no To: header:
+    to the primary header block: Message-Id:, Date:, From: (no To: header:
     Postfix's undisclosed_recipients_header is empty by default)."""
     end = content.find(b"\r\n\r\n")
     head = content[:end + 2] if end >= 0 else content
     names = {line.split(b":", 1)[0].strip().lower() for line in head.split(b"\r\n")
              if line[:1] not in (b" ", b"\t") and b":" in line}
-    added = []
-    if b"from" not in names:
-        who = sender or "MAILER-DAEMON"
-        added.append(f"From: {full_name} <{who}>" if full_name else f"From: {who}")
-    if b"date" not in names:
-        added.append(f"Date: {rfc2822_date(when)}")
+    added = []   # in cleanup's order
     if b"message-id" not in names:
         stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(when))
         added.append(f"Message-Id: <{stamp}.{queue_id}@{myhostname}>")
+    if b"date" not in names:
+        added.append(f"Date: {rfc2822_date(when)}")
+    if b"from" not in names:
+        who = sender or "MAILER-DAEMON"
+        added.append(f"From: {full_name} <{who}>" if full_name else f"From: {who}")
     if not added:
         return content
     extra = "".join(line + "\r\n" for line in added).encode("utf-8", "replace")
@@ -242,9 +242,11 @@ def _bind_wake_socket(path: str):
 
 
 def wake(queue_directory: str) -> bool:
-    """Tell a running relayd to look into the maildrop now; False when none listens."""
+    """Tell a running relayd to look into the maildrop now; False when none listens
+    (or its socket is full: a wake-up is already pending, and sendmail never waits)."""
     try:
         with stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
             sock.sendto(b"W", os.path.join(queue_directory, maildrop.WAKE_SOCKET))
         return True
     except OSError:

@@ -129,6 +129,9 @@ class Relay:
             return
         self._started = True
         self._open_queues()
+        if self._runs_pickup:   # the maildrop exists before the first 220
+            self.pickup = Pickup(self.config, self.store, self.queue_directory)
+            self.pickup.start()
         self.sweeper = DeadlineSweeper()
         sockets = self._sockets or bind_all([address for address, *_ in self._services])
         for address, svc_config, restrictions, name in self._services:
@@ -147,9 +150,6 @@ class Relay:
             "release": self._queue_op, "delete": self._queue_op, "requeue": self._queue_op},
             timeout=self.config["ipc_timeout"])
         self.control.start()
-        if self._runs_pickup:
-            self.pickup = Pickup(self.config, self.store, self.queue_directory)
-            self.pickup.start()
 
     def _open_queues(self) -> None:
         """Open (lock, recover) this relay's queue, then the orphaned queues it adopts,
