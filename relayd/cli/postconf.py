@@ -6,10 +6,15 @@
     postconf [-c DIR] -# name...                        comment out
     postconf [-c DIR] -M [service[/type]...]            master.cf services, one a line
     postconf [-c DIR] -P [service[/type[/name]]...]     master.cf -o parameters
+    postconf [-c DIR] -Me 'service/type = entry' | -MX | -M# service/type...
+    postconf [-c DIR] -Pe service/type/name=value | -PX service/type/name...
 
 Edits keep every other line of main.cf as it was (comments, blank lines,
 order), as Postfix's postconf edits: a setting's line and its continuation
 lines are replaced by one "name = value" line; a new one goes at the end.
+master.cf edits rewrite only the entry concerned, in postconf's columns with
+each -o on a line of its own, and keep comments where Postfix keeps them; a
+master.cf relayd would refuse is not written.
 The file is replaced whole (written beside it, synced, renamed), so a
 running relayd or a crash never sees half of it. Without -c: $MAIL_CONFIG,
 else /etc/relayd.
@@ -50,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         return EX_USAGE
     with _warnings_to_stderr("postconf"):
         try:
+            if ("-M" in flags or "-P" in flags) and edits:
+                return edit_master_cf(os.path.join(directory, "master.cf"), edits.pop(),
+                                      names, "-P" in flags)
             if "-M" in flags or "-P" in flags:
                 return _master(directory, names, "-P" in flags)
             if edits:
@@ -156,6 +164,95 @@ def _master(directory: str, selectors: list[str], parameters: bool) -> int:
         if _selected(f"{fields[0]}/{fields[1]}", selectors):
             print(format_service(fields))
     return 0
+
+
+def edit_master_cf(path: str, how: str, args: list[str], parameters: bool) -> int:
+    """-Me 'service/type = entry', -MX / -M# service/type, -Pe 'service/type/name=value',
+    -PX service/type/name: master.cf changed in place, as Postfix's postconf does."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    entries = master_entries(lines)
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        parts = key.strip().split("/")
+        if (how == "-e") != bool(eq) or len(parts) != (3 if parameters else 2) or not all(parts):
+            print(f"postconf: fatal: bad argument: {arg}", file=sys.stderr)
+            return EX_USAGE
+        if parameters:
+            _edit_parameter(entries, parts, how, value.strip())
+        else:
+            _edit_service(entries, "/".join(parts), how, value.strip())
+    text = "".join(line + "\n" for _, comments, body in entries for line in body + comments)
+    parse_master_cf(text, path)   # never write a master.cf relayd would refuse
+    write_atomically(path, text)
+    return 0
+
+
+def master_entries(lines: list[str]) -> list[tuple[str, list[str], list[str]]]:
+    """master.cf as (service/type, the comment and blank lines after the entry, its own lines).
+    As Postfix reads it, an entry runs to the next one: the comment and blank lines
+    after it are its own ("" for those before any entry)."""
+    entries = [("", [], [])]
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            entries[-1][1].append(line)
+        elif line[:1].isspace():
+            entries[-1][2].append(line)
+        else:
+            fields = tokens(line)
+            entries.append((f"{fields[0]}/{fields[1]}" if len(fields) > 1 else line, [], [line]))
+    return entries
+
+
+def _edit_service(entries: list, key: str, how: str, value: str) -> None:
+    for n, (name, comments, body) in enumerate(entries):
+        if name == key:
+            if how == "-e":
+                entries[n] = (name, comments, _folded(tokens(value)))
+            elif how == "-X":
+                entries[n] = (name, comments, [])
+            else:
+                entries[n] = (name, [], ["#" + line for line in body] + comments)
+            return
+    if how == "-e":
+        entries.append((key, [], _folded(tokens(value))))
+
+
+def _edit_parameter(entries: list, parts: list[str], how: str, value: str) -> None:
+    key, name = "/".join(parts[:2]), parts[2]
+    for n, (service, comments, body) in enumerate(entries):
+        if service == key:
+            fields = tokens(" ".join(line.strip() for line in body
+                                     if not line.lstrip().startswith("#")))
+            args, options = _split_options(fields[8:])
+            if how == "-X":
+                options.pop(name, None)
+            else:
+                options[name] = value
+            # Postfix's -P edit writes the lines the entry carried before its new text
+            entries[n] = (service, [], comments + _folded(
+                fields[:8] + args + [w for k, v in options.items() for w in ("-o", f"{k}={v}")]))
+            return
+
+
+def _split_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Command arguments without the -o options, and the options (in order)."""
+    plain, options, rest = [], {}, iter(args)
+    for arg in rest:
+        if arg == "-o" or arg.startswith("-o"):
+            setting = next(rest, "") if arg == "-o" else arg[2:]
+            k, _, v = setting.partition("=")
+            options[k] = v
+        else:
+            plain.append(arg)
+    return plain, options
+
+
+def _folded(fields: list[str]) -> list[str]:
+    """An entry as postconf writes one it edited: the columns, then each -o on a
+    line of its own."""
+    args, options = _split_options(fields[8:])
+    return [format_service(fields[:8] + args)] + [f"    -o {k}={v}" for k, v in options.items()]
 
 
 def _selected(key: str, selectors: list[str]) -> bool:

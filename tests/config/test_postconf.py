@@ -94,3 +94,33 @@ def test_apply_edits():
         "a = x", "b = 2", "  continued", "# c = 3", "c = 4"]
     assert apply_edits(lines, "-#", {"b": None}) == ["a = 1", "#b = 2", "#  continued",
                                                      "# c = 3", "a = again"]
+
+
+MASTER_EDITS = [
+    ["-P", "-e", "smtp/inet/syslog_name=postfix/y", "submission/inet/new_p=1"],
+    ["-M", "-e", "relay2/unix = relay2 unix - - n - - smtp",
+     "127.0.0.1:10025/inet = 127.0.0.1:10025 inet n - n - 20 smtpd"],
+    ["-PX", "smtp/inet/smtpd_tls_security_level"],
+    ["-M#", "relay/unix"],
+    ["-MX", "submission/inet"],
+]
+
+
+def test_master_cf_edits_match_postfix(config_dirs):
+    for d in config_dirs:   # comments and a blank line where Postfix keeps them
+        (d / "master.cf").write_text(MASTER_CF.replace("127.0.0.1:10025", "# local\n127.0.0.1:10025")
+                                     .replace("relay ", "\nrelay ", 1))
+    for args in MASTER_EDITS:
+        theirs, ours = both(config_dirs, *args)
+        assert theirs.returncode == ours.returncode == 0, (args, theirs.stderr, ours.stderr)
+        assert (config_dirs[1] / "master.cf").read_text() == \
+            (config_dirs[0] / "master.cf").read_text(), args
+
+
+def test_a_master_cf_relayd_would_refuse_is_not_written(config_dirs):
+    before = (config_dirs[1] / "master.cf").read_text()
+    result = subprocess.run([OURS, "-c", str(config_dirs[1]), "-Me",
+                             "bad/inet = bad inet n - n - - nosuchdaemon"], capture_output=True,
+                            text=True)
+    assert result.returncode == 78 and "postconf: fatal:" in result.stderr
+    assert (config_dirs[1] / "master.cf").read_text() == before
