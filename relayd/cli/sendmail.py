@@ -5,6 +5,7 @@
     sendmail -bp          = mailq
     sendmail -q           = postqueue -f (-qRsite: postqueue -s site; -qInterval: ignored)
     sendmail -bi | -I     = newaliases
+    sendmail -bv rcpt...  what would happen to each recipient (printed, not mailed)
 
 The message is written to ``$queue_directory/maildrop`` whole, then renamed
 into place; the running relayd is woken through ``public/pickup`` and
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return newaliases_main(["-c", o.config_directory] if o.config_directory else [])
     if o.mode == "ignore":
         return 0
-    if o.mode not in ("deliver", "smtp"):
+    if o.mode not in ("deliver", "smtp", "verify"):
         return _fatal(f"unsupported option: -b{o.mode_letter}", EX_USAGE)
     timeout = config["relayd_sendmail_timeout"]
     limit = config["message_size_limit"]
@@ -75,9 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         from relayd.cli.sendmail_smtp import serve
         return serve(config, timeout, lambda sub: _drop(sub, queue_directory, o))
     recipients = _addresses(recipients)
+    content, headers = b"", []
     try:
-        content, headers = read_message(sys.stdin.fileno(), o.dot_ignore, limit, timeout,
-                                        extract=o.extract)
+        if o.mode == "deliver" or o.extract:   # -bv reads a message only to extract
+            content, headers = read_message(sys.stdin.fileno(), o.dot_ignore, limit, timeout,
+                                            extract=o.extract)
     except InputError as exc:
         return _fatal(str(exc), EX_DATAERR)
     recipients += headers
@@ -85,8 +88,34 @@ def main(argv: list[str] | None = None) -> int:
         return _fatal("No recipient addresses found in message header" if o.extract
                       else "Recipient addresses must be specified on the command line or via the -t option",
                       EX_USAGE)
+    if o.mode == "verify":
+        return verify(config, recipients)
     sub = maildrop.Submission(_sender(o), recipients, content, _full_name(o), o.params)
     return _drop(sub, queue_directory, o)
+
+
+def verify(config, recipients: list[str]) -> int:
+    """sendmail -bv: what relayd would do with each recipient, one line each on
+    stdout (Postfix mails this report to the sender; relayd prints it)."""
+    from relayd.delivery.route import DISCARD, ERROR, Router
+    from relayd.tables.base import TemporaryLookupError
+    router = Router(config)
+    for rcpt in recipients:
+        try:
+            transport = router.resolve(rcpt)
+        except TemporaryLookupError as exc:
+            print(f"<{rcpt}>: deferred: {exc}")
+            continue
+        if transport.kind == ERROR:
+            print(f"<{rcpt}>: undeliverable: {transport.nexthop}")
+        elif transport.kind == DISCARD:
+            print(f"<{rcpt}>: discarded: {transport.nexthop}")
+        elif transport.kind is None:
+            print(f"<{rcpt}>: undeliverable: mail transport unavailable: {transport.name}")
+        else:
+            via = f"{transport.name}:{transport.nexthop}" if transport.nexthop else transport.name
+            print(f"<{rcpt}>: deliverable via {via}")
+    return 0
 
 
 class _Options:

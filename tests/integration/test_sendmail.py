@@ -223,3 +223,17 @@ def test_pickup_headers_match_postfix(public_relayd, sink):
         return [re.sub(r"\w{3}, [ \d]\d \w{3} \d{4} [\d:]{8} [+-]\d{4}( \(\w+\))?", "DATE", line)
                 for line in head.split("\r\n")]
     assert shape(second.data) == shape(first.data)
+
+
+def test_sendmail_bv_reports_what_would_happen(tmp_path, capsys):
+    (tmp_path / "main.cf").write_text(
+        "myhostname = relayd.test\nmydestination = $myhostname\nrelay_domains = relay.example\n"
+        f"queue_directory = {tmp_path}/spool\nrelayhost = [127.0.0.1]:2526\n"
+        "relocated_maps = inline:{ gone@relayd.test=new@example.org }\n"
+        "local_transport = error:5.1.1 local delivery is disabled\n")
+    assert sendmail.main(["-C", str(tmp_path), "-bv", "bob@relay.example", "gone@relayd.test",
+                          "me@relayd.test"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "<bob@relay.example>: deliverable via relay:[127.0.0.1]:2526",
+        "<gone@relayd.test>: undeliverable: 5.1.6 User has moved to new@example.org",
+        "<me@relayd.test>: undeliverable: 5.1.1 local delivery is disabled"]
