@@ -26,8 +26,8 @@ from relayd.pipeline.registry import CheckRegistry
 from relayd.pipeline.restrictions import Restrictions
 from relayd.queue.lock import QueueLocked
 from relayd.queue.qid import QueueIdGenerator
+from relayd.queue.operations import apply_queue_op, make_due, parse_selection
 from relayd.queue.showq import showq_record
-from relayd.queue.state import DEFERRED_Q
 from relayd.queue.store import QueueStore
 
 log = logging.getLogger("relayd.master")
@@ -174,16 +174,10 @@ class Relay:
     def _flush(self, command: str, args) -> str:
         """postqueue -f (no args), -s SITE (``site=SITE``: deferred mail with a
         recipient there) or -i ID... (those deferred messages): due now."""
-        if not args:
-            for qmgr in self.qmgrs:
-                qmgr.flush()
-            return "ok"
-        site = args[0][len("site="):].lower() if args[0].startswith("site=") else ""
         for store, qmgr in zip(self.stores, self.qmgrs):
-            messages = store.messages(DEFERRED_Q) if site else filter(None, map(store.get, args))
-            due = [m.queue_id for m in list(messages) if not site or any(
-                r.address.rpartition("@")[2].lower() == site for r in m.envelope.recipients)]
-            if sum(store.requeue(qid) for qid in due):
+            if not args:
+                qmgr.flush()
+            elif make_due(store, args):
                 qmgr.wake()
         return "ok"
 
@@ -232,30 +226,6 @@ class Relay:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def parse_selection(args: list[str]) -> tuple[list[str], set[str]]:
-    """A queue operation's words: the queue ids (or ["ALL"]) and the queue names
-    of a ``queues=deferred,hold`` word (empty: every queue)."""
-    queues: set[str] = set()
-    ids = []
-    for word in args:
-        if word.startswith("queues="):
-            queues.update(filter(None, word[len("queues="):].split(",")))
-        else:
-            ids.append(word)
-    return ids, queues
-
-
-def apply_queue_op(stores, command: str, queue_ids: list[str], queues=()) -> list[str]:
-    """Apply hold/release/delete/requeue to ``queue_ids`` (["ALL"]: every message)
-    found in ``stores`` and in ``queues`` (any when empty); the ids changed."""
-    changed = []
-    for store in stores:
-        found = store.messages() if queue_ids == ["ALL"] else filter(None, map(store.get, queue_ids))
-        changed += [m.queue_id for m in list(found)
-                    if (not queues or m.state in queues) and getattr(store, command)(m.queue_id)]
-    return changed
 
 
 WORKER_DIRECTORY = re.compile(r"worker-(\d+)$")

@@ -23,7 +23,8 @@ import sys
 from relayd import maildrop
 from relayd.control import MAX_REQUEST, request_all
 from relayd.queue.showq import format_mailq, maildrop_record, showq_record, sort_records
-from relayd.relay import WORKER_DIRECTORY, apply_queue_op
+from relayd.queue.operations import apply_queue_op
+from relayd.relay import WORKER_DIRECTORY
 
 EX_UNAVAILABLE = 69
 EX_NOPERM = 77
