@@ -24,10 +24,20 @@ setup(
             "relayd-postmap = relayd.cli.postmap:main",
             "relayd-postalias = relayd.cli.postalias:postalias_main",
             "relayd-newaliases = relayd.cli.postalias:newaliases_main",
+            "relayd-postqueue = relayd.cli.postqueue:main",
+            "relayd-mailq = relayd.cli.postqueue:mailq_main",
+            "relayd-postsuper = relayd.cli.postsuper:main",
+            "relayd-sendmail = relayd.cli.sendmail:main",
+            "relayd-postconf = relayd.cli.postconf:main",
             # Postfix's command names, for admins who replace Postfix (same options).
             "postmap = relayd.cli.postmap:main",
             "postalias = relayd.cli.postalias:postalias_main",
             "newaliases = relayd.cli.postalias:newaliases_main",
+            "postqueue = relayd.cli.postqueue:main",
+            "mailq = relayd.cli.postqueue:mailq_main",
+            "postsuper = relayd.cli.postsuper:main",
+            "sendmail = relayd.cli.sendmail:main",
+            "postconf = relayd.cli.postconf:main",
         ],
         # Restriction-list elements; the built-ins register exactly as a third party would.
         "relayd.plugins": [

@@ -387,6 +387,13 @@ _RELAYD = [
     Param("relayd_worker_processes", "int", "auto",
           "relayd extension: worker processes, each a whole relay on the shared listeners "
           "with its own queue journal; 'auto' means one per CPU core.", choices=("auto",)),
+    # -- commands: sendmail's maildrop and pickup (relayd/maildrop.py, relayd/pickup.py) -------
+    _time("relayd_pickup_wakeup_time", "60s",
+          "relayd extension: how often pickup looks into $queue_directory/maildrop when no "
+          "sendmail woke it (Postfix: the pickup service's master.cf wakeup time, 60)."),
+    _time("relayd_sendmail_timeout", "3600s",
+          "relayd extension: the longest sendmail waits for each read of its standard input "
+          "(and -bs for each SMTP command) before it gives up."),
     # --- SMTP AUTH, server side (issue 9: relayd/sasl/, relayd/edge/dialogue.py) ---
     Param("smtpd_sasl_type", "choice", "relayd",
           "SASL back end: relayd (relayd_sasl_password_maps) or dovecot (smtpd_sasl_path). "

@@ -21,12 +21,14 @@ from relayd.delivery.qmgr import QueueManager
 from relayd.domains import Interfaces
 from relayd.edge.deadlines import DeadlineSweeper
 from relayd.edge.listener import Listener, SmtpdService, bind_all
+from relayd.pickup import Pickup
 from relayd.pipeline.registry import CheckRegistry
 from relayd.pipeline.restrictions import Restrictions
 from relayd.queue.lock import QueueLocked
 from relayd.queue.qid import QueueIdGenerator
+from relayd.queue.operations import apply_queue_op, make_due, parse_selection
+from relayd.queue.showq import showq_record
 from relayd.queue.store import QueueStore
-from relayd.smtp.replies import split_status
 
 log = logging.getLogger("relayd.master")
 
@@ -80,6 +82,9 @@ class Relay:
         self.sweeper: DeadlineSweeper | None = None
         self.listeners: list[Listener] = []
         self.control: ControlServer | None = None
+        # Worker 0 drains the shared maildrop (sendmail's mail): one reader, no claiming races.
+        self.pickup: Pickup | None = None
+        self._runs_pickup = worker == 0
         self._stopped = Event()
         self._started = False
         # Compile every service's restrictions now: a bad list must stop startup.
@@ -124,6 +129,9 @@ class Relay:
             return
         self._started = True
         self._open_queues()
+        if self._runs_pickup:   # the maildrop exists before the first 220
+            self.pickup = Pickup(self.config, self.store, self.queue_directory)
+            self.pickup.start()
         self.sweeper = DeadlineSweeper()
         sockets = self._sockets or bind_all([address for address, *_ in self._services])
         for address, svc_config, restrictions, name in self._services:
@@ -164,24 +172,28 @@ class Relay:
             qmgr.start()
 
     def _flush(self, command: str, args) -> str:
-        for qmgr in self.qmgrs:
-            qmgr.flush()
+        """postqueue -f (no args), -s SITE (``site=SITE``: deferred mail with a
+        recipient there) or -i ID... (those deferred messages): due now."""
+        for store, qmgr in zip(self.stores, self.qmgrs):
+            if not args:
+                qmgr.flush()
+            elif make_due(store, args):
+                qmgr.wake()
         return "ok"
 
     def _list(self, command: str, args) -> str:
-        """Every queued message of this worker, as one line of JSON (for mailq)."""
-        return json.dumps([_listing(m) for store in self.stores for m in store.messages()])
+        """Every queued message of this worker as showq records, one line of JSON (for mailq)."""
+        records = (showq_record(m) for store in self.stores for m in store.messages())
+        return json.dumps([r for r in records if r is not None])
 
-    def _queue_op(self, command: str, queue_ids) -> str:
-        """hold/release/delete/requeue by queue id (ALL: every message); how many changed."""
-        changed = 0
-        for store in self.stores:
-            ids = [m.queue_id for m in store.messages()] if queue_ids == ["ALL"] else queue_ids
-            changed += sum(getattr(store, command)(qid) for qid in ids)
+    def _queue_op(self, command: str, args) -> str:
+        """hold/release/delete/requeue by queue id (ALL: every message), limited to
+        the queues a ``queues=NAME,...`` word names; the ids changed."""
+        changed = apply_queue_op(self.stores, command, *parse_selection(args))
         if command in ("release", "requeue") and changed:
             for qmgr in self.qmgrs:
                 qmgr.wake()
-        return str(changed)
+        return " ".join(changed)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let sessions finish for up to ``timeout`` seconds,
@@ -192,6 +204,8 @@ class Relay:
             listener.drain(timeout)
         if self.control is not None:
             self.control.close()
+        if self.pickup is not None:
+            self.pickup.stop()
         for qmgr in self.qmgrs:
             qmgr.stop(timeout)
         if self.sweeper is not None:
@@ -212,15 +226,6 @@ class Relay:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _listing(message) -> dict:
-    env = message.envelope
-    return {"queue_id": message.queue_id, "state": message.state, "size": env.size,
-            "arrival_time": env.arrival_time, "sender": env.sender,
-            # The reason starts with its enhanced status code, which mailq does not show.
-            "reason": split_status(message.last_reason)[1],
-            "recipients": [r.address for r in env.recipients if r.status in ("pending", "deferred")]}
 
 
 WORKER_DIRECTORY = re.compile(r"worker-(\d+)$")

@@ -91,17 +91,18 @@ class Cleanup:
     def open(self, *, queue_id: str, sender: str, params: dict, recipients: list[str],
              client_name: str, client_addr: str, helo: str, protocol: str,
              actions, tls_comment: tuple[str, ...] = (),
-             sasl_username: str = "") -> "CleanupMessage":
+             sasl_username: str = "", received: bytes | None = None) -> "CleanupMessage":
         """Start the message of one transaction at DATA; ``actions`` are the
         restriction lists' verdicts so far (their PREPENDs are written now);
         ``tls_comment`` the Received lines smtpd_tls_received_header adds;
         ``sasl_username`` the client's login (in Received with
-        smtpd_sasl_authenticated_header)."""
+        smtpd_sasl_authenticated_header); ``received`` replaces smtpd's
+        Received: header (pickup writes its own, in wire form)."""
         if not self.sasl_header:
             sasl_username = ""
         return CleanupMessage(self, queue_id, sender, params, recipients,
                               Client(client_name, client_addr, helo, protocol), actions,
-                              tls_comment, sasl_username)
+                              tls_comment, sasl_username, received)
 
 
 class CleanupMessage:
@@ -113,7 +114,7 @@ class CleanupMessage:
 
     def __init__(self, cleanup: Cleanup, queue_id: str, sender: str, params: dict,
                  recipients: list[str], client: Client, actions, tls_comment=(),
-                 sasl_username: str = ""):
+                 sasl_username: str = "", received: bytes | None = None):
         self.cleanup = cleanup
         self.queue_id = queue_id
         self.sender = sender
@@ -121,7 +122,7 @@ class CleanupMessage:
         self.recipients = recipients
         self.client = client
         self.writer = cleanup.store.content_writer(queue_id)
-        added = received_header(
+        added = received or received_header(
             helo=client.helo, client_name=client.name, client_addr=client.addr,
             myhostname=cleanup.myhostname, mail_name=cleanup.mail_name,
             protocol=client.protocol, queue_id=queue_id, recipients=recipients, now=time.time(),

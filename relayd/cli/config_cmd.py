@@ -42,31 +42,43 @@ def _show(argv: list[str], config_directory: str | None) -> int:
     if flags - {"-n", "-d", "-x"} or {"-n", "-d"} <= flags:
         print(USAGE, file=sys.stderr)
         return EX_USAGE
-    config = Config({}, (), None) if "-d" in flags else load_config(config_directory)
-    if "-n" in flags:
+    return print_parameters(config_directory, names, defaults="-d" in flags,
+                            explicit="-n" in flags, expand="-x" in flags)
+
+
+def print_parameters(config_directory: str | None, names: list[str], *, defaults: bool = False,
+                     explicit: bool = False, expand: bool = False, values_only: bool = False,
+                     prog: str = "relayd") -> int:
+    """Print parameters as postconf does: ``defaults`` (-d), only those main.cf sets
+    (``explicit``, -n), values ``expand``ed (-x), ``values_only`` (-h); ``names``: only those."""
+    config = Config({}, (), None) if defaults else load_config(config_directory)
+    if explicit:
         available = sorted(config.explicit())
     else:
         available = sorted({*PARAMS, *config.explicit()})
     for name in names:
         if name not in PARAMS and name not in config.explicit():
-            print(f"relayd: warning: unknown parameter: {name}", file=sys.stderr)
+            print(f"{prog}: warning: unknown parameter: {name}", file=sys.stderr)
     selected = [n for n in names if n in available] if names else available
     for name in selected:
-        value = config.expand(config.raw(name)) if "-x" in flags else config.raw(name)
-        print(f"{name} = {value}".rstrip())
+        value = config.expand(config.raw(name)) if expand else config.raw(name)
+        print(value if values_only else f"{name} = {value}".rstrip())
     return 0
 
 
 class _warnings_to_stderr:
     """Show relayd.config warnings on stderr as postconf does, unless the
-    program already configured logging."""
+    program already configured logging; ``prog`` names the program in them."""
+
+    def __init__(self, prog: str = "relayd"):
+        self.prog = prog
 
     def __enter__(self):
         self.handler = None
         if not logging.getLogger().handlers:
             self.handler = logging.StreamHandler(sys.stderr)
             self.handler.setLevel(logging.WARNING)
-            self.handler.setFormatter(logging.Formatter("relayd: warning: %(message)s"))
+            self.handler.setFormatter(logging.Formatter(f"{self.prog}: warning: %(message)s"))
             logging.getLogger("relayd.config").addHandler(self.handler)
         return self
 

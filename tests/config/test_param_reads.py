@@ -67,7 +67,8 @@ ACCESSORS = {
 # Reads whose parameter name is computed at run time, by file and function:
 # none of them reads a name written in the code.
 DYNAMIC_READS = {
-    ("relayd/cli/config_cmd.py", "_show"): "config show: the names an admin asks for (raw text)",
+    ("relayd/cli/config_cmd.py", "print_parameters"):
+        "config show, postconf: the names an admin asks for (raw text)",
     ("relayd/pipeline/restrictions.py", "__init__"): "restriction class names from main.cf",
     ("relayd/delivery/limits.py", "_value"): "<transport>_destination_* of master.cf services",
     ("relayd/tables/mysql.py", "_domain_list"): "a mysql: file's domain list (given as words)",
