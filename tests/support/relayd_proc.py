@@ -6,6 +6,7 @@ mail log; :meth:`RelaydProcess.kill9` produces a real crash.
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 queue_run_delay = 1s
 smtpd_error_sleep_time = 0
+mail_owner = {mail_owner}
 """
 
 
@@ -44,7 +46,10 @@ class RelaydProcess:
         self.port = free_port()
         self.spool = self.directory / "spool"
         self.log_path = self.directory / "maillog"
-        main_cf = BASE_MAIN_CF.format(spool=self.spool, sink_port=sink_port) + extra_main_cf
+        # The workers run as the user running the tests (no privilege step, even as root):
+        # the test directories are private to that user.
+        main_cf = BASE_MAIN_CF.format(spool=self.spool, sink_port=sink_port,
+                                      mail_owner=pwd.getpwuid(os.geteuid()).pw_name) + extra_main_cf
         (self.directory / "main.cf").write_text(main_cf)
         if master_cf is None:
             master_cf = f"127.0.0.1:{self.port} inet n - n - - smtpd\n"
