@@ -308,28 +308,27 @@ class Master:
 
 
 def take_sockets(addresses, activated: dict, bound: dict | None = None) -> dict:
-    """A listening socket for each address: one systemd passed (same address,
-    or a wildcard one on the same port), one already ``bound``, else a new one.
-    A passed socket that no service uses is closed with a warning."""
+    """A listening socket for each address: the one systemd passed for it, one
+    already ``bound``, a passed wildcard one (``0.0.0.0`` or ``::``) on the same
+    port (serving the first such address only), else a new one. A passed socket
+    that no service uses is closed with a warning."""
     bound = bound or {}
-    out, unbound = {}, []
-    used = set()
+    out = {a: activated[a] for a in addresses if a in activated}
+    taken, unbound = set(out), []
     for address in addresses:
-        sock = activated.get(address) or bound.get(address)
-        if sock is None:
-            wildcard = [a for a in activated if a[0] in _WILDCARDS and a[1] == address[1]]
-            if wildcard:
-                if wildcard[0] in used:
-                    continue  # one listener on the wildcard socket serves the port
-                sock = activated[wildcard[0]]
-                used.add(wildcard[0])
-        if sock is None:
+        if address in out:
+            continue
+        if address in bound:
+            out[address] = bound[address]
+            continue
+        wildcard = next((a for a in activated if a[0] in _WILDCARDS and a[1] == address[1]), None)
+        if wildcard is None:
             unbound.append(address)
-        else:
-            used.add(next((a for a, s in activated.items() if s is sock), address))
-            out[address] = sock
+        elif wildcard not in taken:
+            out[address] = activated[wildcard]
+            taken.add(wildcard)
     for address, sock in activated.items():
-        if address not in used:
+        if address not in taken:
             log.warning("socket [%s]:%d passed by systemd matches no master.cf service; "
                         "closing it", *address)
             sock.close()

@@ -56,11 +56,16 @@ class RelaydProcess:
         (self.directory / "master.cf").write_text(master_cf)
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20.0) -> "RelaydProcess":
+    def start(self, timeout: float = 20.0, *, env: dict | None = None,
+              launcher: tuple[str, ...] = ()) -> "RelaydProcess":
+        """Start relayd (through ``launcher``, e.g. systemd-socket-activate, with
+        ``env`` added to the environment) and wait for its greeting."""
         log = open(self.log_path, "ab")
         # A session of its own, so kill9() can kill the master and its workers at once.
-        self.proc = subprocess.Popen([sys.executable, "-m", "relayd", "-c", str(self.directory)],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen([*launcher, sys.executable, "-m", "relayd",
+                                      "-c", str(self.directory)],
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={**os.environ, **(env or {})})
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
