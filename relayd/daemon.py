@@ -158,6 +158,7 @@ def _worker_main(number: int, config, listen, sockets, anvil, heartbeats,
     try:
         relay = Relay(config, listen=listen, worker=number, workers=anvil.workers,
                       sockets=sockets, anvil=anvil)
+        _load_lazy_parts()
         privileges.drop(config)
         relay.start()
         heartbeat = _beat(relay, heartbeats, number)
@@ -165,6 +166,15 @@ def _worker_main(number: int, config, listen, sockets, anvil, heartbeats,
         heartbeat.stop()
     finally:
         handler.flush()
+
+
+def _load_lazy_parts() -> None:
+    """Import what gevent and the codecs would import on first use, while this
+    worker may still read every file: after the privilege drop the Python
+    installation may not be readable (e.g. one under root's home)."""
+    hub = gevent.get_hub()
+    hub.resolver, hub.threadpool  # noqa: B018 - created (and their modules imported) now
+    "relayd.invalid".encode("idna")
 
 
 def _beat(relay: Relay, heartbeats, number: int):
