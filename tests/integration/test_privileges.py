@@ -50,8 +50,9 @@ def test_started_as_root_workers_run_as_mail_owner(open_directory, sink):
         workers = wait_until(lambda: len(workers_of(relayd.proc.pid)) == 2
                              and workers_of(relayd.proc.pid), what="two workers")
         assert uids(relayd.proc.pid)[1] == 0          # the master keeps root (reload binds)
-        for pid in workers:
-            assert uids(pid) == [NOBODY.pw_uid] * 4   # no way back to root
+        # Each worker drops before it opens its queue (a just-forked one may not have yet).
+        wait_until(lambda: all(uids(pid) == [NOBODY.pw_uid] * 4 for pid in workers),
+                   what="every worker as nobody, with no way back to root")
         send(relayd.port, "priv@relay.example")
         (msg,) = sink.wait_for(1)
         assert msg.recipients == ["priv@relay.example"]
