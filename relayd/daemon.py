@@ -45,7 +45,7 @@ def run(config, listen=None, loader=None) -> int:
     """Run relayd in the foreground until SIGTERM or SIGINT; the exit status
     (1 when another relayd already runs on this queue_directory).
     ``loader()`` reads the configuration again on SIGHUP."""
-    handler = maillog.configure(config["myhostname"], config["maillog_file"], batching=False)
+    handler = configure_logging(config, batching=False)
 
     def spawn(number, worker_config, listen, sockets, anvil, heartbeats):
         _spawn_worker(number, worker_config, listen, sockets, anvil, heartbeats, handler)
@@ -60,6 +60,13 @@ def run(config, listen=None, loader=None) -> int:
         return _fatal(config, exc)
     finally:
         handler.flush()
+
+
+def configure_logging(config, batching: bool = True):
+    """relayd's log destination (maillog_file, the journal, syslog) as configured."""
+    return maillog.configure(config["myhostname"], config["maillog_file"], batching=batching,
+                             syslog_name=config["syslog_name"],
+                             syslog_facility=config["syslog_facility"])
 
 
 @contextlib.contextmanager
@@ -153,7 +160,7 @@ def _worker_main(number: int, config, listen, sockets, anvil, heartbeats,
         signal.signal(signum, signal.SIG_DFL)
     gevent.reinit()
     logging.getLogger("relayd").removeHandler(master_handler)
-    handler = maillog.configure(config["myhostname"], config["maillog_file"])
+    handler = configure_logging(config)
     anvil.use_worker(number)
     try:
         relay = Relay(config, listen=listen, worker=number, workers=anvil.workers,

@@ -77,6 +77,8 @@ def test_started_unprivileged_there_is_no_privilege_step(open_directory, sink):
     relayd = RelaydProcess(directory, sink.port, "relayd_worker_processes = 2\n"
                            "mail_owner = relayd-user-that-is-never-looked-up\n")
     os.chown(directory, NOBODY.pw_uid, NOBODY.pw_gid)   # nobody creates its queue here
+    relayd.log_path.touch()
+    os.chown(relayd.log_path, NOBODY.pw_uid, NOBODY.pw_gid)   # and writes its maillog_file
     relayd.start(launcher=("setpriv", f"--reuid={NOBODY.pw_uid}",
                            f"--regid={NOBODY.pw_gid}", "--clear-groups"))
     try:

@@ -27,6 +27,7 @@ maximal_backoff_time = 2s
 queue_run_delay = 1s
 smtpd_error_sleep_time = 0
 mail_owner = {mail_owner}
+maillog_file = {maillog}
 """
 
 
@@ -48,7 +49,7 @@ class RelaydProcess:
         self.log_path = self.directory / "maillog"
         # The workers run as the user running the tests (no privilege step, even as root):
         # the test directories are private to that user.
-        main_cf = BASE_MAIN_CF.format(spool=self.spool, sink_port=sink_port,
+        main_cf = BASE_MAIN_CF.format(spool=self.spool, sink_port=sink_port, maillog=self.log_path,
                                       mail_owner=pwd.getpwuid(os.geteuid()).pw_name) + extra_main_cf
         (self.directory / "main.cf").write_text(main_cf)
         if master_cf is None:
