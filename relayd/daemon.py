@@ -123,6 +123,8 @@ def _serve(relay: Relay) -> None:
 
     gevent.signal_handler(signal.SIGTERM, stop)
     gevent.signal_handler(signal.SIGINT, stop)
+    # SIGHUP is the master's (reload): a hangup of the process group must not kill a worker.
+    gevent.signal_handler(signal.SIGHUP, lambda: None)
     _freeze_startup_objects()
     relay.serve_forever()
 
@@ -214,6 +216,12 @@ def command(name: str, config) -> int:
         print(f"relayd: fatal: the relayd mail system is not running "
               f"(queue directory {queue_directory})", file=sys.stderr)
         return 1
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        print(f"relayd: fatal: only root and the mail system owner may {name} relayd",
+              file=sys.stderr)
+        return 77  # EX_NOPERM
     if name == "reload":
         os.kill(pid, signal.SIGHUP)
         print(f"relayd: refreshing the relayd mail system (master pid {pid})")

@@ -150,7 +150,7 @@ class Master:
         signals, self.signals = self.signals, []
         for signum in signals:
             if signum in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
-                self._stop()
+                self._stop(signum)
             elif signum == signal.SIGHUP and not self.stopping:
                 self._reload()
 
@@ -257,10 +257,10 @@ class Master:
             self.notifier.ready(self.status_line())
 
     # -- stop --------------------------------------------------------------------------
-    def _stop(self) -> None:
+    def _stop(self, signum: int) -> None:
         self.stopping = True
         self.notifier.stopping()
-        log.info("terminating on signal")
+        log.info("terminating on signal %d", signum)
         # Relay.stop: sessions, then deliveries in progress, each up to the timeout.
         self.kill_deadline = time.monotonic() + 2 * self.config["relayd_drain_timeout"] + 5
         for child in self.children.values():
