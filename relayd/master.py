@@ -110,6 +110,11 @@ class Master:
     def _check(self, config) -> list[tuple[str, int]]:
         """The listening addresses of ``config``; raises (ConfigError...) when a
         restriction list or a TLS setting is bad, before anything changes."""
+        for service in config.services:
+            if service.chroot == "y":  # Debian's stock master.cf has it: say what it means here
+                log.warning("%s: line %s: service %s: the chroot field is not supported; "
+                            "the service runs without chroot", service.file, service.line,
+                            service.name)
         services = Relay(config, listen=self.listen).service_addresses()
         # The TLS contexts are built here, before the fork: the workers share them.
         prepare_server_tls(svc_config for _, svc_config, _ in services)
