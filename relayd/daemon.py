@@ -57,7 +57,7 @@ def run(config, listen=None, loader=None) -> int:
             _freeze_startup_objects()
             return master.supervise()
     except QueueLocked as exc:
-        return _fatal(config, exc)
+        return _fatal(handler, exc)
     finally:
         handler.flush()
 
@@ -76,6 +76,7 @@ def instance_lock(config):
     lock = DirectoryLock(config["queue_directory"], MASTER_LOCK)
     os.makedirs(lock.directory, mode=0o700, exist_ok=True)
     lock.acquire()
+    os.chmod(lock.path, 0o644)  # the pid is no secret: relayd status as mail_owner reads it
     try:
         yield lock
     finally:
@@ -104,10 +105,11 @@ def master_pid(queue_directory: str) -> int | None:
         os.close(fd)
 
 
-def _fatal(config, exc: QueueLocked) -> int:
-    """Postfix's "fatal: the Postfix mail system is already running", in the log and on stderr."""
+def _fatal(handler, exc: QueueLocked) -> int:
+    """Postfix's "fatal: the Postfix mail system is already running", in the log
+    and, when the log goes elsewhere, on stderr."""
     log.critical("%s", exc)
-    if config["maillog_file"] not in ("", "/dev/stderr", "-"):
+    if getattr(handler, "fd", -1) != sys.stderr.fileno():
         print(f"relayd: fatal: {exc}", file=sys.stderr)
     return 1
 

@@ -47,6 +47,7 @@ log = logging.getLogger("relayd.master")
 RESTART_DELAY = 1.0      # at most one restart a second per worker
 HEARTBEAT_INTERVAL = 0.5  # how often a worker's loop beats
 STALE_AFTER = 3.0        # a loop that has not beaten for this long is unhealthy
+STARTUP_GRACE = 60.0     # a worker still opening (recovering) its queue counts as healthy this long
 TICK = 0.25              # the master's sleep between checks
 _WILDCARDS = ("0.0.0.0", "::")
 
@@ -284,13 +285,13 @@ class Master:
     # -- systemd -----------------------------------------------------------------------
     def healthy(self) -> bool:
         """Every worker number has a live worker whose loop beats (or that is
-        still starting)."""
+        still starting: recovering a large queue takes a while)."""
         now = time.monotonic()
         serving = set()
         for child in self.children.values():
             beat = self.heartbeats.read(child.number)[0]
             if (child.ready and now - beat < STALE_AFTER) or \
-                    (not child.ready and now - child.started < STALE_AFTER):
+                    (not child.ready and now - child.started < STARTUP_GRACE):
                 serving.add(child.number)
         return len(serving) == self.workers
 

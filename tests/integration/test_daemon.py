@@ -34,14 +34,17 @@ def workers_of(master_pid: int) -> set[int]:
     return pids
 
 
-def wait_until(condition, timeout: float = 15.0, what: str = "condition"):
+def wait_until(condition, timeout: float = 15.0, what: str = "condition", relayd=None):
+    """Poll ``condition`` until true (its value) or ``timeout``: AssertionError
+    naming ``what``, with the end of ``relayd``'s log when given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}"
+                         + (f"; the log ends:\n{relayd.log()[-3000:]}" if relayd else ""))
 
 
 class Load:
@@ -101,8 +104,8 @@ def test_killed_worker_is_restarted_and_its_acknowledged_mail_delivered(tmp_path
         victim = sorted(workers)[0]
         os.kill(victim, signal.SIGKILL)
         relayd.wait_log(f"warning: process relayd/worker pid {victim} killed by signal 9")
-        wait_until(lambda: len(workers_of(relayd.proc.pid) - workers) == 1,
-                   what="a new worker in the killed one's place")
+        wait_until(lambda: len(workers_of(relayd.proc.pid) - workers) == 1, timeout=30,
+                   what="a new worker in the killed one's place", relayd=relayd)
         before = load.count()
         wait_until(lambda: load.count() >= before + 40, what="load going on after the restart")
         acknowledged = load.finish()

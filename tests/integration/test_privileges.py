@@ -45,7 +45,7 @@ def send(port: int, rcpt: str) -> None:
 
 def test_started_as_root_workers_run_as_mail_owner(open_directory, sink):
     relayd = RelaydProcess(open_directory / "relayd", sink.port,
-                           "relayd_worker_processes = 2\nmail_owner = nobody\n").start()
+                           "relayd_worker_processes = 2\n", mail_owner="nobody").start()
     try:
         workers = wait_until(lambda: len(workers_of(relayd.proc.pid)) == 2
                              and workers_of(relayd.proc.pid), what="two workers")
@@ -66,7 +66,7 @@ def test_started_as_root_workers_run_as_mail_owner(open_directory, sink):
 
 def test_an_unknown_mail_owner_stops_a_root_start(open_directory, sink):
     relayd = RelaydProcess(open_directory / "relayd", sink.port,
-                           "mail_owner = no-such-relayd-user\n")
+                           mail_owner="no-such-relayd-user")
     with pytest.raises(RuntimeError, match="exited with 78"):
         relayd.start()
     assert "mail_owner: unknown user name value: no-such-relayd-user" in relayd.log()
@@ -74,8 +74,8 @@ def test_an_unknown_mail_owner_stops_a_root_start(open_directory, sink):
 
 def test_started_unprivileged_there_is_no_privilege_step(open_directory, sink):
     directory = open_directory / "relayd"
-    relayd = RelaydProcess(directory, sink.port, "relayd_worker_processes = 2\n"
-                           "mail_owner = relayd-user-that-is-never-looked-up\n")
+    relayd = RelaydProcess(directory, sink.port, "relayd_worker_processes = 2\n",
+                           mail_owner="relayd-user-that-is-never-looked-up")
     os.chown(directory, NOBODY.pw_uid, NOBODY.pw_gid)   # nobody creates its queue here
     relayd.log_path.touch()
     os.chown(relayd.log_path, NOBODY.pw_uid, NOBODY.pw_gid)   # and writes its maillog_file

@@ -26,8 +26,6 @@ minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 queue_run_delay = 1s
 smtpd_error_sleep_time = 0
-mail_owner = {mail_owner}
-maillog_file = {maillog}
 """
 
 
@@ -41,21 +39,23 @@ class RelaydProcess:
     """A relayd started with ``python -m relayd -c DIR``."""
 
     def __init__(self, directory: Path, sink_port: int, extra_main_cf: str = "",
-                 master_cf: str | None = None):
+                 master_cf: str | None = None, mail_owner: str | None = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.spool = self.directory / "spool"
         self.log_path = self.directory / "maillog"
-        # The workers run as the user running the tests (no privilege step, even as root):
-        # the test directories are private to that user.
-        main_cf = BASE_MAIN_CF.format(spool=self.spool, sink_port=sink_port, maillog=self.log_path,
-                                      mail_owner=pwd.getpwuid(os.geteuid()).pw_name) + extra_main_cf
+        main_cf = BASE_MAIN_CF.format(spool=self.spool, sink_port=sink_port) + extra_main_cf
         (self.directory / "main.cf").write_text(main_cf)
         if master_cf is None:
             master_cf = f"127.0.0.1:{self.port} inet n - n - - smtpd\n"
         (self.directory / "master.cf").write_text(master_cf)
         self.proc: subprocess.Popen | None = None
+        # By default the workers run as the user running the tests (no privilege step,
+        # even as root: the test directories are private to that user). Given with -o,
+        # as maillog_file, so that main.cf stays one Postfix's own tools accept (they
+        # refuse a root mail_owner and a maillog_file outside maillog_file_prefixes).
+        self.mail_owner = mail_owner or pwd.getpwuid(os.geteuid()).pw_name
 
     def start(self, timeout: float = 20.0, *, env: dict | None = None,
               launcher: tuple[str, ...] = ()) -> "RelaydProcess":
@@ -64,7 +64,9 @@ class RelaydProcess:
         log = open(self.log_path, "ab")
         # A session of its own, so kill9() can kill the master and its workers at once.
         self.proc = subprocess.Popen([*launcher, sys.executable, "-m", "relayd",
-                                      "-c", str(self.directory)],
+                                      "-c", str(self.directory),
+                                      "-o", f"mail_owner={self.mail_owner}",
+                                      "-o", f"maillog_file={self.log_path}"],
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                      env={**os.environ, **(env or {})})
         log.close()
