@@ -196,7 +196,7 @@ class Master:
             log.warning("process relayd/worker pid %d exit status %d",
                         child.pid, os.waitstatus_to_exitcode(status))
         now = time.monotonic()
-        if child.ready:
+        if child.ready or self._beaten(child):  # it may have served since the last look
             self.restart_at[child.number] = max(now, child.started + RESTART_DELAY)
         else:
             log.warning("relayd/worker: bad command startup -- throttling")
@@ -209,9 +209,13 @@ class Master:
                 del self.restart_at[number]
                 self._spawn(number)
 
+    def _beaten(self, child: Child) -> bool:
+        """Its event loop has beaten since it was forked: it serves."""
+        return self.heartbeats.read(child.number)[0] >= child.started
+
     def _check_ready(self) -> None:
         for child in self.children.values():
-            if not child.ready and self.heartbeats.read(child.number)[0] >= child.started:
+            if not child.ready and self._beaten(child):
                 child.ready = True
         if not self.announced_ready and self._all_ready():
             self.announced_ready = True
