@@ -212,3 +212,27 @@ def test_status_reload_and_stop_commands(relayd_factory):
     assert relayd.proc.wait(10) == 0
     gone = relayd.command("status")
     assert gone.returncode == 1 and "not running" in gone.stderr
+
+
+def test_sighup_rereads_master_cf_binding_a_new_service_and_refusing_a_bad_one(relayd_factory):
+    relayd = relayd_factory("relayd_worker_processes = 2\n")
+    master_cf = relayd.directory / "master.cf"
+    extra = free_port()
+    master_cf.write_text(master_cf.read_text() + f"127.0.0.1:{extra} inet n - n - - smtpd\n"
+                         "  -o smtpd_banner=second_service\n")
+    relayd.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: _answers(extra), what="the new service's port", relayd=relayd)
+    assert "second_service" in banner(extra)
+    assert "second_service" not in banner(relayd.port)
+    master_cf.write_text(master_cf.read_text() + "broken inet n\n")
+    relayd.proc.send_signal(signal.SIGHUP)
+    log = relayd.wait_log("reload refused")
+    assert "master.cf" in log.split("reload refused", 1)[1].splitlines()[0]
+    assert "second_service" in banner(extra)   # the running configuration stays
+
+
+def _answers(port: int) -> bool:
+    try:
+        return banner(port).startswith("220")
+    except OSError:
+        return False
