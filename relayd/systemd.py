@@ -54,7 +54,8 @@ class Notifier:
 
     def reloading(self) -> None:
         """RELOADING=1 with the CLOCK_MONOTONIC time systemd (Type=notify-reload) checks."""
-        self.notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}")
 
     def stopping(self) -> None:
         self.notify("STOPPING=1", "STATUS=stopping: draining sessions")
