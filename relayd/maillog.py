@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -47,10 +48,12 @@ _SEVERITY_PREFIX = {
 class MaillogFormatter(logging.Formatter):
     """Formats records as ``MMM dd HH:MM:SS HOST relayd/PROGRAM[PID]: text``."""
 
-    def __init__(self, hostname: str = "localhost", *, with_timestamp: bool = True):
+    def __init__(self, hostname: str | None = "localhost", *, with_timestamp: bool = True,
+                 syslog_name: str = "relayd"):
         super().__init__()
-        self.hostname = hostname
+        self.hostname = hostname  # None: left out (syslog and the journal add their own)
         self.with_timestamp = with_timestamp
+        self.syslog_name = syslog_name
         self._second = -1
         self._prefix = ""
         self.pid = os.getpid()
@@ -63,7 +66,8 @@ class MaillogFormatter(logging.Formatter):
         text = _SEVERITY_PREFIX.get(record.levelno, "") + printable(record.getMessage())
         if record.exc_info:  # a traceback keeps its lines
             text += "\n" + self.formatException(record.exc_info)
-        return self.line(program_name(record.name), text, record.created, record.process)
+        return self.line(program_name(record.name, self.syslog_name), text, record.created,
+                         record.process)
 
     def line(self, program: str, text: str, created: float, pid: int | None = None) -> str:
         """One log line of ``program`` (e.g. "relayd/smtpd") saying ``text``."""
@@ -73,7 +77,7 @@ class MaillogFormatter(logging.Formatter):
             if second != self._second:  # strftime once a second, not once a line
                 self._second = second
                 self._prefix = time.strftime("%b %d %H:%M:%S ", time.localtime(second)) \
-                    + self.hostname + " "
+                    + (self.hostname + " " if self.hostname is not None else "")
             line = self._prefix + line
         return line
 
@@ -110,11 +114,12 @@ def whatsup(queue_id: str, action: str, where: str, origin: str, text: str, *,
     return f"{queue_id}: {action}: {where} from {origin}: {text};{tail}"
 
 
-def program_name(logger_name: str) -> str:
-    """``relayd.smtpd`` -> ``relayd/smtpd``: the syslog tag Postfix would use."""
+def program_name(logger_name: str, syslog_name: str = "relayd") -> str:
+    """``relayd.smtpd`` -> ``relayd/smtpd`` (``$syslog_name/smtpd``): the syslog
+    tag Postfix would use."""
     if logger_name.startswith("relayd."):
-        return "relayd/" + logger_name.split(".")[1]
-    return "relayd"
+        return syslog_name + "/" + logger_name.split(".")[1]
+    return syslog_name
 
 
 class BatchingHandler(logging.Handler):
@@ -139,9 +144,9 @@ class BatchingHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        self.emit_line(line)
+        self.emit_line(line, record.levelno)
 
-    def emit_line(self, line: str) -> None:
+    def emit_line(self, line: str, levelno: int = logging.INFO) -> None:
         """Queue one formatted line (written at the end of this loop turn)."""
         if not self.batching or threading.get_ident() != self._loop_thread:
             self._write(line + "\n")
@@ -165,9 +170,49 @@ class BatchingHandler(logging.Handler):
         super().close()
 
 
+class JournalHandler(BatchingHandler):
+    """stderr when it is systemd's journal stream: each line with the ``<N>``
+    priority prefix of sd-daemon(3); the journal adds time and host."""
+
+    def emit_line(self, line: str, levelno: int = logging.INFO) -> None:
+        super().emit_line(f"<{_SEVERITY.get(levelno, 6)}>{line}", levelno)
+
+
+class SyslogHandler(BatchingHandler):
+    """Postfix's default: one datagram per line to the local syslog socket,
+    ``<PRI>Mmm dd HH:MM:SS tag[pid]: text`` (syslog adds the host name)."""
+
+    def __init__(self, sock, facility: str, *, batching: bool = True):
+        super().__init__(-1, batching=batching)
+        self.sock = sock
+        self.facility = FACILITIES[facility] * 8
+
+    def emit_line(self, line: str, levelno: int = logging.INFO) -> None:
+        super().emit_line(f"<{self.facility + _SEVERITY.get(levelno, 6)}>{line}", levelno)
+
+    def _write(self, text: str) -> None:
+        for line in text.splitlines():
+            try:
+                self.sock.send(line.encode("utf-8", "replace"))
+            except OSError:
+                pass  # syslogd restarting or its buffer full: the line is lost, as syslog(3)'s
+
+
+# syslog(3) severities and facilities
+_SEVERITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+             logging.CRITICAL: 2}
+FACILITIES = {"user": 1, "mail": 2, "daemon": 3,
+              **{f"local{n}": 16 + n for n in range(8)}}
+SYSLOG_SOCKET = "/dev/log"
+
+
 def configure(hostname: str, maillog_file: str = "", level: int = logging.INFO, *,
-              batching: bool = True) -> logging.Handler:
-    """Send relayd's log lines to ``maillog_file`` (or stderr when empty).
+              batching: bool = True, syslog_name: str = "relayd",
+              syslog_facility: str = "mail") -> logging.Handler:
+    """Send relayd's log lines where Postfix would: to ``maillog_file``
+    (``/dev/stderr`` or ``-``: stderr), else to the journal when stderr is
+    systemd's journal stream (``$JOURNAL_STREAM``), else to syslog through
+    ``/dev/log``, else (no syslog daemon) to stderr.
 
     Used by the ``relayd`` command only, which owns its process: it also turns
     off the per-record work of :mod:`logging` that mail logs never show
@@ -175,16 +220,12 @@ def configure(hostname: str, maillog_file: str = "", level: int = logging.INFO, 
     ``relayd`` logger itself. ``batching=False`` writes each line at once,
     for a process that runs no gevent loop (the daemon's master).
     """
-    if maillog_file and maillog_file not in ("/dev/stderr", "-"):
-        fd = os.open(maillog_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    else:
-        fd = sys.stderr.fileno()
+    handler, formatter = _destination(hostname, maillog_file, batching, syslog_facility)
+    formatter.syslog_name = syslog_name
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
     logging.logProcesses = False  # getpid() is a system call per record; the formatter knows it
-    handler = BatchingHandler(fd, batching=batching)
-    formatter = MaillogFormatter(hostname)
     handler.setFormatter(formatter)
     root = logging.getLogger("relayd")
     root.addHandler(handler)
@@ -196,6 +237,34 @@ def configure(hostname: str, maillog_file: str = "", level: int = logging.INFO, 
     return handler
 
 
+def _destination(hostname: str, maillog_file: str, batching: bool, facility: str):
+    """The handler and formatter for the log destination (see configure)."""
+    if maillog_file and maillog_file not in ("/dev/stderr", "-"):
+        fd = os.open(maillog_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        return BatchingHandler(fd, batching=batching), MaillogFormatter(hostname)
+    if not maillog_file and journal_is_stderr():
+        return (JournalHandler(sys.stderr.fileno(), batching=batching),
+                MaillogFormatter(None, with_timestamp=False))
+    if not maillog_file:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(SYSLOG_SOCKET)
+        except OSError:
+            sock.close()
+        else:
+            return SyslogHandler(sock, facility, batching=batching), MaillogFormatter(None)
+    return BatchingHandler(sys.stderr.fileno(), batching=batching), MaillogFormatter(hostname)
+
+
+def journal_is_stderr() -> bool:
+    """``$JOURNAL_STREAM`` (device:inode) names this process's stderr (systemd.exec(5))."""
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return os.environ.get("JOURNAL_STREAM", "") == f"{st.st_dev}:{st.st_ino}"
+
+
 def _direct_info(name: str, handler: BatchingHandler, formatter: MaillogFormatter):
     """``logger.info`` for the mail log's busiest loggers, straight to ``handler``.
 
@@ -203,7 +272,7 @@ def _direct_info(name: str, handler: BatchingHandler, formatter: MaillogFormatte
     locks for each of the seven lines a message costs; this formats the line
     and queues it, for the ``relayd`` command's own handler only.
     """
-    program = program_name(name)
+    program = program_name(name, formatter.syslog_name)
 
     def info(msg, *args, **kwargs):
         if kwargs:  # exc_info, stack_info...: the general path knows them

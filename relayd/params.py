@@ -285,7 +285,6 @@ _RELAYD = [
     Param("command_directory", "str", "/usr/sbin", "Where the commands are."),
     Param("daemon_directory", "str", "/usr/lib/postfix/sbin", COMPAT_DOC),
     Param("data_directory", "str", "/var/lib/postfix", "Where writable non-queue data lives."),
-    Param("mail_owner", "str", "postfix", "The user the daemons run as."),
     Param("default_privs", "str", "nobody", COMPAT_DOC),
     Param("compatibility_level", "str", "3.6",
           "relayd always behaves as Postfix at level >= 3.6 (Postfix's built-in default is 0)."),
@@ -394,6 +393,20 @@ _RELAYD = [
     _time("relayd_sendmail_timeout", "3600s",
           "relayd extension: the longest sendmail waits for each read of its standard input "
           "(and -bs for each SMTP command) before it gives up."),
+    # --- daemon (issue 11: relayd/master.py, daemon.py, privileges.py, systemd.py, maillog.py) ---
+    Param("mail_owner", "str", "relayd",
+          "The user the workers run as when relayd is started as root (Postfix: postfix; "
+          "relayd's sysusers.d file creates relayd). root: no privilege step (test rigs only)."),
+    _time("relayd_drain_timeout", "20s",
+          "relayd extension: on SIGTERM, and for each worker replaced on SIGHUP, how long "
+          "sessions in progress may go on after accepting stops (then deliveries as long)."),
+    _time("service_throttle_time", "60s",
+          "How long the master waits before restarting a worker that died before it served."),
+    Param("syslog_name", "str", "relayd",
+          "The program name prefix of log lines: syslog_name/smtpd[pid] (Postfix: postfix)."),
+    Param("syslog_facility", "choice", "mail", "The syslog facility of log lines.",
+          choices=("mail", "daemon", "user", "local0", "local1", "local2", "local3", "local4",
+                   "local5", "local6", "local7")),
     # --- SMTP AUTH, server side (issue 9: relayd/sasl/, relayd/edge/dialogue.py) ---
     Param("smtpd_sasl_type", "choice", "relayd",
           "SASL back end: relayd (relayd_sasl_password_maps) or dovecot (smtpd_sasl_path). "

@@ -147,7 +147,8 @@ class Relay:
                      _version(), *listener.address)
         self.control = ControlServer(self.queue_directory, {
             "flush": self._flush, "list": self._list, "hold": self._queue_op,
-            "release": self._queue_op, "delete": self._queue_op, "requeue": self._queue_op},
+            "release": self._queue_op, "delete": self._queue_op, "requeue": self._queue_op,
+            "status": self._status},
             timeout=self.config["ipc_timeout"])
         self.control.start()
 
@@ -185,6 +186,20 @@ class Relay:
         """Every queued message of this worker as showq records, one line of JSON (for mailq)."""
         records = (showq_record(m) for store in self.stores for m in store.messages())
         return json.dumps([r for r in records if r is not None])
+
+    def queue_size(self) -> int:
+        """Messages in this relay's queues (its own and the ones it adopted)."""
+        return sum(store.count() for store in self.stores)
+
+    def _status(self, command: str, args) -> str:
+        """This worker's pid, open sessions and queue, as one line of JSON (relayd status)."""
+        states = {}
+        for store in self.stores:
+            for message in store.messages():
+                states[message.state] = states.get(message.state, 0) + 1
+        return json.dumps({"pid": os.getpid(), "queue_directory": self.queue_directory,
+                           "sessions": sum(len(l.service.sessions) for l in self.listeners),
+                           "queue": states})
 
     def _queue_op(self, command: str, args) -> str:
         """hold/release/delete/requeue by queue id (ALL: every message), limited to

@@ -103,3 +103,67 @@ def test_whatsup_text_last_is_cleanup_act_log():
     assert line == ("4F3A21C0B2: reject: header Subject: spam from h[192.0.2.1]; from=<a@x.example> "
                     "to=<b@y.example> proto=ESMTP helo=<h>: 550 5.7.1 no")
     assert whatsup("Q", "warn", "body x", "local", "", text_last=True) == "Q: warn: body x from local;"
+
+
+def _configured(**kwargs):
+    """maillog.configure(...) with the relayd logger restored afterwards."""
+    from contextlib import contextmanager
+
+    from relayd import maillog
+
+    @contextmanager
+    def scope():
+        root = logging.getLogger("relayd")
+        saved = (list(root.handlers), root.level, root.propagate)
+        handler = maillog.configure("mail.example", **kwargs)
+        try:
+            yield handler
+        finally:
+            for logger in (maillog.SMTPD, maillog.CLEANUP, maillog.QMGR, maillog.SMTP,
+                           maillog.BOUNCE):
+                logger.__dict__.pop("info", None)
+            root.handlers[:] = saved[0]
+            root.setLevel(saved[1])
+            root.propagate = saved[2]
+            handler.close()
+    return scope()
+
+
+def test_by_default_lines_go_to_syslog_as_postfix_sends_them(tmp_path, monkeypatch):
+    """A real datagram socket stands in for /dev/log (the path is the only change)."""
+    import socket
+
+    from relayd import maillog
+    path = str(tmp_path / "log")
+    syslogd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    syslogd.bind(path)
+    syslogd.settimeout(5)
+    monkeypatch.setattr(maillog, "SYSLOG_SOCKET", path)
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    with _configured(syslog_name="edge", syslog_facility="local3") as handler:
+        maillog.SMTPD.info("%s: client=%s", "ABC", "x[192.0.2.1]")
+        maillog.QMGR.warning("disk %s", "full")
+        handler.flush()
+        first, second = syslogd.recv(4096).decode(), syslogd.recv(4096).decode()
+    syslogd.close()
+    # local3 = 19: info 19*8+6, warning 19*8+4; no host name (syslogd adds it)
+    assert re.fullmatch(r"<158>\w{3} [ \d]\d \d\d:\d\d:\d\d edge/smtpd\[\d+\]: "
+                        r"ABC: client=x\[192\.0\.2\.1\]", first)
+    assert re.fullmatch(rf"<156>.* edge/qmgr\[{os.getpid()}\]: warning: disk full", second)
+
+
+def test_when_stderr_is_the_journal_lines_carry_priority_prefixes(tmp_path, monkeypatch):
+    from relayd import maillog
+    stderr = tmp_path / "stderr"
+    with open(stderr, "w") as f:
+        st = os.fstat(f.fileno())
+        monkeypatch.setattr("sys.stderr", f)
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        with _configured() as handler:
+            maillog.SMTPD.info("%s: client=%s", "ABC", "x[192.0.2.1]")
+            maillog.MASTER.error("bad %s", "thing")
+            handler.flush()
+    pid = os.getpid()
+    assert stderr.read_text().splitlines() == [
+        f"<6>relayd/smtpd[{pid}]: ABC: client=x[192.0.2.1]",
+        f"<3>relayd/master[{pid}]: error: bad thing"]

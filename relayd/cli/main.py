@@ -4,6 +4,7 @@
            [--relayhost HOST:PORT] [--queue DIR]                     (shorthands for -o)
     relayd [-c DIR] config check | show [-n|-d] [NAME ...]          like postconf
     relayd [-c DIR] flush                                           like postqueue -f
+    relayd [-c DIR] reload | stop | status                           like postfix reload/stop/status
     relayd [-c DIR] mailq                                           like mailq
     relayd [-c DIR] queue hold|release|delete|requeue QUEUEID...|ALL like postsuper
     relayd [-c DIR] postmap|postalias|newaliases ...                 like Postfix's
@@ -36,8 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--relayhost", metavar="HOST:PORT", help="the smart host (relayhost)")
     p.add_argument("--queue", metavar="DIR", help="the queue directory (queue_directory)")
     p.add_argument("command", nargs="?", default="start-fg",
-                   help="start-fg (default), config, flush, mailq, queue, postmap, postalias, "
-                        "newaliases, passwd")
+                   help="start-fg (default), reload, stop, status, config, flush, mailq, queue, "
+                        "postmap, postalias, newaliases, passwd")
     p.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config_directory, **overrides)
         if args.command == "flush":
             return _flush(config)
+        if args.command in ("reload", "stop", "status"):
+            from relayd import daemon
+            return daemon.command(args.command, config)
         if args.command in ("mailq", "queue"):
             from relayd.cli import queue_cmd
             if args.command == "mailq":
@@ -93,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command not in ("start-fg", "start"):
             print(f"relayd: fatal: unknown command: {args.command}", file=sys.stderr)
             return 64
-        return _run(config, _listen(args.listen))
+        return _run(config, _listen(args.listen),
+                    lambda: load_config(args.config_directory, **overrides))
     except ConfigError as exc:
         print(f"relayd: fatal: {exc}", file=sys.stderr)
         return EX_CONFIG
@@ -112,10 +117,10 @@ def _flush(config) -> int:
     return EX_OK if all(a == "ok" for a in answers) else 1
 
 
-def _run(config, listen) -> int:
+def _run(config, listen, loader) -> int:
     from relayd import daemon
     try:
-        return daemon.run(config, listen)
+        return daemon.run(config, listen, loader)
     except OSError as exc:
         print(f"relayd: fatal: cannot start: {exc}", file=sys.stderr)
         return EX_UNAVAILABLE

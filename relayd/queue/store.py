@@ -197,6 +197,10 @@ class QueueStore:
         """The message with this id, or None when it is not (or no longer) queued."""
         return self._state.messages.get(queue_id)
 
+    def count(self) -> int:
+        """How many messages are queued (without listing them)."""
+        return len(self._state.messages)
+
     def messages(self, state: str | None = None) -> list[QueuedMessage]:
         """Messages in ``state`` (all when None), oldest first."""
         return self._state.views(state)

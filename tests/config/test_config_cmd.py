@@ -158,7 +158,8 @@ OWN_DEFAULTS = {"append_dot_mydomain", "compatibility_level", "mynetworks_style"
                 "smtp_tls_security_level",                                # Postfix >= 3.11
                 "smtp_tls_protocols", "smtp_tls_mandatory_protocols",     # TLS 1.2 and newer
                 "smtp_sasl_tls_security_options",                         # PLAIN over TLS
-                "smtpd_client_auth_rate_limit"}                           # password guessing
+                "smtpd_client_auth_rate_limit",                           # password guessing
+                "mail_owner", "syslog_name"}                              # relayd's names
 
 
 @pytest.mark.skipif(shutil.which("postconf") is None, reason="Postfix's postconf not installed")

@@ -440,18 +440,18 @@ def test_compat_declarations_are_marked_unused():
                for n in PARAMS if n in POSTFIX_DEFAULTS)
 
 
-@pytest.mark.parametrize("read", [lambda c: c["syslog_name"],
-                                  lambda c: c.get("syslog_name"),
-                                  lambda c: c.get("syslog_name", "fallback")],
+@pytest.mark.parametrize("read", [lambda c: c["multi_instance_name"],
+                                  lambda c: c.get("multi_instance_name"),
+                                  lambda c: c.get("multi_instance_name", "fallback")],
                          ids=["getitem", "get", "get-default"])
 def test_code_cannot_read_a_compat_parameter(read):
     from relayd.config import UnusedParameter
     # No path from code to an untyped value: reading one is a programming error,
     # never a KeyError that a fallback could swallow.
-    config = load_config(main_cf="syslog_name = mail\n")
-    with pytest.raises(UnusedParameter, match="syslog_name is declared for compatibility"):
+    config = load_config(main_cf="multi_instance_name = mail\n")
+    with pytest.raises(UnusedParameter, match="multi_instance_name is declared for compatibility"):
         read(config)
     assert not isinstance(UnusedParameter("x"), KeyError)
     # What an admin sees of it stays: the text and its expansion.
-    assert config.raw("syslog_name") == "mail"
-    assert config.expand("$syslog_name/smtpd") == "mail/smtpd"
+    assert config.raw("multi_instance_name") == "mail"
+    assert config.expand("$multi_instance_name/smtpd") == "mail/smtpd"

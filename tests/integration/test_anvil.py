@@ -114,7 +114,7 @@ def test_a_killed_workers_sessions_are_uncounted(relayd_factory):
         pytest.fail("one worker took every connection")
     victim = worker_of(served[0])
     os.kill(victim, signal.SIGKILL)
-    relayd.wait_log(f"process relayd/worker pid {victim} exit status -9")
+    relayd.wait_log(f"process relayd/worker pid {victim} killed by signal 9")
     # The dead worker never said its sessions ended; the master uncounts them.
     close_all(served)
     served, refusal = served_when_settled(relayd.port)

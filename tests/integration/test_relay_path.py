@@ -1,5 +1,7 @@
 """The core path over real sockets: client -> relayd process -> recording sink."""
 import email
+import os
+import pwd
 import smtplib
 import socket
 import subprocess
@@ -215,7 +217,9 @@ def test_runs_without_a_config_directory_from_flags_alone(tmp_path, sink):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "relayd", "--listen", f"127.0.0.1:{port}",
                              "--relayhost", f"127.0.0.1:{sink.port}", "--queue", str(tmp_path / "q"),
-                             "-o", "myhostname=flags.test"],
+                             "-o", "myhostname=flags.test",
+                             "-o", f"mail_owner={pwd.getpwuid(os.geteuid()).pw_name}",
+                             "-o", "maillog_file=/dev/stderr"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):

@@ -6,6 +6,7 @@ mail log; :meth:`RelaydProcess.kill9` produces a real crash.
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -41,7 +42,7 @@ class RelaydProcess:
     """A relayd started with ``python -m relayd -c DIR``."""
 
     def __init__(self, directory: Path, sink_port: int, extra_main_cf: str = "",
-                 master_cf: str | None = None):
+                 master_cf: str | None = None, mail_owner: str | None = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -53,12 +54,24 @@ class RelaydProcess:
             master_cf = f"127.0.0.1:{self.port} inet n - n - - smtpd\n"
         (self.directory / "master.cf").write_text(master_cf)
         self.proc: subprocess.Popen | None = None
+        # By default the workers run as the user running the tests (no privilege step,
+        # even as root: the test directories are private to that user). Given with -o,
+        # as maillog_file, so that main.cf stays one Postfix's own tools accept (they
+        # refuse a root mail_owner and a maillog_file outside maillog_file_prefixes).
+        self.mail_owner = mail_owner or pwd.getpwuid(os.geteuid()).pw_name
 
-    def start(self, timeout: float = 20.0) -> "RelaydProcess":
+    def start(self, timeout: float = 20.0, *, env: dict | None = None,
+              launcher: tuple[str, ...] = ()) -> "RelaydProcess":
+        """Start relayd (through ``launcher``, e.g. systemd-socket-activate, with
+        ``env`` added to the environment) and wait for its greeting."""
         log = open(self.log_path, "ab")
         # A session of its own, so kill9() can kill the master and its workers at once.
-        self.proc = subprocess.Popen([sys.executable, "-m", "relayd", "-c", str(self.directory)],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen([*launcher, sys.executable, "-m", "relayd",
+                                      "-c", str(self.directory),
+                                      "-o", f"mail_owner={self.mail_owner}",
+                                      "-o", f"maillog_file={self.log_path}"],
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={**os.environ, **(env or {})})
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

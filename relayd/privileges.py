@@ -1,0 +1,79 @@
+"""Running without root: the workers as ``mail_owner``.
+
+Started as root, the master binds the ports, takes the master lock, opens
+the log and builds the TLS contexts, and stays root (as Postfix's master)
+so that a reload can bind a new port; every worker it forks gives up root
+(:func:`drop`) before it opens its queue or accepts a connection. Started as
+any other user, relayd makes no privilege step at all.
+
+The queue directory is set up as Postfix's ``postfix-files`` sets its queue
+for mail_owner (:func:`prepare_queue`): the workers own their queues, mode
+0700, and nothing else may read them. ``master.lock`` stays root's.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import stat
+
+from relayd.config import ConfigError
+from relayd.queue.lock import MASTER_LOCK
+
+log = logging.getLogger("relayd.master")
+
+
+def mail_owner(config) -> pwd.struct_passwd | None:
+    """The account the workers run as, or None when there is no privilege step
+    (relayd was not started as root, or mail_owner is root itself, which only
+    a test rig should configure). An unknown user is a configuration error."""
+    if os.geteuid() != 0:
+        return None
+    name = config["mail_owner"]
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        raise ConfigError(f"parameter mail_owner: unknown user name value: {name} "
+                          f"(create it, e.g. with systemd-sysusers)") from None
+    return account if account.pw_uid != 0 else None
+
+
+def prepare_queue(config) -> None:
+    """Create the queue directory, and when workers run as mail_owner give them
+    its tree (each entry still owned otherwise, never through a symlink);
+    directories mode 0700."""
+    directory = config["queue_directory"]
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    account = mail_owner(config)
+    if account is None:
+        return
+    uid, gid = account.pw_uid, account.pw_gid
+    for top, dirs, files in os.walk(directory, followlinks=False):
+        _own(top, uid, gid, directory=True)
+        for name in files:
+            if not (top == directory and name == MASTER_LOCK):
+                _own(os.path.join(top, name), uid, gid)
+        for name in dirs:
+            if os.path.islink(os.path.join(top, name)):
+                _own(os.path.join(top, name), uid, gid)
+
+
+def _own(path: str, uid: int, gid: int, directory: bool = False) -> None:
+    st = os.lstat(path)
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        os.chown(path, uid, gid, follow_symlinks=False)
+    if directory and stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+
+
+def drop(config) -> None:
+    """Become mail_owner for good (groups, gid, then uid), when started as root."""
+    account = mail_owner(config)
+    if account is None:
+        return
+    os.setgroups([])
+    os.initgroups(account.pw_name, account.pw_gid)
+    os.setresgid(account.pw_gid, account.pw_gid, account.pw_gid)
+    os.setresuid(account.pw_uid, account.pw_uid, account.pw_uid)
+    if os.geteuid() == 0 or os.getuid() == 0:  # never go on as root by mistake
+        raise PermissionError(f"cannot drop privileges to {account.pw_name}")
