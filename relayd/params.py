@@ -1,20 +1,13 @@
-"""Every main.cf parameter relayd knows, declared once.
+"""Every main.cf parameter relayd knows, declared once: the parser (relayd.config),
+``relayd config show`` and the documentation read this table. Names, defaults and units
+are Postfix's (postconf(5), mail_params.h); a default is Postfix's *raw* text, ``$name``
+included, so ``config show -d`` prints what ``postconf -d`` prints; where relayd's default
+differs, the doc says so. Types: :mod:`relayd.paramtypes`.
 
-The parser (relayd.config), ``relayd config show`` and the documentation all
-read this table. Names, defaults and units are Postfix's (postconf(5),
-src/global/mail_params.h); a default is Postfix's *raw* text, ``$name``
-references included, so ``config show -d`` prints what ``postconf -d`` prints.
-Where relayd's default differs from Postfix's, the doc says so.
-
-Types, and what ``Config[name]`` returns for each: :mod:`relayd.paramtypes`.
-
-Parameters Postfix knows but relayd does not use yet are declared too (from
-the data file ``relayd/postfix-defaults.cf``, Postfix's ``postconf -d``) so
-that a stock Postfix main.cf loads without "unused parameter" warnings. They
-are marked ``compat``: ``config show`` prints them and ``$name`` expands them,
-but code never reads one (``Config[name]`` raises
-:class:`relayd.config.UnusedParameter`, and tests/config/test_param_reads.py
-finds every read in the code): to use one, declare it here with its type.
+Parameters relayd does not use are declared too (``compat``, from the data file
+postfix-defaults.cf), so that a stock Postfix main.cf loads without warnings; code never
+reads one (``Config[name]`` raises UnusedParameter; tests/config/test_param_reads.py
+finds every read): to use one, declare it here with its type.
 """
 from __future__ import annotations
 
@@ -38,7 +31,7 @@ def _code(name: str, default: str, doc: str) -> Param:
     return Param(name, "int", default, doc)
 
 
-# --- Routing and MX delivery (issue 10, branch mx: relayd/delivery/route.py, mx.py, limits.py).
+# --- Routing and MX delivery (relayd/delivery/route.py, mx.py, limits.py).
 # The per-transport forms (<transport>_destination_concurrency_limit, ...) are read through
 # relayd.delivery.limits, each defaulting to the default_destination_* parameter here.
 _ROUTING = [
@@ -393,7 +386,7 @@ _RELAYD = [
     _time("relayd_sendmail_timeout", "3600s",
           "relayd extension: the longest sendmail waits for each read of its standard input "
           "(and -bs for each SMTP command) before it gives up."),
-    # --- daemon (issue 11: relayd/master.py, daemon.py, privileges.py, systemd.py, maillog.py) ---
+    # -- The daemon (relayd/master.py, daemon.py, privileges.py, systemd.py, maillog.py) -----
     Param("mail_owner", "str", "relayd",
           "The user the workers run as when relayd is started as root (Postfix: postfix; "
           "relayd's sysusers.d file creates relayd). root: no privilege step (test rigs only)."),
@@ -407,7 +400,7 @@ _RELAYD = [
     Param("syslog_facility", "choice", "mail", "The syslog facility of log lines.",
           choices=("mail", "daemon", "user", "local0", "local1", "local2", "local3", "local4",
                    "local5", "local6", "local7")),
-    # --- SMTP AUTH, server side (issue 9: relayd/sasl/, relayd/edge/dialogue.py) ---
+    # -- SMTP AUTH, server side (relayd/sasl/, relayd/edge/auth.py) -------------------------
     Param("smtpd_sasl_type", "choice", "relayd",
           "SASL back end: relayd (relayd_sasl_password_maps) or dovecot (smtpd_sasl_path). "
           "Postfix's default, cyrus, is not provided.", choices=("relayd", "dovecot")),
@@ -494,7 +487,7 @@ _RELAYD = [
           "!login excludes one)."),
     Param("smtp_sasl_auth_soft_bounce", "bool", "yes",
           "A 5xx reply to AUTH defers the mail (4.x.x) instead of bouncing it."),
-    # -- DNS (issue 10, branch dns: relayd/dns.py, the resolver every DNS feature uses) -----
+    # -- DNS (relayd/dns.py, the resolver every DNS feature uses) ---------------------------
     Param("relayd_dns_servers", "list", "",
           "relayd extension: the DNS servers to ask, ADDRESS:PORT items (e.g. 127.0.0.1:5353, "
           "[::1]:5353; the port defaults to 53), in order; empty: the nameserver lines of "
@@ -526,8 +519,7 @@ _RELAYD = [
           "answer (timeout, SERVFAIL): dunno (Postfix: skip the check, with a warning), "
           "defer_if_permit or defer (450 4.7.1 ... Service unavailable).",
           choices=("dunno", "defer_if_permit", "defer")),
-    # -- Client names and reject_unknown_* (issue 10, branch names: relayd/edge/peername.py,
-    # relayd/hostsfile.py, relayd/checks/unknown.py; docs/client-names.md) -------------------
+    # -- Client names and reject_unknown_* (edge/peername.py, checks/unknown.py) -------------
     Param("smtpd_peername_lookup", "bool", "yes",
           "Look up the client's name (PTR, then the name's A/AAAA must list the address); "
           "no: every client is unknown[address]."),
