@@ -18,7 +18,11 @@ import pwd
 import stat
 
 from relayd.config import ConfigError
+from relayd.maildrop import MAILDROP, WAKE_SOCKET
 from relayd.queue.lock import MASTER_LOCK
+
+# The directories local users reach (sendmail: maildrop/, public/pickup): pickup sets their modes.
+_LOCAL_DOORS = (MAILDROP, os.path.dirname(WAKE_SOCKET))
 
 log = logging.getLogger("relayd.master")
 
@@ -41,7 +45,9 @@ def mail_owner(config) -> pwd.struct_passwd | None:
 def prepare_queue(config) -> None:
     """Create the queue directory, and when workers run as mail_owner give them
     its tree (each entry still owned otherwise, never through a symlink);
-    directories mode 0700."""
+    directories mode 0700, but those local users must reach (sendmail): the
+    queue directory itself 0711 (traverse, no listing), maildrop/ and public/
+    as pickup made them."""
     directory = config["queue_directory"]
     os.makedirs(directory, mode=0o700, exist_ok=True)
     account = mail_owner(config)
@@ -49,7 +55,7 @@ def prepare_queue(config) -> None:
         return
     uid, gid = account.pw_uid, account.pw_gid
     for top, dirs, files in os.walk(directory, followlinks=False):
-        _own(top, uid, gid, directory=True)
+        _own(top, uid, gid, mode=_directory_mode(directory, top))
         for name in files:
             if not (top == directory and name == MASTER_LOCK):
                 _own(os.path.join(top, name), uid, gid)
@@ -58,12 +64,21 @@ def prepare_queue(config) -> None:
                 _own(os.path.join(top, name), uid, gid)
 
 
-def _own(path: str, uid: int, gid: int, directory: bool = False) -> None:
+def _directory_mode(queue_directory: str, path: str) -> int | None:
+    """The mode a directory of the queue tree gets; None: leave it (pickup's own)."""
+    if path == queue_directory:
+        return 0o711
+    if os.path.dirname(path) == queue_directory and os.path.basename(path) in _LOCAL_DOORS:
+        return None
+    return 0o700
+
+
+def _own(path: str, uid: int, gid: int, mode: int | None = None) -> None:
     st = os.lstat(path)
     if (st.st_uid, st.st_gid) != (uid, gid):
         os.chown(path, uid, gid, follow_symlinks=False)
-    if directory and stat.S_IMODE(st.st_mode) != 0o700:
-        os.chmod(path, 0o700)
+    if mode is not None and stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
 
 
 def drop(config) -> None:

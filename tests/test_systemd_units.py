@@ -25,6 +25,11 @@ def test_units_agree_on_the_user_and_the_queue():
     assert "Type=notify" in service and "User=relayd" in service
     assert "ReadWritePaths=/var/spool/relayd" in service
     assert re.search(r"^u relayd ", (SYSTEMD / "relayd.sysusers").read_text(), re.M)
-    assert "d /var/spool/relayd 0700 relayd relayd" in (SYSTEMD / "relayd.tmpfiles").read_text()
+    tmpfiles = {tuple(line.split()[1:5]) for line in
+                (SYSTEMD / "relayd.tmpfiles").read_text().splitlines() if line.startswith("d ")}
+    # The queue traversable, never listable; sendmail's doors as pickup makes them.
+    assert {("/var/spool/relayd", "0711", "relayd", "relayd"),
+            ("/var/spool/relayd/maildrop", "1733", "relayd", "relayd"),
+            ("/var/spool/relayd/public", "0755", "relayd", "relayd")} <= tmpfiles
     socket = (SYSTEMD / "relayd.socket").read_text()
     assert [f"ListenStream={p}" in socket for p in (25, 465, 587)] == [True] * 3

@@ -57,7 +57,9 @@ def test_started_as_root_workers_run_as_mail_owner(open_directory, sink):
         (msg,) = sink.wait_for(1)
         assert msg.recipients == ["priv@relay.example"]
         st = relayd.spool.stat()
-        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (NOBODY.pw_uid, 0o700)
+        # Traversable (sendmail's users reach maildrop/ and public/), never listable.
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (NOBODY.pw_uid, 0o711)
+        assert stat.S_IMODE((relayd.spool / "worker-1").stat().st_mode) == 0o700
         assert (relayd.spool / "worker-1").stat().st_uid == NOBODY.pw_uid
         assert (relayd.spool / "master.lock").stat().st_uid == 0
     finally:
