@@ -57,6 +57,7 @@ MASTER_CF = """\
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
 bounce    unix  -       -       n       -       0       bounce
 defer     unix  -       -       n       -       0       bounce
@@ -76,9 +77,10 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 
 class PrivatePostfix:
-    """``start()``, ``command(name, *args)`` (postqueue, postsuper ... with -c), ``stop()``."""
+    """``start()``, ``command(name, *args)`` (postqueue, postsuper ... with -c), ``stop()``;
+    ``extra_main_cf`` lines are added to its main.cf."""
 
-    def __init__(self, relay_port: int):
+    def __init__(self, relay_port: int, extra_main_cf: str = ""):
         self.run = Path(tempfile.mkdtemp(prefix="relayd-postfix-"))
         self.run.chmod(0o755)
         self.etc = self.run / "etc"
@@ -87,7 +89,8 @@ class PrivatePostfix:
         for sub in ("etc", "spool", "data"):
             (self.run / sub).mkdir()
         shutil.chown(self.run / "data", "postfix")
-        (self.etc / "main.cf").write_text(MAIN_CF.format(run=self.run, relay_port=relay_port))
+        (self.etc / "main.cf").write_text(MAIN_CF.format(run=self.run, relay_port=relay_port)
+                                          + extra_main_cf)
         (self.etc / "master.cf").write_text(MASTER_CF.format(port=self.port))
 
     def start(self) -> "PrivatePostfix":
