@@ -14,24 +14,13 @@ import time
 
 import pytest
 
-from tests.support.relayd_proc import RelaydProcess, free_port
+from tests.support.relayd_proc import RelaydProcess, free_port, live_children
 from tests.support.sink import Sink
 
 
 def workers_of(master_pid: int) -> set[int]:
-    """The live child processes of ``master_pid`` (zombies excluded)."""
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master_pid and fields[0] != "Z":
-            pids.add(int(entry))
-    return pids
+    """The live worker processes of the master ``master_pid``."""
+    return live_children(master_pid)
 
 
 def wait_until(condition, timeout: float = 15.0, what: str = "condition", relayd=None):

@@ -131,6 +131,16 @@ class RelaydProcess:
 
 def live_members(pgid: int) -> list[int]:
     """The processes of process group ``pgid`` that still run (zombies excluded)."""
+    return _live_processes(2, pgid)
+
+
+def live_children(pid: int) -> set[int]:
+    """The child processes of ``pid`` that still run (zombies excluded)."""
+    return set(_live_processes(1, pid))
+
+
+def _live_processes(field: int, value: int) -> list[int]:
+    # /proc/PID/stat after the command's ")": state, ppid (1), pgrp (2), ...
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -140,6 +150,6 @@ def live_members(pgid: int) -> list[int]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp
+        if int(fields[field]) == value and fields[0] != "Z":
             pids.append(int(entry))
     return pids
