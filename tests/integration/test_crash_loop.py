@@ -25,22 +25,24 @@ SENDERS = 6
 class Load:
     """Senders that keep sending, reconnecting whenever relayd is down."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, senders: int = SENDERS):
         self.port = port
         self.acknowledged: set[str] = set()
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._sender, args=(n,), daemon=True)
-                        for n in range(SENDERS)]
+                        for n in range(senders)]
 
     def start(self) -> None:
         for t in self.threads:
             t.start()
 
-    def finish(self) -> None:
+    def finish(self) -> set[str]:
+        """Stop sending; the tokens of every message acknowledged with 250."""
         self.stop.set()
         for t in self.threads:
             t.join(20)
+        return self.acknowledged
 
     def count(self) -> int:
         with self.lock:

@@ -9,11 +9,11 @@ import os
 import signal
 import smtplib
 import socket
-import threading
 import time
 
 import pytest
 
+from tests.integration.test_crash_loop import Load
 from tests.support.relayd_proc import RelaydProcess, free_port, live_children
 from tests.support.sink import Sink
 
@@ -36,45 +36,6 @@ def wait_until(condition, timeout: float = 15.0, what: str = "condition", relayd
                          + (f"; the log ends:\n{relayd.log()[-3000:]}" if relayd else ""))
 
 
-class Load:
-    """Senders that keep sending, reconnecting when a connection breaks."""
-
-    def __init__(self, port: int, senders: int = 4):
-        self.port = port
-        self.acknowledged: set[str] = set()
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._sender, args=(n,), daemon=True)
-                        for n in range(senders)]
-        for t in self.threads:
-            t.start()
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.acknowledged)
-
-    def finish(self) -> set[str]:
-        self.stop.set()
-        for t in self.threads:
-            t.join(20)
-        return self.acknowledged
-
-    def _sender(self, n: int) -> None:
-        m = 0
-        while not self.stop.is_set():
-            try:
-                with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as smtp:
-                    while not self.stop.is_set():
-                        token = f"s{n}-m{m}"
-                        m += 1
-                        smtp.sendmail("load@example.org", [f"{token}@relay.example"],
-                                      f"Subject: {token}\r\n\r\nbody\r\n".encode())
-                        with self.lock:  # acknowledged only after the 250
-                            self.acknowledged.add(token)
-            except (smtplib.SMTPException, OSError):
-                self.stop.wait(0.02)
-
-
 def banner(port: int) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         text = s.recv(512).decode()
@@ -88,7 +49,8 @@ def test_killed_worker_is_restarted_and_its_acknowledged_mail_delivered(tmp_path
     try:
         workers = wait_until(lambda: len(workers_of(relayd.proc.pid)) == 2 and
                              workers_of(relayd.proc.pid), what="two workers")
-        load = Load(relayd.port)
+        load = Load(relayd.port, senders=4)
+        load.start()
         wait_until(lambda: load.count() >= 40, what="40 messages acknowledged")
         victim = sorted(workers)[0]
         os.kill(victim, signal.SIGKILL)
