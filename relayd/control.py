@@ -19,11 +19,11 @@ import logging
 import os
 import socket as stdsocket
 import struct
+import tempfile
 import time
 
+from gevent import socket as gsocket
 from gevent.server import StreamServer
-
-from relayd.sockets import bind_unix
 
 log = logging.getLogger("relayd.master")
 
@@ -94,8 +94,16 @@ class ControlServer:
 
 
 def _bind_private(path: str):
-    """A listening socket at ``path``, mode 0600 from the moment it appears there."""
-    sock = bind_unix(path, stdsocket.SOCK_STREAM, 0o600)
+    """A listening socket at ``path``, mode 0600 from the moment it appears there:
+    bound inside a private directory, then renamed into place."""
+    staging = tempfile.mkdtemp(dir=os.path.dirname(path))
+    try:
+        sock = gsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+        sock.bind(os.path.join(staging, "ctl"))
+        os.chmod(os.path.join(staging, "ctl"), 0o600)
+        os.replace(os.path.join(staging, "ctl"), path)
+    finally:
+        os.rmdir(staging)
     sock.listen(16)
     return sock
 

@@ -21,9 +21,11 @@ from __future__ import annotations
 import logging
 import os
 import socket as stdsocket
+import tempfile
 import time
 
 import gevent
+from gevent import socket as gsocket
 from gevent.event import Event
 
 from relayd import maildrop
@@ -31,7 +33,6 @@ from relayd.cleanup.message import Cleanup
 from relayd.cleanup.received import rfc2822_date
 from relayd.queue.offload import blocking
 from relayd.smtp.replies import Reply
-from relayd.sockets import bind_unix
 
 log = logging.getLogger("relayd.pickup")
 
@@ -229,7 +230,15 @@ def _remove_stale(directory: str, names: list[str], before: float) -> None:
 
 def _bind_wake_socket(path: str):
     """A datagram socket at ``path`` anyone may send to, put in place whole."""
-    return bind_unix(path, stdsocket.SOCK_DGRAM, 0o622)
+    staging = tempfile.mkdtemp(dir=os.path.dirname(path))
+    try:
+        sock = gsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_DGRAM)
+        sock.bind(os.path.join(staging, "pickup"))
+        os.chmod(os.path.join(staging, "pickup"), 0o622)
+        os.replace(os.path.join(staging, "pickup"), path)
+    finally:
+        os.rmdir(staging)
+    return sock
 
 
 def wake(queue_directory: str) -> bool:

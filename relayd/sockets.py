@@ -1,11 +1,5 @@
-"""Small socket helpers shared by the SMTP server and client drivers, and the
-local sockets (control, pickup)."""
+"""Small socket helpers shared by the SMTP server and client drivers."""
 from __future__ import annotations
-
-import os
-import tempfile
-
-from gevent import socket as gsocket
 
 
 def send_all(sock, data: bytes) -> None:
@@ -33,18 +27,3 @@ def send_last(sock, data: bytes) -> None:
         sock.send(data, 0, timeout=0.0)
     except OSError:
         pass
-
-
-def bind_unix(path: str, kind: int, mode: int):
-    """A gevent UNIX socket of ``kind`` bound at ``path`` with ``mode`` from the
-    moment it appears there: bound inside a private directory, then renamed
-    into place (no window with the umask's mode, no race with another file)."""
-    staging = tempfile.mkdtemp(dir=os.path.dirname(path))
-    try:
-        sock = gsocket.socket(gsocket.AF_UNIX, kind)
-        sock.bind(os.path.join(staging, "socket"))
-        os.chmod(os.path.join(staging, "socket"), mode)
-        os.replace(os.path.join(staging, "socket"), path)
-    finally:
-        os.rmdir(staging)
-    return sock
