@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 
 from relayd.anvil import Anvil
+from relayd.delivery.mailbox_service import MailboxSupervisor
 from relayd.edge.listener import bind_all
 from relayd.relay import Relay
 from relayd.systemd import Notifier, activated_sockets
@@ -107,6 +108,7 @@ class Master:
         self.notifier = Notifier()
         self._last_ping = 0.0
         self._last_status = ""
+        self.mailbox: MailboxSupervisor | None = None   # local(8) as the recipient: started as root
 
     def _check(self, config) -> list[tuple[str, int]]:
         """The listening addresses of ``config``; raises (ConfigError...) when a
@@ -131,6 +133,9 @@ class Master:
         signal.set_wakeup_fd(wakeup_w, warn_on_full_buffer=False)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, self._on_signal)
+        self.mailbox = MailboxSupervisor.for_config(self.config)
+        if self.mailbox:
+            self.mailbox.start(self.sockets.values())
         log.info("starting %d worker processes", self.workers)
         for number in range(self.workers):
             self._spawn(number)
@@ -143,6 +148,8 @@ class Master:
                 self._kill_stragglers()
                 continue
             self._restart_due()
+            if self.mailbox:
+                self.mailbox.restart_due(self.sockets.values())
             self._check_ready()
             self._roll()
             self._report()
@@ -165,6 +172,8 @@ class Master:
         config = self.config
         pid = os.fork()
         if pid == 0:
+            if self.mailbox:   # the privileged process's requests are not a worker's to take
+                self.mailbox.listener.close()
             self.spawn_worker(number, config, self.listen, self.sockets, self.anvil,
                               self.heartbeats)
             os._exit(1)  # spawn_worker exits itself; this is a safety net
@@ -178,6 +187,8 @@ class Master:
                 return
             if pid == 0:
                 return
+            if self.mailbox and self.mailbox.reaped(pid, status):
+                continue
             child = self.children.pop(pid, None)
             if child is not None:
                 self._exited(child, status)
@@ -249,6 +260,8 @@ class Master:
             if address not in sockets:
                 sock.close()  # the old workers keep their own copies while they drain
         self.config, self.sockets, self.addresses = config, sockets, addresses
+        if self.mailbox:
+            self.mailbox.reload(config)
         self.reloading = True
 
     def _roll(self) -> None:
@@ -275,6 +288,8 @@ class Master:
         self.kill_deadline = time.monotonic() + 2 * self.config["relayd_drain_timeout"] + 5
         for child in self.children.values():
             _kill(child.pid, signal.SIGTERM)
+        if self.mailbox:
+            self.mailbox.stop()
         for sock in self.sockets.values():
             sock.close()
 

@@ -278,7 +278,7 @@ _RELAYD = [
     Param("command_directory", "str", "/usr/sbin", "Where the commands are."),
     Param("daemon_directory", "str", "/usr/lib/postfix/sbin", COMPAT_DOC),
     Param("data_directory", "str", "/var/lib/postfix", "Where writable non-queue data lives."),
-    Param("default_privs", "str", "nobody", COMPAT_DOC),
+    Param("default_privs", "str", "nobody", "The user root's local mail is written as."),
     Param("compatibility_level", "str", "3.6",
           "relayd always behaves as Postfix at level >= 3.6 (Postfix's built-in default is 0)."),
     Param("biff", "bool", "yes", COMPAT_DOC),
@@ -371,6 +371,7 @@ _RELAYD = [
     Param("relayd_maildir_base", "str", "",
           "relayd extension: where local_transport = local delivers: "
           "BASE/USER/Maildir; empty means $queue_directory/../mail."),
+    Param("home_mailbox", "str", "", "Maildir path below the home, e.g. Maildir/ (docs/operations.md)."),
     Param("relayd_allow_alias_include", "bool", "no",
           "relayd extension: expand :include:/file items of alias_maps (refused when no)."),
     Param("relayd_plugins", "list", "",

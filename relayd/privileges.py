@@ -86,9 +86,14 @@ def drop(config) -> None:
     account = mail_owner(config)
     if account is None:
         return
-    os.setgroups([])
-    os.initgroups(account.pw_name, account.pw_gid)
-    os.setresgid(account.pw_gid, account.pw_gid, account.pw_gid)
-    os.setresuid(account.pw_uid, account.pw_uid, account.pw_uid)
+    become(account.pw_uid, account.pw_gid, os.getgrouplist(account.pw_name, account.pw_gid))
+
+
+def become(uid: int, gid: int, groups: list[int]) -> None:
+    """Take ``uid``, ``gid`` and supplementary ``groups`` for good (real, effective
+    and saved: no way back); PermissionError when root remains."""
+    os.setgroups(groups)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
     if os.geteuid() == 0 or os.getuid() == 0:  # never go on as root by mistake
-        raise PermissionError(f"cannot drop privileges to {account.pw_name}")
+        raise PermissionError(f"cannot drop privileges to uid {uid}")

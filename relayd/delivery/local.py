@@ -2,53 +2,49 @@
 
 A recipient in a local domain is expanded through alias_maps
 (relayd.rewrite.aliases); each resulting local user gets the message in
-``BASE/USER/Maildir/new`` and each remote address gets a new copy queued
-for it (Postfix: "forwarded as QID"). BASE is ``relayd_maildir_base`` or
-``$queue_directory/../mail``. The files belong to the user relayd runs as.
+their Maildir (relayd.delivery.maildir: ``BASE/USER/Maildir``, or
+``HOME/$home_mailbox``) and each remote address gets a new copy queued for
+it (Postfix: "forwarded as QID").
 
-Maildir delivery (maildir(5)): write ``tmp/UNIQUE``, fsync it, rename it
-into ``new/``, fsync ``new/``; the disk work runs in gevent's threadpool so
-one slow disk never stalls other greenlets. The message gets
-``Return-Path:``, ``X-Original-To:`` and ``Delivered-To:`` headers, as
-Postfix's local(8) writes them, and leaves the queue's wire form (CRLF,
-dot-stuffed) for plain LF lines.
+Who writes the mailbox: started as root (mail_owner not root), the
+privileged local delivery process, as the recipient
+(relayd.delivery.mailbox_service); this worker only sends it the mailbox
+text. Otherwise there is no other identity to take: this process writes as
+relayd's own user, into BASE/USER/Maildir (a mail store owned by the mail
+system, as Postfix's virtual(8) with one uid); a home_mailbox of another
+account is deferred (4.3.0). Either way no symlink is followed below BASE
+or the home directory, and the disk work runs off the gevent loop.
+
+The message gets ``Return-Path:``, ``X-Original-To:`` and
+``Delivered-To:`` headers, as Postfix's local(8) writes them, and leaves
+the queue's wire form (CRLF, dot-stuffed) for plain LF lines.
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import re
+import pwd
 import time
 from typing import Callable
 
 import gevent
 
 from relayd.addresses import split_address
+from relayd.delivery.mailbox_service import MailboxClient, socket_path
+from relayd.delivery.maildir import SAFE_USER, MailboxPlace, failure, open_trusted, write_below
 from relayd.delivery.status import DeliveryRequest, DeliveryResult, RecipientRef, record_outcome
 from relayd.queue.outcome import BOUNCED, DEFERRED, SENT, Outcome
 from relayd.rewrite.aliases import LocalAliases
 from relayd.rewrite.maps import strip_extension
 from relayd.tables.base import TemporaryLookupError
 
-__all__ = ["LocalDeliveryAgent", "maildir_base", "write_maildir", "mailbox_text"]
+__all__ = ["LocalDeliveryAgent", "mailbox_text"]
 
 log = logging.getLogger("relayd.local")
 
-# A user name that is safe as one path component under the maildir base.
-_SAFE_USER = re.compile(r"[a-z0-9_][a-z0-9._=+-]{0,63}")
-_sequence = itertools.count(1)
 
 #: ``forward(request, recipient, addresses) -> queue id`` queues a copy for remote addresses.
 Forwarder = Callable[[DeliveryRequest, RecipientRef, list[str]], str]
-
-
-def maildir_base(config) -> str:
-    """``relayd_maildir_base``, else ``$queue_directory/../mail``."""
-    base = config["relayd_maildir_base"]
-    if not base:
-        base = os.path.join(os.path.dirname(config["queue_directory"].rstrip("/")), "mail")
-    return base
 
 
 def mailbox_text(request: DeliveryRequest, recipient: RecipientRef, user_address: str) -> bytes:
@@ -64,42 +60,15 @@ def mailbox_text(request: DeliveryRequest, recipient: RecipientRef, user_address
     return head + body + b"\n"
 
 
-def _unique_name(myhostname: str) -> str:
-    """A maildir(5) unique name: time, microseconds, pid, sequence, host."""
-    now = time.time()
-    host = myhostname.replace("/", r"\057").replace(":", r"\072")
-    return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_sequence)}.{host}"
-
-
-def write_maildir(maildir: str, data: bytes, myhostname: str) -> str:
-    """Deliver ``data`` into ``maildir`` (created if missing); the path in new/."""
-    for sub in ("tmp", "new", "cur"):
-        os.makedirs(os.path.join(maildir, sub), mode=0o700, exist_ok=True)
-    name = _unique_name(myhostname)
-    tmp, new = os.path.join(maildir, "tmp", name), os.path.join(maildir, "new", name)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, new)
-    dir_fd = os.open(os.path.join(maildir, "new"), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)   # the rename itself must survive a crash before we say "sent"
-    finally:
-        os.close(dir_fd)
-    return new
-
-
 class LocalDeliveryAgent:
     """Delivers to local recipients: aliases, Maildir, forwarding."""
 
     def __init__(self, config, forward: Forwarder):
         self.aliases = LocalAliases(config)
-        self.base = maildir_base(config)
+        self.place = MailboxPlace(config)
+        # The daemon's master binds the service's socket before it forks the workers.
+        path = socket_path(config["queue_directory"])
+        self.service = MailboxClient(path, config["ipc_timeout"]) if os.path.exists(path) else None
         self.myhostname = config["myhostname"]
         self.delimiters = config["recipient_delimiter"]
         self.forward = forward
@@ -122,12 +91,15 @@ class LocalDeliveryAgent:
         done = []
         try:
             for user in expansion.mailboxes:
-                done.append(self._mailbox(request, rcpt, user))
+                outcome = self._mailbox(request, rcpt, user)
+                if outcome.status != SENT:
+                    return outcome
+                done.append(outcome.reason)
             if expansion.forwards:
                 qid = self.forward(request, rcpt, expansion.forwards)
                 done.append(f"forwarded as {qid}")
-        except OSError as exc:
-            return Outcome(DEFERRED, "4.2.0", f"maildir delivery failed: {exc}", "local")
+        except OSError as exc:   # queueing the forwarded copy
+            return Outcome(DEFERRED, "4.2.0", f"cannot forward: {exc}", "local")
         except ValueError as exc:
             return Outcome(BOUNCED, "5.1.3", str(exc), "local")
         if expansion.refused:
@@ -135,11 +107,36 @@ class LocalDeliveryAgent:
             return Outcome(BOUNCED, "5.7.1", f"{item}: {reason}", "local")
         return Outcome(SENT, "2.0.0", ", ".join(dict.fromkeys(done)), "local")
 
-    def _mailbox(self, request: DeliveryRequest, rcpt: RecipientRef, user: str) -> str:
+    def _mailbox(self, request: DeliveryRequest, rcpt: RecipientRef, user: str) -> Outcome:
         name = strip_extension(user, self.delimiters)[0].lower()
-        if not _SAFE_USER.fullmatch(name):
+        if not SAFE_USER.fullmatch(name):
             raise ValueError(f"unsafe mailbox name: {user!r}")
         data = mailbox_text(request, rcpt, rcpt.address)
-        maildir = os.path.join(self.base, name, "Maildir")
-        gevent.get_hub().threadpool.apply(write_maildir, (maildir, data, self.myhostname))
-        return "delivered to maildir"
+        if self.service is not None:
+            return self.service.deliver(name, data)
+        return gevent.get_hub().threadpool.apply(self._write_here, (name, data))
+
+    def _write_here(self, name: str, data: bytes) -> Outcome:
+        """Without the privileged process: as this process's own user."""
+        try:
+            if self.place.in_home:
+                try:
+                    account = pwd.getpwnam(name)
+                except KeyError:
+                    return Outcome(BOUNCED, "5.1.1", f'unknown user: "{name}"', "local")
+                if account.pw_uid != os.geteuid():
+                    return Outcome(DEFERRED, "4.3.0", f"cannot deliver to {name}'s home_mailbox "
+                                   f"as uid {os.geteuid()}: relayd must start as root to write as "
+                                   "the recipient", "local")
+                top, components = open_trusted(account.pw_dir), self.place.home_components()
+                top_path = account.pw_dir
+            else:
+                os.makedirs(self.place.base, mode=0o700, exist_ok=True)
+                top, top_path = open_trusted(self.place.base), self.place.base
+                components = [name, "Maildir"]
+            write_below(top, top_path, components, data, self.myhostname)
+        except ValueError as exc:   # home_mailbox that is no Maildir
+            return Outcome(DEFERRED, "4.3.0", f"mail system configuration error: {exc}", "local")
+        except OSError as exc:
+            return failure(exc)
+        return Outcome(SENT, "2.0.0", "delivered to maildir", "local")

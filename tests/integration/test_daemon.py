@@ -19,8 +19,17 @@ from tests.support.sink import Sink
 
 
 def workers_of(master_pid: int) -> set[int]:
-    """The live worker processes of the master ``master_pid``."""
-    return live_children(master_pid)
+    """The live worker processes of the master ``master_pid`` (not its local delivery process)."""
+    return {pid for pid in live_children(master_pid) if process_name(pid) != "relayd/local"}
+
+
+def process_name(pid: int) -> str:
+    """/proc/PID/comm ("" when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def wait_until(condition, timeout: float = 15.0, what: str = "condition", relayd=None):
