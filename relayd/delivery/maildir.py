@@ -24,6 +24,7 @@ import errno
 import itertools
 import os
 import re
+import stat
 import time
 
 from relayd.queue.outcome import BOUNCED, DEFERRED, Outcome
@@ -84,7 +85,17 @@ def open_directory(name: str, dir_fd: int, path: str) -> int:
             pass  # another delivery made it meanwhile: open what is there, as above
         return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        raise OSError(exc.errno, f"open {path}: {exc.strerror}") from None
+        reason = exc.strerror
+        if exc.errno in (errno.ENOTDIR, errno.ELOOP) and _is_symlink(name, dir_fd):
+            reason = "is a symbolic link, which local delivery never follows"
+        raise OSError(exc.errno, f"open {path}: {reason}") from None
+
+
+def _is_symlink(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
 
 
 def unique_name(myhostname: str) -> str:

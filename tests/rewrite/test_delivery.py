@@ -2,6 +2,7 @@
 real queue store, error/discard transports, and smtp_generic_maps."""
 import logging
 import os
+import pwd
 
 import pytest
 
@@ -118,6 +119,34 @@ def test_maildir_refuses_unsafe_names(relay_config, tmp_path):
     outcome = agent.deliver(request).outcomes[0]
     assert (outcome.status, outcome.dsn) == ("bounced", "5.1.3")
     assert not os.path.exists(tmp_path / "etc")
+
+
+def _deliver_to(agent, address):
+    from relayd.delivery.status import DeliveryRequest, RecipientRef
+    request = DeliveryRequest("Q1", "a@b.example", [RecipientRef(0, address)], CONTENT, 0.0, 0.0)
+    return agent.deliver(request).outcomes[0]
+
+
+def test_written_here_a_symlink_in_the_maildir_path_is_not_followed(relay_config, tmp_path):
+    """Without the privileged local process (relayd not started as root) the
+    worker writes the Maildir itself, through the same O_NOFOLLOW walk."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "mail" / "bob").mkdir(parents=True)
+    (tmp_path / "mail" / "bob" / "Maildir").symlink_to(elsewhere)
+    outcome = _deliver_to(LocalDeliveryAgent(relay_config(), forward=None), "bob@example.com")
+    assert (outcome.status, outcome.dsn) == ("deferred", "4.2.0")
+    assert outcome.reason == (f"maildir delivery failed: open {tmp_path}/mail/bob/Maildir: "
+                              "is a symbolic link, which local delivery never follows")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_written_here_home_mailbox_of_another_account_defers(relay_config):
+    agent = LocalDeliveryAgent(relay_config(home_mailbox="Maildir/"), forward=None)
+    other = "nobody" if os.geteuid() != pwd.getpwnam("nobody").pw_uid else "root"
+    outcome = _deliver_to(agent, f"{other}@example.com")
+    assert (outcome.status, outcome.dsn) == ("deferred", "4.3.0")
+    assert "relayd must start as root to write as the recipient" in outcome.reason
 
 
 def test_generic_maps(make_config):
