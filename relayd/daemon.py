@@ -23,7 +23,7 @@ import sys
 
 import gevent
 
-from relayd import maillog, privileges
+from relayd import chroot, maillog, privileges
 from relayd.master import HEARTBEAT_INTERVAL, Master
 from relayd.queue.lock import MASTER_LOCK, DirectoryLock, QueueLocked
 from relayd.relay import Relay
@@ -167,10 +167,15 @@ def _worker_main(number: int, config, listen, sockets, anvil, heartbeats,
     handler = configure_logging(config)
     anvil.use_worker(number)
     try:
+        jail = chroot.jail_directory(config)
+        if jail is not None:
+            config = chroot.queue_relative(config)
         relay = Relay(config, listen=listen, worker=number, workers=anvil.workers,
                       sockets=sockets, anvil=anvil)
         _load_lazy_parts()
-        privileges.drop(config)
+        if jail is not None:
+            chroot.prepare(relay.configurations())
+        privileges.drop(config, jail)
         relay.start()
         heartbeat = _beat(relay, heartbeats, number)
         _serve(relay)
@@ -260,7 +265,9 @@ def _print_status(queue_directory: str, pid: int, timeout: float) -> int:
         return 0
     for worker in answers:
         states = ", ".join(f"{state} {n}" for state, n in sorted(worker["queue"].items()))
+        # A chrooted worker names its queue relative to the queue directory.
+        queue = os.path.normpath(os.path.join(queue_directory, worker["queue_directory"]))
         print(f"worker pid {worker['pid']}: {worker['sessions']} sessions, "
               f"{sum(worker['queue'].values())} messages queued"
-              + (f" ({states})" if states else "") + f", queue {worker['queue_directory']}")
+              + (f" ({states})" if states else "") + f", queue {queue}")
     return 0

@@ -101,6 +101,7 @@ import dns.rdatatype
 from gevent import socket
 from gevent.event import AsyncResult
 
+from relayd import chroot
 from relayd.config import ConfigError
 from relayd.config.derived import PerConfig
 
@@ -462,6 +463,16 @@ def read_resolv_conf(path: str = "/etc/resolv.conf") -> tuple[tuple, float | Non
     return tuple(servers) or (("127.0.0.1", 53),), timeout, attempts
 
 
+_resolv_conf_before_chroot: list[tuple] = []   # a jailed worker cannot read /etc/resolv.conf
+
+
+def _remember_resolv_conf() -> None:
+    _resolv_conf_before_chroot[:] = [read_resolv_conf()]
+
+
+chroot.before_entering(_remember_resolv_conf)
+
+
 def _settings(config) -> _Settings:
     try:
         servers = parse_servers(config["relayd_dns_servers"])
@@ -469,7 +480,8 @@ def _settings(config) -> _Settings:
         raise ConfigError(str(exc), parameter="relayd_dns_servers") from None
     timeout, attempts = config["relayd_dns_timeout"], config["relayd_dns_attempts"]
     if not servers or not timeout or not attempts:
-        system, sys_timeout, sys_attempts = read_resolv_conf()
+        system, sys_timeout, sys_attempts = (_resolv_conf_before_chroot[0]
+                                             if _resolv_conf_before_chroot else read_resolv_conf())
         servers = servers or system
         timeout = timeout or sys_timeout or DEFAULT_TIMEOUT
         attempts = attempts or sys_attempts or DEFAULT_ATTEMPTS

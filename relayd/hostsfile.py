@@ -23,6 +23,8 @@ import logging
 import os
 import time
 
+from relayd import chroot
+
 log = logging.getLogger("relayd.smtpd")
 
 #: How often (seconds) the file is checked for changes.
@@ -41,6 +43,7 @@ class HostsFile:
         self._stamp: tuple | None = None
         self._names: dict[str, str] = {}               # address -> canonical name
         self._addresses: dict[str, list[str]] = {}     # lower-case name -> addresses
+        chroot.before_entering(self._refresh)   # read now: the file is outside a chroot
 
     def name_of(self, address: str) -> str | None:
         """The canonical name of the first line listing ``address`` (IPv6 in
@@ -62,7 +65,7 @@ class HostsFile:
 
     def _refresh(self) -> None:
         now = self._clock()
-        if now - self._checked < RECHECK_INTERVAL:
+        if now - self._checked < RECHECK_INTERVAL or chroot.jailed():
             return
         self._checked = now
         try:

@@ -36,6 +36,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from relayd import chroot
 from relayd.anvil import Anvil
 from relayd.delivery.mailbox_service import MailboxSupervisor
 from relayd.edge.listener import bind_all
@@ -113,11 +114,7 @@ class Master:
     def _check(self, config) -> list[tuple[str, int]]:
         """The listening addresses of ``config``; raises (ConfigError...) when a
         restriction list or a TLS setting is bad, before anything changes."""
-        for service in config.services:
-            if service.chroot == "y":  # Debian's stock master.cf has it: say what it means here
-                log.warning("%s: line %s: service %s: the chroot field is not supported; "
-                            "the service runs without chroot", service.file, service.line,
-                            service.name)
+        chroot.jail_directory(config, warn=True)   # says why a chroot asked for is not applied
         services = Relay(config, listen=self.listen).service_addresses()
         # The TLS contexts are built here, before the fork: the workers share them.
         prepare_server_tls(svc_config for _, svc_config, _ in services)

@@ -17,6 +17,7 @@ import os
 import pwd
 import stat
 
+from relayd import chroot
 from relayd.config import ConfigError
 from relayd.maildrop import MAILDROP, WAKE_SOCKET
 from relayd.queue.lock import MASTER_LOCK
@@ -81,12 +82,16 @@ def _own(path: str, uid: int, gid: int, mode: int | None = None) -> None:
         os.chmod(path, mode)
 
 
-def drop(config) -> None:
-    """Become mail_owner for good (groups, gid, then uid), when started as root."""
+def drop(config, jail: str | None = None) -> None:
+    """Become mail_owner for good (groups, gid, then uid), when started as root;
+    first chroot into ``jail`` when given (relayd.chroot.enter)."""
     account = mail_owner(config)
     if account is None:
         return
-    become(account.pw_uid, account.pw_gid, os.getgrouplist(account.pw_name, account.pw_gid))
+    groups = os.getgrouplist(account.pw_name, account.pw_gid)   # /etc/group is outside the jail
+    if jail is not None:
+        chroot.enter(jail)
+    become(account.pw_uid, account.pw_gid, groups)
 
 
 def become(uid: int, gid: int, groups: list[int]) -> None:

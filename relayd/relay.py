@@ -115,6 +115,11 @@ class Relay:
             out.extend(((h, port), svc_config, service.name) for h in hosts)
         return out
 
+    def configurations(self) -> list:
+        """The configuration objects this relay's parts look settings up in (its own,
+        each service's): what parts built on first use per configuration are keyed by."""
+        return [self.config, *(svc_config for _, svc_config, _, _ in self._services)]
+
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """The (host, port) each listener is bound to."""

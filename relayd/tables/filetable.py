@@ -14,6 +14,7 @@ import os
 import time
 from typing import Any
 
+from relayd import chroot
 from relayd.config import ConfigError
 from relayd.tables.base import Table
 
@@ -60,7 +61,8 @@ class FileTable(Table):
     def contents(self) -> Any:
         """The current contents, re-read first if the file changed."""
         now = time.monotonic()
-        if now - self._checked >= CHECK_INTERVAL:
+        # In a chroot the file is out of reach: relayd reload re-reads it in new workers.
+        if now - self._checked >= CHECK_INTERVAL and not chroot.jailed():
             self._checked = now
             self._reload_if_changed()
         return self._contents

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pwd
 
+from relayd import chroot
 from relayd.config import ConfigError
 from relayd.tables.base import Table
 
@@ -19,12 +20,24 @@ class UnixTable(Table):
         super().__init__(spec, name, config)
         if name != "passwd.byname":
             raise ConfigError(f"{spec}: unknown unix: map (only unix:passwd.byname exists)")
+        self._snapshot: dict[str, pwd.struct_passwd] | None = None
+        chroot.before_entering(self._take_snapshot)
+
+    def _take_snapshot(self) -> None:
+        """The accounts as they are before a chroot, where /etc/passwd is out of
+        reach (Postfix reads them through proxymap, outside its chroot)."""
+        self._snapshot = {pw.pw_name: pw for pw in pwd.getpwall()}
 
     def lookup(self, key: str) -> str | None:
-        try:
-            pw = pwd.getpwnam(self.folded(key))
-        except KeyError:
-            return None
+        if self._snapshot is not None:
+            pw = self._snapshot.get(self.folded(key))
+            if pw is None:
+                return None
+        else:
+            try:
+                pw = pwd.getpwnam(self.folded(key))
+            except KeyError:
+                return None
         return ":".join((pw.pw_name, pw.pw_passwd, str(pw.pw_uid), str(pw.pw_gid),
                          pw.pw_gecos, pw.pw_dir, pw.pw_shell))
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import gevent
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
+from relayd import chroot
 from relayd.config.errors import ConfigError
 from relayd.tls.connection import TLSConnection, tls_error_reason
 from relayd.tls.context import protocol_range
@@ -108,6 +109,8 @@ class ClientTLS:
         self._capath = config["smtp_tls_CApath"] or None
         self._contexts: dict[tuple, SSL.Context] = {}
         self._sessions: dict[tuple, tuple[SSL.Session, bool]] = {}
+        self._ca_certs: list[crypto.X509] | None = None   # smtp_tls_CAfile read before a chroot
+        chroot.before_entering(self._read_cafile)
         for parameter in ("smtp_tls_protocols", "smtp_tls_mandatory_protocols"):
             protocol_range(config[parameter], parameter)  # a bad list stops startup
         if self._cafile or self._capath:
@@ -120,6 +123,17 @@ class ClientTLS:
         if ctx is None:
             ctx = self._contexts[key] = self._new_context(protocols, grade, exclude)
         return ctx
+
+    def _read_cafile(self) -> None:
+        """Keep smtp_tls_CAfile's certificates in memory: a chroot hides the file.
+        smtp_tls_CApath is read by OpenSSL at each verification and cannot be."""
+        if self._capath:
+            log.warning("smtp_tls_CApath = %s is outside the chroot: use smtp_tls_CAfile",
+                        self._capath)
+        if self._cafile:
+            with open(self._cafile, "rb") as f:
+                self._ca_certs = [crypto.X509.from_cryptography(cert)
+                                  for cert in x509.load_pem_x509_certificates(f.read())]
 
     def _new_context(self, protocols: str, grade: str, exclude: tuple[str, ...]) -> SSL.Context:
         ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
@@ -134,7 +148,11 @@ class ClientTLS:
             raise ConfigError(f"no usable cipher in {ciphers!r}", parameter="smtp_tls_ciphers") from None
         ctx.set_options(SSL.OP_NO_RENEGOTIATION | SSL.OP_NO_COMPRESSION)
         ctx.set_session_cache_mode(SSL.SESS_CACHE_CLIENT)
-        if self._cafile or self._capath:
+        if self._ca_certs is not None:
+            store = ctx.get_cert_store()
+            for cert in self._ca_certs:
+                store.add_cert(cert)
+        elif self._cafile or self._capath:
             try:
                 ctx.load_verify_locations(self._cafile, self._capath)
             except SSL.Error as exc:
