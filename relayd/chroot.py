@@ -41,7 +41,13 @@ _STDLIB = ("email.mime.multipart", "email.mime.text", "email.mime.message", "ema
            "email.feedparser", "email._header_value_parser", "encodings.ascii",
            "encodings.utf_8", "encodings.latin_1", "encodings.idna", "encodings.punycode",
            "encodings.cp1252", "encodings.utf_16", "encodings.utf_32", "ipaddress", "uuid",
-           "json", "zlib", "hmac", "hashlib", "base64", "quopri", "calendar", "locale")
+           "json", "zlib", "hmac", "hashlib", "base64", "quopri", "calendar", "locale",
+           "pickle")   # gevent's threadpool pickles the traceback of a failed call
+
+#: What the C library reads to resolve a name (getaddrinfo: a relayhost = [host]):
+#: copied into ``$queue_directory/etc`` at each jailed worker's start, as Debian's
+#: Postfix scripts copy them into its chroot.
+SYSTEM_FILES = ("hosts", "resolv.conf", "nsswitch.conf", "host.conf", "gai.conf", "services")
 
 _hooks: list = []
 _jailed = False
@@ -116,6 +122,7 @@ def enter(directory: str) -> None:
     the privilege drop) and make it the working directory."""
     global _jailed
     _import_everything()
+    _copy_system_files(directory)
     for ref in _hooks:   # including those a hook adds (the tables a part opens)
         hook = ref()
         if hook is not None:
@@ -124,6 +131,46 @@ def enter(directory: str) -> None:
     os.chroot(directory)
     os.chdir("/")
     _jailed = True
+
+
+def _copy_system_files(directory: str) -> None:
+    """/etc's SYSTEM_FILES into DIRECTORY/etc, root's (mode 0755 and 0644). The queue
+    tree is mail_owner's: nothing there is followed or written through a symlink
+    (each file is written beside its place and renamed over it)."""
+    top = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            os.mkdir("etc", 0o755, dir_fd=top)
+        except FileExistsError:
+            pass
+        etc = os.open("etc", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                      dir_fd=top)
+    finally:
+        os.close(top)
+    try:
+        os.fchown(etc, 0, 0)
+        os.fchmod(etc, 0o755)
+        for name in SYSTEM_FILES:
+            try:
+                with open(f"/etc/{name}", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue   # not on this system
+            staging = f".{name}.{os.getpid()}"
+            try:   # whatever is there (a link planted before etc/ was root's) goes
+                os.unlink(staging, dir_fd=etc)
+            except FileNotFoundError:
+                pass
+            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o644, dir_fd=etc)
+            try:
+                os.fchmod(fd, 0o644)
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            os.rename(staging, name, src_dir_fd=etc, dst_dir_fd=etc)
+    finally:
+        os.close(etc)
 
 
 def _import_everything() -> None:

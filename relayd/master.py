@@ -21,6 +21,9 @@ whole relay on the shared sockets with its own queue journal:
   deadline (the journals stay consistent: anything acknowledged is on disk).
 - systemd: READY / RELOADING / STOPPING / STATUS, and WATCHDOG=1 only while
   every worker's event loop beats (:class:`Heartbeats`).
+- Started as root, one more child: the privileged local delivery process
+  (relayd.delivery.mailbox_service), restarted when it dies, replaced on
+  SIGHUP, stopped with the workers.
 
 The master runs no event loop: it sleeps in ``select`` on a signal wake-up
 pipe with a short timeout.

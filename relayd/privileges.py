@@ -3,8 +3,10 @@
 Started as root, the master binds the ports, takes the master lock, opens
 the log and builds the TLS contexts, and stays root (as Postfix's master)
 so that a reload can bind a new port; every worker it forks gives up root
-(:func:`drop`) before it opens its queue or accepts a connection. Started as
-any other user, relayd makes no privilege step at all.
+(:func:`drop`) before it opens its queue or accepts a connection, after a
+chroot into the queue directory when master.cf asks for one
+(relayd.chroot). Started as any other user, relayd makes no privilege step
+at all.
 
 The queue directory is set up as Postfix's ``postfix-files`` sets its queue
 for mail_owner (:func:`prepare_queue`): the workers own their queues, mode
@@ -26,6 +28,8 @@ from relayd.queue.lock import MASTER_LOCK
 _LOCAL_DOORS = (MAILDROP, os.path.dirname(WAKE_SOCKET))
 
 log = logging.getLogger("relayd.master")
+
+JAIL_ETC = "etc"
 
 
 def mail_owner(config) -> pwd.struct_passwd | None:
@@ -56,6 +60,8 @@ def prepare_queue(config) -> None:
         return
     uid, gid = account.pw_uid, account.pw_gid
     for top, dirs, files in os.walk(directory, followlinks=False):
+        if top == directory and JAIL_ETC in dirs:
+            dirs.remove(JAIL_ETC)   # a chroot's copy of system files: root's (relayd.chroot)
         _own(top, uid, gid, mode=_directory_mode(directory, top))
         for name in files:
             if not (top == directory and name == MASTER_LOCK):

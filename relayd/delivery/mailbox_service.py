@@ -38,8 +38,8 @@ import struct
 import time
 
 from relayd import privileges
-from relayd.delivery.maildir import (MailboxPlace, failure, open_directory, open_trusted,
-                                     write_below)
+from relayd.delivery.maildir import (SAFE_USER, MailboxPlace, failure, open_directory,
+                                     open_trusted, write_below)
 from relayd.queue.outcome import BOUNCED, DEFERRED, SENT, Outcome
 
 __all__ = ["SOCKET_NAME", "MailboxClient", "MailboxSupervisor", "deliver_as_recipient"]
@@ -103,17 +103,19 @@ def _read_line(sock, limit: int, deadline: float) -> bytes:
 def deliver_as_recipient(config, user: str, data: bytes) -> Outcome:
     """As root, in a process of its own that ends after it: become ``user``
     (default_privs for root) and write ``data`` into their Maildir."""
+    if not SAFE_USER.fullmatch(user):   # the worker checked; a compromised one may not have
+        return Outcome(BOUNCED, "5.1.3", f"unsafe mailbox name: {user!r}", "local")
     try:
         account = pwd.getpwnam(user)
     except KeyError:
         return Outcome(BOUNCED, "5.1.1", f'unknown user: "{user}"', "local")
     run_as = account
     if account.pw_uid == 0:   # root's mail, as Postfix: never written with root's rights
+        default_privs = config["default_privs"]
         try:
-            run_as = pwd.getpwnam(config["default_privs"])
+            run_as = pwd.getpwnam(default_privs)
         except KeyError:
-            return _config_error(f"default_privs: unknown user name value: "
-                                 f"{config['default_privs']}")
+            return _config_error(f"default_privs: unknown user name value: {default_privs}")
     place = MailboxPlace(config)
     try:
         if place.in_home:
@@ -135,6 +137,7 @@ def deliver_as_recipient(config, user: str, data: bytes) -> Outcome:
 def _user_directory(base: str, user: str, run_as) -> tuple[int, str]:
     """BASE/USER opened (as root), created for ``run_as`` when missing; an
     OSError when it belongs to someone else."""
+    os.makedirs(base, mode=0o755, exist_ok=True)   # root's; each user reaches their own entry
     base_fd = open_trusted(base)
     path = f"{base.rstrip('/')}/{user}"
     try:
@@ -358,6 +361,8 @@ def _bind(path: str, account) -> socket.socket:
     """The listening socket at ``path``: its directory 0700 and the socket 0600,
     both mail_owner's (Postfix's private/), made before anyone may connect."""
     directory = os.path.dirname(path)
+    if os.path.islink(directory):   # mail_owner owns the queue tree: never bind through its link
+        os.unlink(directory)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     os.chown(directory, account.pw_uid, account.pw_gid, follow_symlinks=False)
     os.chmod(directory, 0o700, follow_symlinks=False)

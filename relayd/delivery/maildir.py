@@ -153,7 +153,8 @@ def write_below(top: int, top_path: str, components: list[str], data: bytes,
 
 def failure(exc: OSError) -> Outcome:
     """Postfix's mbox_dsn(): a full disk or quota bounces (5.2.2), the rest defers."""
-    text = f"maildir delivery failed: {exc.strerror or exc}"
+    where = f"{exc.filename}: " if exc.filename else ""
+    text = f"maildir delivery failed: {where}{exc.strerror or exc}"
     if exc.errno in (errno.EDQUOT, errno.EFBIG):
         return Outcome(BOUNCED, "5.2.2", text, "local")
     return Outcome(DEFERRED, "4.2.0", text, "local")

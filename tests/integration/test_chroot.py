@@ -20,16 +20,18 @@ from tests.integration.test_daemon import wait_until, workers_of
 from tests.integration.test_privileges import open_directory, uids  # noqa: F401 (fixture)
 from tests.integration.test_sendmail import as_nobody
 from tests.support.relayd_proc import RelaydProcess
+from tests.support.sink import sink_tls_context
 from tests.support.users import system_user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chroot")
 OWNER, ANN = "relaydtowner", "relaydtann"
 
 
-def jailed_relayd(directory: Path, sink, mail_base: Path, columns: list[str]) -> RelaydProcess:
+def jailed_relayd(directory: Path, sink, mail_base: Path, columns: list[str],
+                  extra: str = "") -> RelaydProcess:
     relayd = RelaydProcess(directory, sink.port,
                            "relayd_worker_processes = 2\nalias_maps =\n"
-                           f"relayd_maildir_base = {mail_base}\n", mail_owner=OWNER)
+                           f"relayd_maildir_base = {mail_base}\n" + extra, mail_owner=OWNER)
     lines = [f"127.0.0.1:{relayd.port} inet n - {columns[0]} - - smtpd\n"]
     lines += [f"127.0.0.1:{relayd.port + 1 + i} inet n - {c} - - smtpd\n"
               for i, c in enumerate(columns[1:])]
@@ -112,6 +114,27 @@ def test_jailed_workers_relay_bounce_pick_up_and_deliver_locally(users, open_dir
         log = relayd.log()
         assert "Traceback" not in log and "error:" not in log and "fatal:" not in log, log
         assert "warning:" not in log, log
+    finally:
+        relayd.stop()
+
+
+def test_a_jailed_worker_verifies_tls_with_the_cafile_and_hosts_read_before(  # noqa: F811
+        users, open_directory, sink, tls_certs):
+    """smtp_tls_CAfile and /etc/hosts ("localhost") are outside the jail: read before."""
+    sink.tls_context = sink_tls_context(tls_certs)
+    relayd = jailed_relayd(open_directory / "relayd", sink, open_directory / "mail", ["y"],
+                           f"relayhost = [localhost]:{sink.port}\n"
+                           "smtp_tls_security_level = secure\n"
+                           f"smtp_tls_CAfile = {tls_certs.cert('ca')}\nsmtp_tls_loglevel = 1\n")
+    try:
+        jailed_workers(relayd)
+        with smtplib.SMTP("127.0.0.1", relayd.port, timeout=10) as smtp:
+            smtp.sendmail("sender@example.org", ["tls@relay.example"], b"Subject: t\r\n\r\nt\r\n")
+        (message,) = wait_until(lambda: sink.messages, what="the message over TLS",
+                                relayd=relayd)
+        assert message.tls == "TLSv1.3"
+        relayd.wait_log("Verified TLS connection established to localhost[127.0.0.1]:"
+                        f"{sink.port}")
     finally:
         relayd.stop()
 

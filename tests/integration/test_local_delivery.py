@@ -23,7 +23,7 @@ import pytest
 
 from tests.integration.test_daemon import process_name, wait_until, workers_of
 from tests.integration.test_privileges import open_directory, uids  # noqa: F401 (fixture)
-from tests.support.relayd_proc import RelaydProcess, live_children
+from tests.support.relayd_proc import RelaydProcess, live_children, live_members
 from tests.support.users import system_user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to change users")
@@ -89,11 +89,19 @@ def test_each_recipient_owns_the_files_written_for_them(users, open_directory, s
             assert f"Delivered-To: {name}@relayd.test\n" in text
         log = relayd.wait_log(f"to=<{BOB}@relayd.test>")
         assert "status=sent (delivered to maildir)" in log
-        for pid in workers_of(relayd.proc.pid):   # the workers never have root
+        for pid in workers_of(relayd.proc.pid):   # the workers never have root, nor CAP_SETUID
             assert uids(pid) == [users[OWNER].pw_uid] * 4
+            assert capabilities(pid) == {"CapEff": 0, "CapPrm": 0}
         assert uids(local_process(relayd))[1] == 0
     finally:
         relayd.stop()
+
+
+def capabilities(pid: int) -> dict[str, int]:
+    """The effective and permitted capability sets of ``pid``."""
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f if line.startswith(("CapEff", "CapPrm")))
+    return {name: int(value, 16) for name, value in fields.items()}
 
 
 def _as_user(path, account) -> None:
@@ -153,6 +161,9 @@ def test_a_killed_local_process_is_restarted_and_no_session_ends(users, open_dir
         assert second != first
         wait_until(lambda: new_files(mail_base / ANN / "Maildir"), what="ann's message",
                    relayd=relayd)
+        assert relayd.stop() == 0
+        # Stopped with the master: nothing of relayd is left (zombies aside).
+        wait_until(lambda: not live_members(relayd.proc.pid), what="every relayd process gone")
     finally:
         relayd.stop()
 
