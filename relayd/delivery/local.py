@@ -128,8 +128,8 @@ class LocalDeliveryAgent:
                     return Outcome(DEFERRED, "4.3.0", f"cannot deliver to {name}'s home_mailbox "
                                    f"as uid {os.geteuid()}: relayd must start as root to write as "
                                    "the recipient", "local")
-                top, components = open_trusted(account.pw_dir), self.place.home_components()
-                top_path = account.pw_dir
+                components = self.place.home_components()
+                top, top_path = open_trusted(account.pw_dir), account.pw_dir
             else:
                 os.makedirs(self.place.base, mode=0o700, exist_ok=True)
                 top, top_path = open_trusted(self.place.base), self.place.base

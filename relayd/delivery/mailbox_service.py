@@ -37,6 +37,8 @@ import socket
 import struct
 import time
 
+from gevent import socket as gsocket
+
 from relayd import privileges
 from relayd.delivery.maildir import (SAFE_USER, MailboxPlace, failure, open_directory,
                                      open_trusted, write_below)
@@ -70,7 +72,6 @@ class MailboxClient:
     def deliver(self, user: str, data: bytes) -> Outcome:
         """Deliver ``data`` to ``user``'s Maildir; the outcome (deferred when the
         service cannot be reached or does not answer in time)."""
-        from gevent import socket as gsocket
         name = user.encode()
         try:
             with gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
