@@ -56,7 +56,6 @@ class SessionPolicy:
         self.restrictions = restrictions
         self.view = view
         self.notes = notes if notes is not None else {}
-        self.queue_id = ""
         self.access_denied: Reply | None = None
         self.log_rejects = True
         self._where = "CONNECT"
@@ -74,6 +73,7 @@ class SessionPolicy:
         self.sender: str | None = None
         self.recipient: str | None = None
         self.recipients = 0
+        self.queue_id = ""   # the next transaction's rejects are NOQUEUE's, as smtpd's mail_reset()
         self._last_recipient: str | None = None
         self._discard = False
         self._actions: list[Verdict] = []
