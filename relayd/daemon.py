@@ -25,6 +25,7 @@ import gevent
 
 from relayd import maillog, privileges
 from relayd.master import HEARTBEAT_INTERVAL, Master
+from relayd.metrics.endpoint import WorkerMetrics, metrics_address
 from relayd.queue.lock import MASTER_LOCK, DirectoryLock, QueueLocked
 from relayd.relay import Relay
 
@@ -172,9 +173,14 @@ def _worker_main(number: int, config, listen, sockets, anvil, heartbeats,
         _load_lazy_parts()
         privileges.drop(config)
         relay.start()
+        metrics = WorkerMetrics(config, number, sockets) if metrics_address(config) else None
+        if metrics is not None:
+            metrics.start()
         heartbeat = _beat(relay, heartbeats, number)
         _serve(relay)
         heartbeat.stop()
+        if metrics is not None:
+            metrics.stop()
     finally:
         handler.flush()
 

@@ -29,6 +29,7 @@ import dataclasses
 import logging
 
 from relayd.maillog import whatsup
+from relayd.metrics import METER
 from relayd.pipeline.context import CheckContext, SessionView
 from relayd.pipeline.dispatcher import Run
 from relayd.pipeline.verdicts import Defer, Filter, Redirect, Reject, Verdict
@@ -274,6 +275,8 @@ class SessionPolicy:
     def _logged(self, reply: Reply | None) -> Reply | None:
         if reply is not None and self.log_rejects:
             self._report("reject", str(reply))
+            if not self.queue_id and self._where == "RCPT":  # postfix_exporter's count
+                METER.inc("smtpd_messages_rejected", str(reply.code))
         return reply
 
     def _report(self, kind: str, text: str) -> None:

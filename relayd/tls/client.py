@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 from relayd.config.errors import ConfigError
+from relayd.metrics import METER, tls_labels
 from relayd.tls.connection import TLSConnection, tls_error_reason
 from relayd.tls.context import protocol_range
 
@@ -178,6 +179,7 @@ class ClientTLS:
             log.info("%s: Reusing old session", namaddrport)
         if self.loglevel >= 1:
             log.info("%s", status.log_line(namaddrport))
+        METER.inc("smtp_tls_connections", *tls_labels(status))
         return tls, status
 
     def remember(self, tls: TLSConnection, status: PeerStatus, session_key: tuple) -> None:

@@ -86,3 +86,11 @@ def test_a_reject_in_a_later_transaction_is_noqueue(caplog):
     assert reject.startswith("NOQUEUE: reject: RCPT from unknown[198.51.100.7]: 454 4.7.1 "
                              "<c@elsewhere.example>: Relay access denied"), reject
 
+
+def test_replies_are_counted_by_command_code_and_enhanced_code():
+    from relayd.metrics import METER
+    key = ("smtpd_commands", ("RCPT", "454", "4.7.1"))
+    before = METER.counters.get(key, 0)
+    d = Dialogue(restrictions())
+    d.mail("a@example.com", "c@elsewhere.example", "d@elsewhere.example")
+    assert METER.counters.get(key) == before + 2
