@@ -25,6 +25,7 @@ import gevent
 
 from relayd import chroot, maillog, privileges
 from relayd.master import HEARTBEAT_INTERVAL, Master
+from relayd.metrics.endpoint import WorkerMetrics, metrics_address
 from relayd.queue.lock import MASTER_LOCK, DirectoryLock, QueueLocked
 from relayd.relay import Relay
 
@@ -177,9 +178,14 @@ def _worker_main(number: int, config, listen, sockets, anvil, heartbeats,
             chroot.prepare(relay.configurations())
         privileges.drop(config, jail)
         relay.start()
+        metrics = WorkerMetrics(config, number, sockets) if metrics_address(config) else None
+        if metrics is not None:
+            metrics.start()
         heartbeat = _beat(relay, heartbeats, number)
         _serve(relay)
         heartbeat.stop()
+        if metrics is not None:
+            metrics.stop()
     finally:
         handler.flush()
 

@@ -104,6 +104,7 @@ from gevent.event import AsyncResult
 from relayd import chroot
 from relayd.config import ConfigError
 from relayd.config.derived import PerConfig
+from relayd.metrics import METER
 
 __all__ = ["FOUND", "NXDOMAIN", "NODATA", "Answer", "DnsError", "DnsTemporaryError",
            "DnsPermanentError", "Resolver", "resolver", "reverse_name", "dnsbl_name",
@@ -199,15 +200,18 @@ class Resolver:
         if waiting is not None:
             return waiting.get()
         result = self._inflight[key] = AsyncResult()
+        started = time.monotonic()
         try:
             answer = self._resolve(qname, qtype)
         except BaseException as exc:
+            _count(key[1], "error", started)
             # Those waiting on this query get its error, but not a Timeout or a
             # kill aimed at this greenlet.
             result.set_exception(exc if isinstance(exc, Exception) else
                                  DnsTemporaryError(f"{name}: query abandoned"))
             raise
         else:
+            _count(key[1], answer.status.lower(), started)
             result.set(answer)
             self._store(key, answer)
             return answer
@@ -276,6 +280,11 @@ class Resolver:
             raise DnsPermanentError(f"{_text(query.question[0].name)}: malformed reply from "
                                     f"{_where(server)}: {exc}") from None
         return response
+
+
+def _count(rdtype: str, result: str, started: float) -> None:
+    METER.inc("dns_queries", rdtype, result)
+    METER.observe("dns_query_duration_seconds", rdtype, value=time.monotonic() - started)
 
 
 def _family(address: str) -> int:

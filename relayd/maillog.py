@@ -25,8 +25,10 @@ import socket
 import sys
 import threading
 import time
+import weakref
 
 import gevent
+from greenlet import getcurrent
 
 from relayd.smtp.text import printable
 
@@ -66,7 +68,10 @@ class MaillogFormatter(logging.Formatter):
         text = _SEVERITY_PREFIX.get(record.levelno, "") + printable(record.getMessage())
         if record.exc_info:  # a traceback keeps its lines
             text += "\n" + self.formatException(record.exc_info)
-        return self.line(program_name(record.name, self.syslog_name), text, record.created,
+        syslog_name = self.syslog_name
+        if _service_names and record.name == SMTPD.name:
+            syslog_name = _service_names.get(getcurrent(), syslog_name)
+        return self.line(program_name(record.name, syslog_name), text, record.created,
                          record.process)
 
     def line(self, program: str, text: str, created: float, pid: int | None = None) -> str:
@@ -112,6 +117,20 @@ def whatsup(queue_id: str, action: str, where: str, origin: str, text: str, *,
     if text_last:
         return f"{queue_id}: {action}: {where} from {origin};{tail}" + (f": {text}" if text else "")
     return f"{queue_id}: {action}: {where} from {origin}: {text};{tail}"
+
+
+# master.cf's "-o syslog_name=NAME" of the smtpd service each session greenlet serves,
+# for the ones that differ from main.cf's (empty, and never looked at, when none does).
+_service_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_main = {"syslog_name": "relayd"}
+
+
+def use_service_syslog_name(syslog_name: str) -> None:
+    """Tag the smtpd lines the current greenlet logs from now on
+    ``syslog_name/smtpd``, as master.cf's ``-o syslog_name=...`` does for the
+    smtpd of one service (Debian's submission: ``postfix/submission/smtpd``)."""
+    if syslog_name != _main["syslog_name"]:
+        _service_names[getcurrent()] = syslog_name
 
 
 def program_name(logger_name: str, syslog_name: str = "relayd") -> str:
@@ -221,7 +240,7 @@ def configure(hostname: str, maillog_file: str = "", level: int = logging.INFO, 
     for a process that runs no gevent loop (the daemon's master).
     """
     handler, formatter = _destination(hostname, maillog_file, batching, syslog_facility)
-    formatter.syslog_name = syslog_name
+    formatter.syslog_name = _main["syslog_name"] = syslog_name
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
@@ -273,10 +292,14 @@ def _direct_info(name: str, handler: BatchingHandler, formatter: MaillogFormatte
     and queues it, for the ``relayd`` command's own handler only.
     """
     program = program_name(name, formatter.syslog_name)
+    per_service = name == SMTPD.name
 
     def info(msg, *args, **kwargs):
         if kwargs:  # exc_info, stack_info...: the general path knows them
             return logging.Logger.info(logging.getLogger(name), msg, *args, **kwargs)
-        handler.emit_line(formatter.line(program, printable(msg % args if args else msg),
+        tag = program
+        if per_service and _service_names:
+            tag = program_name(name, _service_names.get(getcurrent(), formatter.syslog_name))
+        handler.emit_line(formatter.line(tag, printable(msg % args if args else msg),
                                          time.time()))
     return info

@@ -41,8 +41,10 @@ from dataclasses import dataclass, field
 
 from relayd import chroot
 from relayd.anvil import Anvil
+from relayd.config import ConfigError
 from relayd.delivery.mailbox_service import MailboxSupervisor
 from relayd.edge.listener import bind_all
+from relayd.metrics.endpoint import metrics_address
 from relayd.relay import Relay
 from relayd.systemd import Notifier, activated_sockets
 from relayd.tls.context import prepare_server_tls
@@ -121,7 +123,12 @@ class Master:
         services = Relay(config, listen=self.listen).service_addresses()
         # The TLS contexts are built here, before the fork: the workers share them.
         prepare_server_tls(svc_config for _, svc_config, _ in services)
-        return [address for address, _, _ in services]
+        addresses = [address for address, _, _ in services]
+        metrics = metrics_address(config)
+        if metrics in addresses:
+            raise ConfigError(f"parameter relayd_metrics_listen: [{metrics[0]}]:{metrics[1]} "
+                              f"is also an SMTP service's address")
+        return addresses + ([metrics] if metrics else [])
 
     # -- the loop ----------------------------------------------------------------------
     def supervise(self) -> int:

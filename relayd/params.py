@@ -396,6 +396,8 @@ _RELAYD = [
           "sessions in progress may go on after accepting stops (then deliveries as long)."),
     _time("service_throttle_time", "60s",
           "How long the master waits before restarting a worker that died before it served."),
+    Param("relayd_metrics_listen", "str", "",
+          "relayd extension: HOST:PORT of the Prometheus metrics endpoint; empty: none."),
     Param("syslog_name", "str", "relayd",
           "The program name prefix of log lines: syslog_name/smtpd[pid] (Postfix: postfix)."),
     Param("syslog_facility", "choice", "mail", "The syslog facility of log lines.",

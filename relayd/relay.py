@@ -21,6 +21,8 @@ from relayd.delivery.qmgr import QueueManager
 from relayd.domains import Interfaces
 from relayd.edge.deadlines import DeadlineSweeper
 from relayd.edge.listener import Listener, SmtpdService, bind_all
+from relayd.metrics import METER
+from relayd.metrics.gauges import RelayGauges
 from relayd.pickup import Pickup
 from relayd.pipeline.registry import CheckRegistry
 from relayd.pipeline.restrictions import Restrictions
@@ -87,6 +89,7 @@ class Relay:
         self._runs_pickup = worker == 0
         self._stopped = Event()
         self._started = False
+        self._gauges = None
         # Compile every service's restrictions now: a bad list must stop startup.
         self._services = [(address, svc_config, Restrictions(svc_config, self.registry), name)
                           for address, svc_config, name in self.service_addresses()]
@@ -156,6 +159,8 @@ class Relay:
             "status": self._status},
             timeout=self.config["ipc_timeout"])
         self.control.start()
+        self._gauges = RelayGauges(self)
+        METER.add_source(self._gauges)
 
     def _open_queues(self) -> None:
         """Open (lock, recover) this relay's queue, then the orphaned queues it adopts,
@@ -218,6 +223,7 @@ class Relay:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let sessions finish for up to ``timeout`` seconds,
         then stop delivery and close the queues. Nothing acknowledged is lost."""
+        METER.remove_source(self._gauges)
         for listener in self.listeners:
             listener.close()
         for listener in self.listeners:

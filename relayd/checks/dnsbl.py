@@ -58,6 +58,7 @@ from relayd.config.derived import PerConfig
 from relayd.config.expand import ExpansionError, expand
 from relayd.dns import DnsError, DnsTemporaryError, dnsbl_name, resolver
 from relayd.domains import AddressClasses
+from relayd.metrics import METER
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.verdicts import (DUNNO, OK, Defer, DeferIfPermit, DeferIfReject, Verdict,
                                       refusal)
@@ -175,14 +176,18 @@ class DnsLists(PerConfig):
         except ValueError:
             return None   # not an IP address: nothing to ask
         if self._failed.get(query, 0.0) > time.monotonic():
+            METER.inc("rbl_lookups", zone, "error")
             return _SOFT
         try:
             answer = self.resolver.lookup(query, "A")
         except DnsError as exc:
             self._failure(query, exc)
+            METER.inc("rbl_lookups", zone, "error")
             return _SOFT
         if not answer or (pattern and not any(map(pattern.matches, answer.records))):
+            METER.inc("rbl_lookups", zone, "unlisted")
             return None
+        METER.inc("rbl_lookups", zone, "listed")
         try:
             reason = " / ".join(self.resolver.lookup(query, "TXT").records)[:TXT_LIMIT]
         except DnsError:

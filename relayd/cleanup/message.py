@@ -33,6 +33,7 @@ from relayd.cleanup.disposition import disposition, prepended_headers
 from relayd.cleanup.headers import HeaderRewriter, PrimaryHeaders
 from relayd.cleanup.received import received_header
 from relayd.maillog import whatsup
+from relayd.metrics import METER
 from relayd.queue.envelope import Envelope
 from relayd.queue.store import QueueWriteError
 from relayd.rewrite import Rewriter
@@ -161,6 +162,7 @@ class CleanupMessage:
         self.writer.write(rest)
         if self.content.reply is not None:   # the checker logged "reject: header ..."
             self.abort()
+            METER.inc("cleanup_messages_rejected")
             return self.content.reply
         rewriter = self.primary.rewriter
         if rewriter is not None and rewriter.error is not None:
@@ -173,6 +175,7 @@ class CleanupMessage:
             smtpd_log.info("%s", whatsup(self.queue_id, "reject", "END-OF-MESSAGE", client.peer,
                                          str(R554_TOO_MANY_HOPS), sender=self.sender,
                                          protocol=client.protocol, helo=client.helo))
+            METER.inc("cleanup_messages_rejected")
             return R554_TOO_MANY_HOPS
         self.size = self.added + size + self.content.size_delta + (
             rewriter.size_delta if rewriter is not None else 0)
@@ -207,6 +210,7 @@ class CleanupMessage:
             log.warning("%s: queue file write error: %s", self.queue_id, exc)
             self.abort()
             return R451_QUEUE_WRITE_ERROR
+        METER.inc("cleanup_messages_processed")
         message_id = self.primary.message_id or ""
         if message_id:
             log.info("%s: message-id=%s", self.queue_id, message_id)

@@ -136,17 +136,23 @@ def _unbrace(arg: str) -> str:
 
 
 def _with_listen(service: Service, error) -> Service:
-    """The service with ``listen`` set from its name: port, host:port or [ip6]:port."""
-    host, sep, port = service.name.rpartition(":")
+    """The service with ``listen`` set from its name."""
+    return replace(service, listen=listen_address(service.name, error, "inet service name"))
+
+
+def listen_address(text: str, error, what: str) -> tuple[str, int]:
+    """(host, port) of ``port``, ``host:port`` or ``[ip6]:port`` (host "" for a
+    port alone); ``error(message)`` makes the exception for bad text."""
+    host, sep, port = text.rpartition(":")
     if not sep:
         host = ""
     elif host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
-        raise error(f"bad inet service name, write an IPv6 address as [addr]:port: {service.name}")
+        raise error(f"bad {what}, write an IPv6 address as [addr]:port: {text}")
     if not port:
-        raise error(f"missing port in inet service name: {service.name}")
-    return replace(service, listen=(host, _port(port, error)))
+        raise error(f"missing port in {what}: {text}")
+    return host, _port(port, error)
 
 
 def _port(port: str, error) -> int:

@@ -31,6 +31,7 @@ import gevent
 from gevent import socket
 from OpenSSL import SSL
 
+from relayd.metrics import METER
 from relayd.queue.outcome import DEFERRED, Outcome
 from relayd.smtp.client import NEED_DATA, ClientProtocolError, ClientSession
 from relayd.smtp.replies import Reply
@@ -202,6 +203,7 @@ def connect(host: str, port: int, timeout: float, *, line_length_limit: int,
                 sock.connect(sockaddr)
         except _StepTimeout:
             reason = f"connect to {host}[{sockaddr[0]}]:{port}: Connection timed out"
+            METER.inc("smtp_connection_timed_out")
         except OSError as exc:
             reason = f"connect to {host}[{sockaddr[0]}]:{port}: {_strerror(exc)}"
         else:
@@ -232,6 +234,10 @@ class ConnectionCache:
                 return conn
             conn.close(polite=False)
         return None
+
+    def idle(self) -> dict[str, int]:
+        """Idle connections, by next hop."""
+        return {nexthop: len(conns) for nexthop, conns in self._idle.items() if conns}
 
     def release(self, nexthop: str, conn: SmtpConnection) -> None:
         """Park a connection whose last transaction ended cleanly."""

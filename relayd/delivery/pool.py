@@ -55,6 +55,10 @@ class DeliveryPool:
         """Jobs running now."""
         return sum(self._running.values())
 
+    def running(self) -> dict[str, int]:
+        """Jobs running now, by destination."""
+        return {d: n for d, n in self._running.items() if n}
+
     def join(self, timeout: float | None = None) -> bool:
         """Wait until no job is queued or running; True if that happened in time."""
         return self._idle.wait(timeout)

@@ -58,6 +58,7 @@ from relayd.delivery.pool import DeliveryPool
 from relayd.delivery.route import DISCARD, ERROR, LOCAL_AGENT, RETRY, SMTP, Router, parse_nexthop
 from relayd.delivery.smtp import SmtpDeliveryAgent
 from relayd.delivery.status import DeliveryRequest, DeliveryResult, RecipientRef, record_outcome
+from relayd.metrics import METER
 from relayd.pipeline.hooks import HookRegistry, fire_delivery_results
 from relayd.queue.bounce import FAILED, build_dsn
 from relayd.queue.envelope import Envelope, Recipient
@@ -146,6 +147,8 @@ class QueueManager:
         self._in_flight.add(qid)
         log.info("%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
                  qid, env.sender, env.size, len(env.recipients))
+        METER.observe("qmgr_messages_inserted_recipients", value=len(env.recipients))
+        METER.observe("qmgr_messages_inserted_size_bytes", value=env.size)
         try:
             jobs = self._plan(message)
         except Exception as exc:   # a routing table cannot answer: keep the mail, retry later
@@ -277,6 +280,7 @@ class QueueManager:
             # soft_bounce: what would expire stays queued too (bounce_flush() refuses).
             if deferred and now >= env.arrival_time + lifetime and not self.config["soft_bounce"]:
                 log.info("%s: from=<%s>, status=expired, returned to sender", qid, env.sender)
+                METER.inc("qmgr_messages_expired")
                 bounced, deferred = sorted(bounced + deferred), []
             if bounced and env.sender and not self._return_to_sender(message, bounced, outcomes, content):
                 deferred, bounced = sorted(deferred + bounced), []   # no DSN queued: keep trying
@@ -286,6 +290,7 @@ class QueueManager:
                                   delivered, deferred, bounced, outcomes)
             if not deferred:
                 log.info("%s: removed", qid)
+                METER.inc("qmgr_messages_removed")
         finally:
             self._in_flight.discard(qid)
             if deferred:
@@ -319,6 +324,7 @@ class QueueManager:
             writer.abort()
             return False
         bounce_log.info("%s: sender non-delivery notification: %s", message.queue_id, new_qid)
+        METER.inc("bounce_non_delivery_notification")
         return True
 
 

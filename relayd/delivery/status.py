@@ -20,7 +20,8 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-from relayd.queue.outcome import BOUNCED, DEFERRED, Outcome
+from relayd.metrics import METER
+from relayd.queue.outcome import BOUNCED, DEFERRED, SENT, Outcome
 from relayd.smtp.replies import with_class
 
 __all__ = ["DeliveryRequest", "RecipientRef", "DeliveryResult", "format_delay", "record_outcome"]
@@ -124,3 +125,27 @@ def record_outcome(logger: logging.Logger, request: DeliveryRequest, result: Del
              + "/".join(format_delay(d) for d in delays))
     line += f", dsn={outcome.dsn}, status={status} ({outcome.reason})"
     logger.info("%s", line)
+    _count(logger.name.rpartition(".")[2], status, outcome.dsn, len(request.content), delays,
+           done - handoff)
+
+
+# postfix_exporter's names of the four delays (its smtp_delivery_delay_seconds stages).
+_STAGES = ("before_queue_manager", "queue_manager", "connection_setup", "transmission")
+
+
+def _count(transport: str, status: str, dsn: str, size: int, delays, took: float) -> None:
+    """The metrics of one recipient's outcome; ``transport`` is the program
+    that logged it (smtp, local), as Postfix's exporter tells them apart."""
+    METER.inc("delivery_recipients", transport, status, dsn)
+    METER.inc("delivery_bytes", transport, status, amount=size)
+    METER.observe("delivery_duration_seconds", transport, value=took)
+    if transport != "smtp":
+        return
+    METER.inc("smtp_messages_processed", status)
+    if status == BOUNCED:
+        METER.inc("smtp_bounced_messages_by_dsn", dsn)
+    elif status != SENT:
+        METER.inc("smtp_deferred_messages_by_dsn", dsn)
+        return
+    for stage, delay in zip(_STAGES, delays):
+        METER.observe("smtp_delivery_delay_seconds", stage, value=delay)

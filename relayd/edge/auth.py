@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from relayd.metrics import METER
 from relayd.sasl import mechanisms
 from relayd.sasl.backend import OK, TEMP, AuthClient
 from relayd.smtp.replies import (R235_AUTHENTICATED, R334_CHALLENGE, R454_SASL_TEMPORARY,
@@ -83,9 +84,13 @@ class SessionAuth:
             username = step.username
             if result.status == OK:
                 self.username, self.method = printable(result.username or username), mechanism
+                METER.inc("smtpd_sasl_authentications", mechanism, "success")
                 return R235_AUTHENTICATED
             reason = result.reason
             reply = (R454_SASL_TEMPORARY if result.status == TEMP else R535_SASL_FAILED).format(reason)
+        METER.inc("smtpd_sasl_authentications", mechanism,
+                  "temporary" if reply.code == 454 else "failure")
+        METER.inc("smtpd_sasl_authentication_failures")
         log.warning("%s: SASL %s authentication failed: %s, sasl_username=%s", self.peer,
                     mechanism, reason, printable(username) if username else "(unavailable)")
         return reply

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from relayd.pipeline.hooks import (HOOK_CONNECT, HOOK_DATA_END, HOOK_QUEUED, ConnectEvent,
                                    DataEndEvent, QueuedEvent)
 from relayd.edge.auth import SessionAuth
+from relayd.metrics import METER, tls_labels
 from relayd.sasl.backend import AuthClient, open_backend
 from relayd.smtp import events as ev
 from relayd.smtp.events import NEED_DATA
@@ -179,12 +180,16 @@ class SmtpDialogue:
     def connect(self) -> None:
         """The connection is open: log it and fire the ``connect`` hook."""
         log.info("connect from %s", self.peer)
+        METER.inc("smtpd_connects")
+        METER.inc("smtpd_sessions_opened", self.settings.service)
         if self.hooks.hooks(HOOK_CONNECT):
             self.hooks.fire(HOOK_CONNECT, ConnectEvent(self.policy.view, self.settings.service))
 
     def greet(self) -> None:
         """The greeting, or the connect-time rejection that replaces it."""
         refusal = self.policy.on_connect()
+        if refusal is not None:
+            METER.inc("smtpd_commands", "CONNECT", _CODES[refusal.code], refusal.status)
         self.output.append(refusal.to_bytes() if refusal is not None
                            else self.core.greeting(self.settings.banner))
 
@@ -215,6 +220,8 @@ class SmtpDialogue:
             reply = self.HANDLERS[type(event)](self, event)
         if reply is None:
             return CLOSE
+        METER.inc("smtpd_commands", _COMMANDS.get(type(event)) or _helo_word(event),
+                  _CODES[reply.code], reply.status)
         self.output.append(self.core.send(reply))
         if reply.code in (221, 421):
             return CLOSE
@@ -237,6 +244,7 @@ class SmtpDialogue:
             log.info("%s", state.certificate_line(self.peer))
         if loglevel >= 1:
             log.info("%s", state.log_line(self.peer))
+        METER.inc("smtpd_tls_connections", *tls_labels(state))
 
     def tls_failed(self, reason: str, problems: list[str] | tuple = ()) -> None:
         """The handshake failed: log it as tls_server.c does (``reason`` after
@@ -245,7 +253,8 @@ class SmtpDialogue:
         log.info("SSL_accept error from %s: %s", self.peer, reason)
         for problem in problems:
             log.warning("TLS library problem: %s", problem)
-        log.info("lost connection after %s from %s", self.where(), self.peer)
+        METER.inc("smtpd_tls_handshake_failures")
+        self._lost()
 
     def received_protocol(self) -> str:
         """The "with" word of Received (RFC 3848): ESMTP, then "S" under TLS and
@@ -277,13 +286,19 @@ class SmtpDialogue:
         """The connection broke (or the client closed it without QUIT)."""
         # smtpd.c logs no lost connection right after a message (the client skipped QUIT).
         if self.last_command != _END_OF_MESSAGE:
-            log.info("lost connection after %s from %s", self.where(), self.peer)
+            self._lost()
+
+    def _lost(self) -> None:
+        where = self.where()
+        log.info("lost connection after %s from %s", where, self.peer)
+        METER.inc("smtpd_connections_lost", where.split(" ", 1)[0])
 
     def finish(self) -> None:
         """The session is over: drop an unfinished message; log the disconnect."""
         if self.tx is not None:
             self.tx.abort()
         log.info("disconnect from %s%s", self.peer, self._command_stats())
+        METER.inc("smtpd_disconnects")
 
     # -- counting -------------------------------------------------------------------------
 
@@ -388,6 +403,7 @@ class SmtpDialogue:
             tx.queue_id = self.policy.queue_id = self.queue.new_queue_id()
             log.info("%s: client=%s%s", tx.queue_id, self.peer,
                      self.auth.log_fields(tx.params.get("AUTH")))
+            METER.inc("smtpd_messages_processed", self.auth.method or "NONE")
         tx.recipients.append(event.recipient)
         self._count("rcpt", True)
         return R250_RECIPIENT_OK
@@ -540,6 +556,19 @@ class SmtpDialogue:
         ev.StartTLS: on_starttls, ev.Auth: on_auth, ev.AuthResponse: on_auth_response,
         ev.BadCommand: on_bad_command, ev.ConnectionClosed: on_closed,
     }
+
+
+# The command label of relayd_smtpd_commands_total, by event (HELO/EHLO: _helo_word).
+_COMMANDS = {
+    ev.Mail: "MAIL", ev.Rcpt: "RCPT", ev.Data: "DATA", ev.DataEnd: "END-OF-DATA",
+    ev.Rset: "RSET", ev.Noop: "NOOP", ev.Quit: "QUIT", ev.Vrfy: "VRFY", ev.Expn: "EXPN",
+    ev.Help: "HELP", ev.StartTLS: "STARTTLS", ev.Auth: "AUTH", ev.AuthResponse: "AUTH",
+    ev.BadCommand: "UNKNOWN", ev.ConnectionClosed: "UNKNOWN"}
+_CODES = {code: str(code) for code in range(200, 600)}  # labels without a str() per reply
+
+
+def _helo_word(event) -> str:
+    return "EHLO" if event.extended else "HELO"
 
 
 # Postfix's state->where once a message has ended (SMTPD_AFTER_EOM).

@@ -18,6 +18,7 @@ from relayd.cleanup.message import Cleanup
 from relayd.edge.dialogue import DialogueSettings
 from relayd.edge.peername import PeerNames
 from relayd.edge.session import SmtpdSession
+from relayd.maillog import use_service_syslog_name
 from relayd.networks import NetworkList
 from relayd.pipeline.hooks import HookRegistry
 from relayd.sockets import send_last
@@ -41,6 +42,7 @@ class SmtpdService:
         self.sweeper = sweeper
         self.peer_names = PeerNames.of(config)
         self.myhostname = config["myhostname"]
+        self.syslog_name = config["syslog_name"]   # master.cf's -o syslog_name, if any
         self.timeout = config["smtpd_timeout"]
         self.session_limit = config["smtpd_session_limit"]
         self.dialogue_settings = DialogueSettings.from_config(config, name)
@@ -74,6 +76,7 @@ class SmtpdService:
 
     def handle(self, sock, address) -> None:
         """Serve one accepted connection (runs in its own greenlet)."""
+        use_service_syslog_name(self.syslog_name)
         client = address[0]
         counted = client if self.client_limit and client not in self.client_limit_exceptions \
             else None

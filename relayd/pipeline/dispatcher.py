@@ -35,6 +35,7 @@ from typing import Callable, Sequence
 import gevent
 
 from relayd.config import ConfigError
+from relayd.metrics import METER
 from relayd.pipeline.context import CheckContext
 from relayd.pipeline.registry import CheckRegistry, CheckSpec
 from relayd.pipeline.verdicts import (DUNNO, Bcc, Defer, DeferIfPermit, DeferIfReject, Discard,
@@ -175,9 +176,11 @@ class Run:
         self.ran.add(element.spec.name)
         ctx = dataclasses.replace(context, args=element.args) if element.args else context
         verdict, failed = _run_one(element.spec, ctx)
-        if failed:
-            return self._final(verdict.reply)
-        return self._apply(verdict, ctx, element.spec.name)
+        verdict = self._final(verdict.reply) if failed else self._apply(verdict, ctx, element.spec.name)
+        if isinstance(verdict, (Reject, Defer)):
+            reply = verdict.reply
+            METER.inc("smtpd_restriction_rejects", element.spec.name, str(reply.code), reply.status)
+        return verdict
 
     def _apply(self, verdict: Verdict, ctx: CheckContext, check: str) -> Verdict:
         """What ``verdict`` of ``check`` does to this run; the verdict the list sees."""
@@ -280,14 +283,18 @@ def _run_one(spec: CheckSpec, ctx: CheckContext) -> tuple[Verdict, bool]:
                 verdict = spec.func(ctx)
     except TemporaryLookupError as exc:
         log.warning("%s: %s lookup error: %s", spec.name, ctx.stage, exc)
+        METER.inc("check_failures", spec.name, "lookup")
         return Defer(lookup_failure_reply(exc, ctx.reply_name)), True
     except gevent.Timeout:
         log.warning("%s: timeout after %ss in %s restrictions", spec.name, spec.timeout, ctx.stage)
+        METER.inc("check_failures", spec.name, "timeout")
         return Defer(R451_TEMPORARY_FAILURE), True
     except Exception:
         log.exception("%s: check failed in %s restrictions", spec.name, ctx.stage)
+        METER.inc("check_failures", spec.name, "error")
         return Defer(R451_TEMPORARY_FAILURE), True
     if not isinstance(verdict, Verdict):
         log.error("%s: returned %r, not a verdict", spec.name, verdict)
+        METER.inc("check_failures", spec.name, "error")
         return Defer(R451_TEMPORARY_FAILURE), True
     return verdict, False

@@ -29,6 +29,7 @@ import dataclasses
 import logging
 
 from relayd.maillog import whatsup
+from relayd.metrics import METER
 from relayd.pipeline.context import CheckContext, SessionView
 from relayd.pipeline.dispatcher import Run
 from relayd.pipeline.verdicts import Defer, Filter, Redirect, Reject, Verdict
@@ -56,7 +57,6 @@ class SessionPolicy:
         self.restrictions = restrictions
         self.view = view
         self.notes = notes if notes is not None else {}
-        self.queue_id = ""
         self.access_denied: Reply | None = None
         self.log_rejects = True
         self._where = "CONNECT"
@@ -74,6 +74,7 @@ class SessionPolicy:
         self.sender: str | None = None
         self.recipient: str | None = None
         self.recipients = 0
+        self.queue_id = ""   # the next transaction's rejects are NOQUEUE's, as smtpd's mail_reset()
         self._last_recipient: str | None = None
         self._discard = False
         self._actions: list[Verdict] = []
@@ -274,6 +275,8 @@ class SessionPolicy:
     def _logged(self, reply: Reply | None) -> Reply | None:
         if reply is not None and self.log_rejects:
             self._report("reject", str(reply))
+            if not self.queue_id and self._where == "RCPT":  # postfix_exporter's count
+                METER.inc("smtpd_messages_rejected", str(reply.code))
         return reply
 
     def _report(self, kind: str, text: str) -> None:

@@ -201,6 +201,10 @@ class QueueStore:
         """How many messages are queued (without listing them)."""
         return len(self._state.messages)
 
+    def unordered(self) -> list[QueuedMessage]:
+        """Every queued message, in no order (cheaper than :meth:`messages`)."""
+        return list(self._state.messages.values())
+
     def messages(self, state: str | None = None) -> list[QueuedMessage]:
         """Messages in ``state`` (all when None), oldest first."""
         return self._state.views(state)

@@ -24,8 +24,10 @@ the list: each key to every table before the next key (virtual(5)).
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 from typing import Iterable, Iterator, NamedTuple
 
+from relayd.metrics import METER
 from relayd.tables.base import LookupConfigError, Table, TemporaryLookupError
 
 log = logging.getLogger("relayd.tables")
@@ -36,6 +38,11 @@ class Found(NamedTuple):
 
     value: str
     key: str
+
+
+def _count(table: str, result: str, started: float) -> None:
+    METER.inc("table_lookups", table, result)
+    METER.observe("table_lookup_duration_seconds", table, value=perf_counter() - started)
 
 
 class Maps:
@@ -63,11 +70,15 @@ class Maps:
         for table in self.tables:
             if partial and not table.fixed:
                 continue
+            started = perf_counter()
             try:
                 value = table.lookup(key)
-            except TemporaryLookupError:
+            except TemporaryLookupError as exc:
+                _count(table.spec, "config" if isinstance(exc, LookupConfigError) else "retry",
+                       started)
                 log.warning('%s lookup error for "%s"', table.spec, key)
                 raise
+            _count(table.spec, "notfound" if value is None else "found", started)
             if value is not None:
                 if not value and self.checked:
                     log.warning("%s lookup of %s returns an empty string result", self.title, key)

@@ -27,6 +27,7 @@ from OpenSSL import SSL, crypto
 
 from relayd import chroot
 from relayd.config.errors import ConfigError
+from relayd.metrics import METER, tls_labels
 from relayd.tls.connection import TLSConnection, tls_error_reason
 from relayd.tls.context import protocol_range
 
@@ -196,6 +197,7 @@ class ClientTLS:
             log.info("%s: Reusing old session", namaddrport)
         if self.loglevel >= 1:
             log.info("%s", status.log_line(namaddrport))
+        METER.inc("smtp_tls_connections", *tls_labels(status))
         return tls, status
 
     def remember(self, tls: TLSConnection, status: PeerStatus, session_key: tuple) -> None:

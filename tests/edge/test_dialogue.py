@@ -72,3 +72,25 @@ def test_core_options_follow_the_configuration():
     config = restrictions("message_size_limit = 1000\nsmtpd_helo_required = yes\n").config
     core = ServerSession(**DialogueSettings.from_config(config).core_options(config))
     assert core.message_size_limit == 1000 and core.helo_required
+
+
+def test_a_reject_in_a_later_transaction_is_noqueue(caplog):
+    """smtpd's mail_reset() forgets the queue id: the next transaction's first
+    rejected RCPT is logged NOQUEUE, not with the previous message's id."""
+    caplog.set_level(logging.INFO, logger="relayd.smtpd")
+    d = Dialogue(restrictions())
+    d.mail("a@example.com", "b@example.com")
+    assert d.message().startswith("250")
+    assert d.mail("a@example.com", "c@elsewhere.example")[0].startswith("454")
+    reject = next(m for m in caplog.messages if "reject: RCPT" in m)
+    assert reject.startswith("NOQUEUE: reject: RCPT from unknown[198.51.100.7]: 454 4.7.1 "
+                             "<c@elsewhere.example>: Relay access denied"), reject
+
+
+def test_replies_are_counted_by_command_code_and_enhanced_code():
+    from relayd.metrics import METER
+    key = ("smtpd_commands", ("RCPT", "454", "4.7.1"))
+    before = METER.counters.get(key, 0)
+    d = Dialogue(restrictions())
+    d.mail("a@example.com", "c@elsewhere.example", "d@elsewhere.example")
+    assert METER.counters.get(key) == before + 2
