@@ -5,8 +5,9 @@ service says ``y`` in the chroot column: every worker's root
 (/proc/PID/root) is the queue directory, and what a worker does after the
 chroot still works: relaying to the sink, a bounce for a recipient the sink
 refuses, sendmail through pickup, local delivery through the privileged
-local process, unix:passwd.byname, ``relayd status`` and a reload (whose new
-workers are jailed again). A chroot asked for by only some smtpd services is
+local process, unix:passwd.byname, the metrics endpoint, ``relayd status``
+and a reload (whose new workers are jailed again); TLS to a next hop named
+in /etc/hosts, verified with smtp_tls_CAfile. A chroot asked for by only some smtpd services is
 warned about and not applied.
 """
 import os
@@ -19,7 +20,8 @@ import pytest
 from tests.integration.test_daemon import wait_until, workers_of
 from tests.integration.test_privileges import open_directory, uids  # noqa: F401 (fixture)
 from tests.integration.test_sendmail import as_nobody
-from tests.support.relayd_proc import RelaydProcess
+from tests.integration.test_metrics import samples, scrape, value
+from tests.support.relayd_proc import RelaydProcess, free_port
 from tests.support.sink import sink_tls_context
 from tests.support.users import system_user
 
@@ -69,7 +71,9 @@ def test_jailed_workers_relay_bounce_pick_up_and_deliver_locally(users, open_dir
     mail_base = open_directory / "mail"
     mail_base.mkdir(mode=0o755)
     sink.reply_for_rcpt = {"refused@relay.example": "550 5.1.1 No such user"}
-    relayd = jailed_relayd(open_directory / "relayd", sink, mail_base, ["y"])
+    metrics_port = free_port()
+    relayd = jailed_relayd(open_directory / "relayd", sink, mail_base, ["y"],
+                           f"relayd_metrics_listen = 127.0.0.1:{metrics_port}\n")
     try:
         first = jailed_workers(relayd)
         with smtplib.SMTP("127.0.0.1", relayd.port, timeout=10) as smtp:
@@ -99,6 +103,10 @@ def test_jailed_workers_relay_bounce_pick_up_and_deliver_locally(users, open_dir
                                      if m.recipients == ["picked@relay.example"]],
                             what="the picked-up message", relayd=relayd)
         assert len(picked) == 1
+        # Worker 0's metrics endpoint sums both workers' files, all inside the jail.
+        wait_until(lambda: value(samples(scrape(metrics_port)),
+                                 "relayd_smtpd_connects_total") >= 2,
+                   what="the sessions in the metrics", relayd=relayd)
         status = relayd.command("status")
         assert status.returncode == 0, status.stderr
         assert f"queue {relayd.spool}\n" in status.stdout
