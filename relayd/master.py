@@ -97,7 +97,7 @@ class Master:
         self.workers = workers
         self.spawn_worker = spawn
         self.loader = loader
-        self.addresses = self._check(config)
+        self.addresses = check(config, listen)
         self.sockets: dict = {}
         self.children: dict[int, Child] = {}
         self.restart_at: dict[int, float] = {}
@@ -109,24 +109,6 @@ class Master:
         self.notifier = Notifier()
         self._last_ping = 0.0
         self._last_status = ""
-
-    def _check(self, config) -> list[tuple[str, int]]:
-        """The listening addresses of ``config``; raises (ConfigError...) when a
-        restriction list or a TLS setting is bad, before anything changes."""
-        for service in config.services:
-            if service.chroot == "y":  # Debian's stock master.cf has it: say what it means here
-                log.warning("%s: line %s: service %s: the chroot field is not supported; "
-                            "the service runs without chroot", service.file, service.line,
-                            service.name)
-        services = Relay(config, listen=self.listen).service_addresses()
-        # The TLS contexts are built here, before the fork: the workers share them.
-        prepare_server_tls(svc_config for _, svc_config, _ in services)
-        addresses = [address for address, _, _ in services]
-        metrics = metrics_address(config)
-        if metrics in addresses:
-            raise ConfigError(f"parameter relayd_metrics_listen: [{metrics[0]}]:{metrics[1]} "
-                              f"is also an SMTP service's address")
-        return addresses + ([metrics] if metrics else [])
 
     # -- the loop ----------------------------------------------------------------------
     def supervise(self) -> int:
@@ -243,7 +225,7 @@ class Master:
             if self.loader is None:
                 raise RuntimeError("this relayd was not started from a configuration directory")
             config = self.loader()
-            addresses = self._check(config)
+            addresses = check(config, self.listen)
             sockets = take_sockets(addresses, {}, self.sockets)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running configuration
             log.error("reload refused: %s; keeping the running configuration", exc)
@@ -322,6 +304,26 @@ class Master:
             if status != self._last_status:
                 self._last_status = status
                 self.notifier.status(status)
+
+
+def check(config, listen=None) -> list[tuple[str, int]]:
+    """The listening addresses of ``config`` (or ``listen``'s); raises (ConfigError...)
+    when a restriction list, a table or a TLS setting is bad, before anything changes.
+    What the master checks at start and reload, and what ``relayd config check`` runs."""
+    for service in config.services:
+        if service.chroot == "y":  # Debian's stock master.cf has it: say what it means here
+            log.warning("%s: line %s: service %s: the chroot field is not supported; "
+                        "the service runs without chroot", service.file, service.line,
+                        service.name)
+    services = Relay(config, listen=listen).service_addresses()
+    # The TLS contexts are built here, before the fork: the workers share them.
+    prepare_server_tls(svc_config for _, svc_config, _ in services)
+    addresses = [address for address, _, _ in services]
+    metrics = metrics_address(config)
+    if metrics in addresses:
+        raise ConfigError(f"parameter relayd_metrics_listen: [{metrics[0]}]:{metrics[1]} "
+                          f"is also an SMTP service's address")
+    return addresses + ([metrics] if metrics else [])
 
 
 def take_sockets(addresses, activated: dict, bound: dict | None = None) -> dict:

@@ -2,7 +2,8 @@
 
     relayd [-c DIR] [-o name=value ...] [--listen HOST:PORT ...]   run in the foreground
            [--relayhost HOST:PORT] [--queue DIR]                     (shorthands for -o)
-    relayd [-c DIR] config check | show [-n|-d] [NAME ...]          like postconf
+    relayd [-c DIR] [-o name=value ...] config check                what a start checks
+    relayd [-c DIR] [-o name=value ...] config show [-n|-d] [NAME ...]  like postconf
     relayd [-c DIR] flush                                           like postqueue -f
     relayd [-c DIR] reload | stop | status                           like postfix reload/stop/status
     relayd [-c DIR] mailq                                           like mailq
@@ -66,9 +67,15 @@ def _listen(items: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from relayd.config import ConfigError, load_config
+    overrides = _overrides(args.overrides)
+    if args.relayhost:
+        overrides["relayhost"] = args.relayhost
+    if args.queue:
+        overrides["queue_directory"] = args.queue
     if args.command == "config":
         from relayd.cli import config_cmd
-        return config_cmd.run(args.args, config_directory=args.config_directory)
+        return config_cmd.run(args.args, config_directory=args.config_directory,
+                              overrides=overrides, listen=_listen(args.listen))
     if args.command == "passwd":
         from relayd.cli import passwd
         return passwd.main(args.args)
@@ -78,11 +85,6 @@ def main(argv: list[str] | None = None) -> int:
                "newaliases": postalias.newaliases_main}[args.command]
         return run((["-c", args.config_directory] if args.config_directory else []) + args.args)
     try:
-        overrides = _overrides(args.overrides)
-        if args.relayhost:
-            overrides["relayhost"] = args.relayhost
-        if args.queue:
-            overrides["queue_directory"] = args.queue
         config = load_config(args.config_directory, **overrides)
         if args.command == "flush":
             return _flush(config)
