@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from relayd.config import EX_CONFIG, Config, ConfigError, load_config
+from relayd.config import EX_CONFIG, Config, ConfigError, config_directory, load_config
 from relayd.params import PARAMS
 from relayd.tables.mysql_cf import check_named_files
 
@@ -100,10 +100,10 @@ class _warnings_to_stderr:
 def main(argv: list[str] | None = None) -> int:
     """``python -m relayd.cli.config_cmd [-c DIR] check|show ...``"""
     argv = list(sys.argv[1:] if argv is None else argv)
-    config_directory = None
+    option = None
     if argv[:1] == ["-c"] and len(argv) > 1:
-        config_directory, argv = argv[1], argv[2:]
-    return run(argv, config_directory=config_directory)
+        option, argv = argv[1], argv[2:]
+    return run(argv, config_directory=config_directory(option))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def postalias_main(argv: list[str] | None = None) -> int:
 
 def newaliases_main(argv: list[str] | None = None) -> int:
     """``relayd-newaliases`` / ``relayd newaliases``: build $alias_database."""
-    from relayd.config import ConfigError, load_config
+    from relayd.config import ConfigError, config_directory, load_config
     from relayd.tables.aliases import alias_lines
     from relayd.tables.base import compile_table
     p = argparse.ArgumentParser(prog="relayd-newaliases", description="build $alias_database")
@@ -42,7 +42,7 @@ def newaliases_main(argv: list[str] | None = None) -> int:
         return EX_USAGE if exc.code else 0
     with warnings_to_stderr("relayd-newaliases"):
         try:
-            config = load_config(args.config_directory)
+            config = load_config(config_directory(args.config_directory))
             for spec in config["alias_database"]:
                 compile_table(with_type(spec), config, parse=alias_lines)
         except ConfigError as exc:

@@ -172,6 +172,20 @@ def postfix_text(value: object) -> str:
     return str(value)
 
 
+def config_directory(option: str | None = None) -> str | None:
+    """The configuration directory a program reads, chosen as Postfix's programs
+    choose it: ``-c DIR`` (*option*), else $MAIL_CONFIG, else the compiled-in
+    default (config_directory's, /etc/relayd: what the systemd unit and the docs
+    use) when it exists. None when none applies: relayd's built-in defaults,
+    which the tests and tools/demo run on."""
+    if option:
+        return option
+    if os.environ.get("MAIL_CONFIG"):
+        return os.environ["MAIL_CONFIG"]
+    default = params.PARAMS["config_directory"].default
+    return default if os.path.isdir(default) else None
+
+
 def load_config(config_directory: str | None = None, *, main_cf: str | None = None,
                 master_cf: str | None = None, **overrides) -> Config:
     """Read and check a configuration.
