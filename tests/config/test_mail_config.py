@@ -113,3 +113,17 @@ def test_options_still_choose_the_mode_under_another_name(tmp_path):
     link.symlink_to(BIN / "sendmail")
     result = run([str(link), "-bp"], tmp_path)
     assert (result.returncode, result.stdout) == (0, "Mail queue is empty\n"), result.stderr
+
+
+@pytest.mark.skipif(os.path.isdir("/etc/relayd"), reason="this host has /etc/relayd")
+def test_newaliases_without_any_configuration_directory_builds_nothing():
+    """Postfix's newaliases stops without its main.cf; relayd's built-in
+    alias_database (hash:/etc/aliases) would overwrite Postfix's table."""
+    before = os.stat("/etc/aliases.db").st_mtime_ns if os.path.exists("/etc/aliases.db") else None
+    for argv in (["newaliases"], ["sendmail", "-bi"]):
+        result = run(argv, None)
+        assert result.returncode == EX_CONFIG
+        assert result.stderr == ("relayd-newaliases: fatal: no configuration directory: give "
+                                 "-c DIR or $MAIL_CONFIG, or make /etc/relayd\n")
+    after = os.stat("/etc/aliases.db").st_mtime_ns if os.path.exists("/etc/aliases.db") else None
+    assert after == before
