@@ -40,7 +40,7 @@ from relayd.anvil import Anvil
 from relayd.config import ConfigError
 from relayd.edge.listener import bind_all
 from relayd.metrics.endpoint import metrics_address
-from relayd.relay import Relay
+from relayd.relay import Relay, check_socket_paths
 from relayd.systemd import Notifier, activated_sockets
 from relayd.tls.context import prepare_server_tls
 
@@ -97,7 +97,7 @@ class Master:
         self.workers = workers
         self.spawn_worker = spawn
         self.loader = loader
-        self.addresses = check(config, listen)
+        self.addresses = check(config, listen, workers)
         self.sockets: dict = {}
         self.children: dict[int, Child] = {}
         self.restart_at: dict[int, float] = {}
@@ -225,7 +225,7 @@ class Master:
             if self.loader is None:
                 raise RuntimeError("this relayd was not started from a configuration directory")
             config = self.loader()
-            addresses = check(config, self.listen)
+            addresses = check(config, self.listen, self.workers)
             sockets = take_sockets(addresses, {}, self.sockets)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running configuration
             log.error("reload refused: %s; keeping the running configuration", exc)
@@ -306,10 +306,12 @@ class Master:
                 self.notifier.status(status)
 
 
-def check(config, listen=None) -> list[tuple[str, int]]:
+def check(config, listen=None, workers: int = 1) -> list[tuple[str, int]]:
     """The listening addresses of ``config`` (or ``listen``'s); raises (ConfigError...)
-    when a restriction list, a table or a TLS setting is bad, before anything changes.
-    What the master checks at start and reload, and what ``relayd config check`` runs."""
+    when a restriction list, a table, a TLS setting or the queue directory (for
+    ``workers``' sockets) is bad, before anything changes. What the master checks
+    at start and reload, and what ``relayd config check`` runs."""
+    check_socket_paths(config["queue_directory"], workers)
     for service in config.services:
         if service.chroot == "y":  # Debian's stock master.cf has it: say what it means here
             log.warning("%s: line %s: service %s: the chroot field is not supported; "

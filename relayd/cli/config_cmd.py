@@ -32,10 +32,11 @@ def run(argv: list[str], config_directory: str | None = None,
                 if len(argv) > 1:
                     print(USAGE, file=sys.stderr)
                     return EX_USAGE
+                from relayd.daemon import worker_count
                 from relayd.master import check
                 config = load_config(config_directory, **(overrides or {}))
                 check_named_files(config)
-                check(config, listen)
+                check(config, listen, worker_count(config))
                 return 0
             return _show(argv[1:], config_directory, overrides or {})
         except ConfigError as exc:
