@@ -36,6 +36,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from relayd import privileges
 from relayd.anvil import Anvil
 from relayd.config import ConfigError
 from relayd.edge.listener import bind_all
@@ -311,6 +312,7 @@ def check(config, listen=None, workers: int = 1) -> list[tuple[str, int]]:
     when a restriction list, a table, a TLS setting or the queue directory (for
     ``workers``' sockets) is bad, before anything changes. What the master checks
     at start and reload, and what ``relayd config check`` runs."""
+    privileges.mail_owner(config)   # started as root: the workers' account must exist
     check_socket_paths(config["queue_directory"], workers)
     for service in config.services:
         if service.chroot == "y":  # Debian's stock master.cf has it: say what it means here

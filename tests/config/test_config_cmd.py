@@ -1,6 +1,7 @@
 """``relayd config check|show``, run as an admin runs it, and compared with postconf."""
 import os
 import pathlib
+import pwd
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,9 @@ from relayd.params import PARAMS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA = pathlib.Path(__file__).parent / "data"
+
+# Run as root, relayd (and config check) needs mail_owner's account: the test user's.
+MAIL_OWNER = f"mail_owner = {pwd.getpwuid(os.geteuid()).pw_name}\n"
 
 SAMPLE_MAIN_CF = """\
 # An edge relay in front of an internal server.
@@ -48,7 +52,8 @@ def test_check_good_configuration_exits_0(confdir, tmp_path):
     # alias table is named (Postfix's default hash:/etc/aliases is not there).
     (tmp_path / "access").write_text("10.1.2.3 REJECT\n")
     main_cf = SAMPLE_MAIN_CF.replace("hash:/etc/postfix/access", f"texthash:{tmp_path}/access")
-    result = relayd_config("-c", confdir(main_cf=main_cf + "alias_maps =\n"), "check")
+    result = relayd_config("-c", confdir(main_cf=main_cf + "alias_maps =\n" + MAIL_OWNER),
+                           "check")
     assert (result.returncode, result.stderr) == (0, "")
 
 
@@ -101,7 +106,8 @@ def test_check_fails_where_the_start_fails(confdir, tmp_path, restriction, messa
         subprocess.run(["/usr/sbin/postmap", "-c", str(postfix_cf), str(d / "postfix-built")],
                        check=True, timeout=30)
     directory = confdir(main_cf=f"queue_directory = {tmp_path}/spool\nalias_maps =\n"
-                                f"smtpd_recipient_restrictions = {restriction.format(d=d)},\n"
+                                f"{MAIL_OWNER}smtpd_recipient_restrictions = "
+                                f"{restriction.format(d=d)},\n"
                                 "    reject_unauth_destination\n",
                         master_cf="127.0.0.1:1 inet n - n - - smtpd\n")
     expected = [f"relayd: fatal: {message.format(d=d)}"]
@@ -112,8 +118,20 @@ def test_check_fails_where_the_start_fails(confdir, tmp_path, restriction, messa
     assert not (tmp_path / "spool").exists()   # the check changed nothing
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a start as root changes to mail_owner")
+def test_check_as_root_needs_mail_owners_account_as_the_start_does(confdir, tmp_path):
+    directory = confdir(main_cf=f"queue_directory = {tmp_path}/spool\nalias_maps =\n"
+                                "mail_owner = no-such-relayd-user\n",
+                        master_cf="127.0.0.1:1 inet n - n - - smtpd\n")
+    expected = ["relayd: fatal: parameter mail_owner: unknown user name value: "
+                "no-such-relayd-user (create it, e.g. with systemd-sysusers)"]
+    for argv in (["config", "check"], ["-o", "maillog_file=/dev/stderr"]):
+        result = relayd("-c", directory, *argv)
+        assert (result.returncode, fatal_lines(result.stderr)) == (EX_CONFIG, expected)
+
+
 def test_check_applies_o_overrides(confdir, tmp_path):
-    directory = confdir(main_cf="alias_maps =\n"
+    directory = confdir(main_cf="alias_maps =\n" + MAIL_OWNER +
                                 "smtpd_recipient_restrictions = check_clent_access hash:/x\n")
     assert relayd("-c", directory, "config", "check").returncode == EX_CONFIG
     fixed = relayd("-c", directory, "-o", "smtpd_recipient_restrictions=reject_unauth_destination",
@@ -151,7 +169,7 @@ def test_worker_count_is_a_number_or_auto(confdir, value, workers):
 
 
 def test_check_warns_about_unused_parameters_on_stderr(confdir):
-    directory = confdir(main_cf="relayhost = x\nfoo = bar\nalias_maps =\n")
+    directory = confdir(main_cf="relayhost = x\nfoo = bar\nalias_maps =\n" + MAIL_OWNER)
     result = relayd_config("-c", directory, "check")
     assert result.returncode == 0
     assert result.stderr == f"relayd: warning: {directory}/main.cf, line 2: unused parameter: foo=bar\n"

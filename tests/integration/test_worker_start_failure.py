@@ -2,6 +2,8 @@
 before it exits), and a queue_directory too long for the UNIX sockets the
 workers bind under it stops the start before any fork, as a configuration
 error (exit 78), instead of workers that die and restart forever."""
+import os
+import pwd
 import subprocess
 import sys
 
@@ -27,7 +29,8 @@ def test_a_worker_that_fails_at_startup_logs_the_reason(tmp_path, sink):
 def test_a_queue_directory_too_long_for_its_sockets_is_a_configuration_error(tmp_path):
     queue = tmp_path / ("q" * max(1, 100 - len(str(tmp_path))))
     (tmp_path / "main.cf").write_text(f"queue_directory = {queue}\nrelayd_worker_processes = 2\n"
-                                      "alias_maps =\n")
+                                      "alias_maps =\n"
+                                      f"mail_owner = {pwd.getpwuid(os.geteuid()).pw_name}\n")
     (tmp_path / "master.cf").write_text("127.0.0.1:1 inet n - n - - smtpd\n")
     socket = f"{queue}/worker-1/public/relayd.ctl"
     expected = (f"relayd: fatal: parameter queue_directory: {queue}: too long for the UNIX "
