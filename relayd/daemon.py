@@ -154,6 +154,10 @@ def _spawn_worker(number: int, config, listen, sockets, anvil, heartbeats, handl
         log.exception("worker %d failed", number)
         status = 1
     finally:
+        # After the lines above: the worker's handler batches until its loop turns,
+        # and os._exit runs no handler's flush (a failed start would die unexplained).
+        for worker_handler in logging.getLogger("relayd").handlers:
+            worker_handler.flush()
         os._exit(status)
 
 
@@ -165,29 +169,26 @@ def _worker_main(number: int, config, listen, sockets, anvil, heartbeats,
         signal.signal(signum, signal.SIG_DFL)
     gevent.reinit()
     logging.getLogger("relayd").removeHandler(master_handler)
-    handler = configure_logging(config)
+    configure_logging(config)
     anvil.use_worker(number)
-    try:
-        jail = chroot.jail_directory(config)
-        if jail is not None:
-            config = chroot.queue_relative(config)
-        relay = Relay(config, listen=listen, worker=number, workers=anvil.workers,
-                      sockets=sockets, anvil=anvil)
-        _load_lazy_parts()
-        if jail is not None:
-            chroot.prepare(relay.configurations())
-        privileges.drop(config, jail)
-        relay.start()
-        metrics = WorkerMetrics(config, number, sockets) if metrics_address(config) else None
-        if metrics is not None:
-            metrics.start()
-        heartbeat = _beat(relay, heartbeats, number)
-        _serve(relay)
-        heartbeat.stop()
-        if metrics is not None:
-            metrics.stop()
-    finally:
-        handler.flush()
+    jail = chroot.jail_directory(config)
+    if jail is not None:
+        config = chroot.queue_relative(config)
+    relay = Relay(config, listen=listen, worker=number, workers=anvil.workers,
+                  sockets=sockets, anvil=anvil)
+    _load_lazy_parts()
+    if jail is not None:
+        chroot.prepare(relay.configurations())
+    privileges.drop(config, jail)
+    relay.start()
+    metrics = WorkerMetrics(config, number, sockets) if metrics_address(config) else None
+    if metrics is not None:
+        metrics.start()
+    heartbeat = _beat(relay, heartbeats, number)
+    _serve(relay)
+    heartbeat.stop()
+    if metrics is not None:
+        metrics.stop()
 
 
 def _load_lazy_parts() -> None:

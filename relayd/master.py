@@ -39,13 +39,13 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from relayd import chroot
+from relayd import chroot, privileges
 from relayd.anvil import Anvil
 from relayd.config import ConfigError
 from relayd.delivery.mailbox_service import MailboxSupervisor
 from relayd.edge.listener import bind_all
 from relayd.metrics.endpoint import metrics_address
-from relayd.relay import Relay
+from relayd.relay import Relay, check_socket_paths
 from relayd.systemd import Notifier, activated_sockets
 from relayd.tls.context import prepare_server_tls
 
@@ -102,7 +102,7 @@ class Master:
         self.workers = workers
         self.spawn_worker = spawn
         self.loader = loader
-        self.addresses = self._check(config)
+        self.addresses = check(config, listen, workers)
         self.sockets: dict = {}
         self.children: dict[int, Child] = {}
         self.restart_at: dict[int, float] = {}
@@ -115,20 +115,6 @@ class Master:
         self._last_ping = 0.0
         self._last_status = ""
         self.mailbox: MailboxSupervisor | None = None   # local(8) as the recipient: started as root
-
-    def _check(self, config) -> list[tuple[str, int]]:
-        """The listening addresses of ``config``; raises (ConfigError...) when a
-        restriction list or a TLS setting is bad, before anything changes."""
-        chroot.jail_directory(config, warn=True)   # says why a chroot asked for is not applied
-        services = Relay(config, listen=self.listen).service_addresses()
-        # The TLS contexts are built here, before the fork: the workers share them.
-        prepare_server_tls(svc_config for _, svc_config, _ in services)
-        addresses = [address for address, _, _ in services]
-        metrics = metrics_address(config)
-        if metrics in addresses:
-            raise ConfigError(f"parameter relayd_metrics_listen: [{metrics[0]}]:{metrics[1]} "
-                              f"is also an SMTP service's address")
-        return addresses + ([metrics] if metrics else [])
 
     # -- the loop ----------------------------------------------------------------------
     def supervise(self) -> int:
@@ -254,7 +240,7 @@ class Master:
             if self.loader is None:
                 raise RuntimeError("this relayd was not started from a configuration directory")
             config = self.loader()
-            addresses = self._check(config)
+            addresses = check(config, self.listen, self.workers)
             sockets = take_sockets(addresses, {}, self.sockets)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running configuration
             log.error("reload refused: %s; keeping the running configuration", exc)
@@ -337,6 +323,25 @@ class Master:
             if status != self._last_status:
                 self._last_status = status
                 self.notifier.status(status)
+
+
+def check(config, listen=None, workers: int = 1) -> list[tuple[str, int]]:
+    """The listening addresses of ``config`` (or ``listen``'s); raises (ConfigError...)
+    when a restriction list, a table, a TLS setting or the queue directory (for
+    ``workers``' sockets) is bad, before anything changes. What the master checks
+    at start and reload, and what ``relayd config check`` runs."""
+    privileges.mail_owner(config)   # started as root: the workers' account must exist
+    check_socket_paths(config["queue_directory"], workers)
+    chroot.jail_directory(config, warn=True)   # says why a chroot asked for is not applied
+    services = Relay(config, listen=listen).service_addresses()
+    # The TLS contexts are built here, before the fork: the workers share them.
+    prepare_server_tls(svc_config for _, svc_config, _ in services)
+    addresses = [address for address, _, _ in services]
+    metrics = metrics_address(config)
+    if metrics in addresses:
+        raise ConfigError(f"parameter relayd_metrics_listen: [{metrics[0]}]:{metrics[1]} "
+                          f"is also an SMTP service's address")
+    return addresses + ([metrics] if metrics else [])
 
 
 def take_sockets(addresses, activated: dict, bound: dict | None = None) -> dict:

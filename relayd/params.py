@@ -347,7 +347,7 @@ _RELAYD = [
     Param("smtpd_sasl_auth_enable", "bool", "no", "Offer SMTP AUTH."),
     Param("alias_maps", "list", "hash:/etc/aliases, nis:mail.aliases",
           "Alias tables of local_transport = local (aliases(5))."),
-    Param("alias_database", "list", "hash:/etc/aliases", COMPAT_DOC),
+    Param("alias_database", "list", "hash:/etc/aliases", "Alias tables newaliases builds."),
     Param("virtual_alias_maps", "list", "$virtual_maps", "Address rewriting tables (virtual(5))."),
     Param("relay_recipient_maps", "list", "", "Valid recipients in relay_domains."),
     Param("transport_maps", "list", "",

@@ -228,6 +228,13 @@ def _remove_stale(directory: str, names: list[str], before: float) -> None:
             pass
 
 
+def bound_socket_path(queue_directory: str) -> str:
+    """The longest path pickup binds a socket at: the wake-up socket's, in the
+    staging directory it is made in (as long as any mkdtemp name there)."""
+    wake = os.path.join(queue_directory, maildrop.WAKE_SOCKET)
+    return os.path.join(os.path.dirname(wake), "tmp" + "x" * 8, "pickup")
+
+
 def _bind_wake_socket(path: str):
     """A datagram socket at ``path`` anyone may send to, put in place whole."""
     staging = tempfile.mkdtemp(dir=os.path.dirname(path))

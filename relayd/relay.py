@@ -15,15 +15,15 @@ import re
 from gevent.event import Event
 
 from relayd.anvil import Anvil
-from relayd.config import load_config
-from relayd.control import ControlServer
+from relayd.config import ConfigError, load_config
+from relayd.control import ControlServer, socket_path
 from relayd.delivery.qmgr import QueueManager
 from relayd.domains import Interfaces
 from relayd.edge.deadlines import DeadlineSweeper
 from relayd.edge.listener import Listener, SmtpdService, bind_all
 from relayd.metrics import METER
 from relayd.metrics.gauges import RelayGauges
-from relayd.pickup import Pickup
+from relayd.pickup import Pickup, bound_socket_path
 from relayd.pipeline.registry import CheckRegistry
 from relayd.pipeline.restrictions import Restrictions
 from relayd.queue.lock import QueueLocked
@@ -33,6 +33,9 @@ from relayd.queue.showq import showq_record
 from relayd.queue.store import QueueStore
 
 log = logging.getLogger("relayd.master")
+
+# sockaddr_un's sun_path: 108 bytes on Linux, which a path may fill without a NUL.
+SUN_PATH_MAX = 108
 
 
 class Relay:
@@ -275,6 +278,19 @@ def adopted_queue_directories(base: str, worker: int, workers: int) -> list[str]
         if m and int(m.group(1)) >= workers and int(m.group(1)) % workers == worker:
             out.append(os.path.join(base, name))
     return out
+
+
+def check_socket_paths(queue_directory: str, workers: int) -> None:
+    """ConfigError when a UNIX socket the workers bind under ``queue_directory`` (each
+    worker's control socket, pickup's wake-up socket) has a path too long for a
+    socket address: a worker would fail to start, again and again."""
+    paths = [socket_path(worker_queue_directory(queue_directory, n)) for n in range(workers)]
+    longest = max([*paths, bound_socket_path(queue_directory)], key=len)
+    if len(longest.encode()) > SUN_PATH_MAX:
+        raise ConfigError(f"{queue_directory}: too long for the UNIX sockets under it "
+                          f"({longest} is {len(longest.encode())} bytes, at most "
+                          f"{SUN_PATH_MAX} fit a socket address): use a shorter path",
+                          parameter="queue_directory")
 
 
 def _share_delivery_limits(config, workers: int):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from relayd.config import EX_CONFIG, Config, ConfigError, load_config
+from relayd.config import EX_CONFIG, Config, ConfigError, config_directory, load_config
 from relayd.params import PARAMS
 from relayd.tables.mysql_cf import check_named_files
 
@@ -17,8 +17,12 @@ EX_USAGE = 64
 USAGE = "usage: relayd [-c DIR] config check | show [-n | -d] [-x] [NAME...]"
 
 
-def run(argv: list[str], config_directory: str | None = None) -> int:
-    """Run the config command *argv* (the words after "config"); the exit status."""
+def run(argv: list[str], config_directory: str | None = None,
+        overrides: dict[str, str] | None = None, listen=None) -> int:
+    """Run the config command *argv* (the words after "config") on the configuration
+    with *overrides* (``-o``) applied; the exit status. ``check`` checks what the
+    master checks at start (relayd.master.check: restrictions, tables, TLS), so it
+    fails exactly where the start would; ``listen``: the start's --listen."""
     if not argv or argv[0] not in ("check", "show"):
         print(USAGE, file=sys.stderr)
         return EX_USAGE
@@ -28,30 +32,36 @@ def run(argv: list[str], config_directory: str | None = None) -> int:
                 if len(argv) > 1:
                     print(USAGE, file=sys.stderr)
                     return EX_USAGE
-                check_named_files(load_config(config_directory))
+                from relayd.daemon import worker_count
+                from relayd.master import check
+                config = load_config(config_directory, **(overrides or {}))
+                check_named_files(config)
+                check(config, listen, worker_count(config))
                 return 0
-            return _show(argv[1:], config_directory)
+            return _show(argv[1:], config_directory, overrides or {})
         except ConfigError as exc:
             print(f"relayd: fatal: {exc}", file=sys.stderr)
             return EX_CONFIG
 
 
-def _show(argv: list[str], config_directory: str | None) -> int:
+def _show(argv: list[str], config_directory: str | None, overrides: dict[str, str]) -> int:
     flags = {a for a in argv if a.startswith("-")}
     names = [a for a in argv if not a.startswith("-")]
     if flags - {"-n", "-d", "-x"} or {"-n", "-d"} <= flags:
         print(USAGE, file=sys.stderr)
         return EX_USAGE
     return print_parameters(config_directory, names, defaults="-d" in flags,
-                            explicit="-n" in flags, expand="-x" in flags)
+                            explicit="-n" in flags, expand="-x" in flags, overrides=overrides)
 
 
 def print_parameters(config_directory: str | None, names: list[str], *, defaults: bool = False,
                      explicit: bool = False, expand: bool = False, values_only: bool = False,
-                     prog: str = "relayd") -> int:
+                     prog: str = "relayd", overrides: dict[str, str] | None = None) -> int:
     """Print parameters as postconf does: ``defaults`` (-d), only those main.cf sets
-    (``explicit``, -n), values ``expand``ed (-x), ``values_only`` (-h); ``names``: only those."""
-    config = Config({}, (), None) if defaults else load_config(config_directory)
+    (``explicit``, -n), values ``expand``ed (-x), ``values_only`` (-h); ``names``: only
+    those; ``overrides``: -o name=value settings over main.cf's."""
+    config = Config({}, (), None) if defaults else load_config(config_directory,
+                                                               **(overrides or {}))
     if explicit:
         available = sorted(config.explicit())
     else:
@@ -67,8 +77,9 @@ def print_parameters(config_directory: str | None, names: list[str], *, defaults
 
 
 class _warnings_to_stderr:
-    """Show relayd.config warnings on stderr as postconf does, unless the
-    program already configured logging; ``prog`` names the program in them."""
+    """Show relayd's warnings (the configuration's, and those the start's checks
+    log) on stderr as postconf does, unless the program already configured
+    logging; ``prog`` names the program in them."""
 
     def __init__(self, prog: str = "relayd"):
         self.prog = prog
@@ -79,21 +90,21 @@ class _warnings_to_stderr:
             self.handler = logging.StreamHandler(sys.stderr)
             self.handler.setLevel(logging.WARNING)
             self.handler.setFormatter(logging.Formatter(f"{self.prog}: warning: %(message)s"))
-            logging.getLogger("relayd.config").addHandler(self.handler)
+            logging.getLogger("relayd").addHandler(self.handler)
         return self
 
     def __exit__(self, *exc_info):
         if self.handler:
-            logging.getLogger("relayd.config").removeHandler(self.handler)
+            logging.getLogger("relayd").removeHandler(self.handler)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m relayd.cli.config_cmd [-c DIR] check|show ...``"""
     argv = list(sys.argv[1:] if argv is None else argv)
-    config_directory = None
+    option = None
     if argv[:1] == ["-c"] and len(argv) > 1:
-        config_directory, argv = argv[1], argv[2:]
-    return run(argv, config_directory=config_directory)
+        option, argv = argv[1], argv[2:]
+    return run(argv, config_directory=config_directory(option))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     relayd [-c DIR] [-o name=value ...] [--listen HOST:PORT ...]   run in the foreground
            [--relayhost HOST:PORT] [--queue DIR]                     (shorthands for -o)
-    relayd [-c DIR] config check | show [-n|-d] [NAME ...]          like postconf
+    relayd [-c DIR] [-o name=value ...] config check                what a start checks
+    relayd [-c DIR] [-o name=value ...] config show [-n|-d] [NAME ...]  like postconf
     relayd [-c DIR] flush                                           like postqueue -f
     relayd [-c DIR] reload | stop | status                           like postfix reload/stop/status
     relayd [-c DIR] mailq                                           like mailq
@@ -10,6 +11,8 @@
     relayd [-c DIR] postmap|postalias|newaliases ...                 like Postfix's
     relayd passwd < password                                        a $6$ hash for SMTP AUTH
 
+Without -c: $MAIL_CONFIG, else /etc/relayd when it exists, else built-in
+defaults (relayd.config.config_directory, as Postfix's programs choose).
 Running in the foreground is what systemd and ``postfix start-fg`` expect;
 log lines go to stderr or $maillog_file. A bad configuration exits with
 status 78 (EX_CONFIG) and a message naming file, line and parameter.
@@ -65,10 +68,16 @@ def _listen(items: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from relayd.config import ConfigError, load_config
+    from relayd.config import ConfigError, config_directory, load_config
+    overrides = _overrides(args.overrides)
+    if args.relayhost:
+        overrides["relayhost"] = args.relayhost
+    if args.queue:
+        overrides["queue_directory"] = args.queue
     if args.command == "config":
         from relayd.cli import config_cmd
-        return config_cmd.run(args.args, config_directory=args.config_directory)
+        return config_cmd.run(args.args, config_directory(args.config_directory),
+                              overrides=overrides, listen=_listen(args.listen))
     if args.command == "passwd":
         from relayd.cli import passwd
         return passwd.main(args.args)
@@ -78,12 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                "newaliases": postalias.newaliases_main}[args.command]
         return run((["-c", args.config_directory] if args.config_directory else []) + args.args)
     try:
-        overrides = _overrides(args.overrides)
-        if args.relayhost:
-            overrides["relayhost"] = args.relayhost
-        if args.queue:
-            overrides["queue_directory"] = args.queue
-        config = load_config(args.config_directory, **overrides)
+        directory = config_directory(args.config_directory)
+        config = load_config(directory, **overrides)
         if args.command == "flush":
             return _flush(config)
         if args.command in ("reload", "stop", "status"):
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"relayd: fatal: unknown command: {args.command}", file=sys.stderr)
             return 64
         return _run(config, _listen(args.listen),
-                    lambda: load_config(args.config_directory, **overrides))
+                    lambda: load_config(directory, **overrides))
     except ConfigError as exc:
         print(f"relayd: fatal: {exc}", file=sys.stderr)
         return EX_CONFIG

@@ -30,19 +30,28 @@ def postalias_main(argv: list[str] | None = None) -> int:
 
 
 def newaliases_main(argv: list[str] | None = None) -> int:
-    """``relayd-newaliases`` / ``relayd newaliases``: build $alias_database."""
-    from relayd.config import ConfigError, load_config
+    """``relayd-newaliases`` / ``relayd newaliases``: build $alias_database of the
+    configuration directory (-c, $MAIL_CONFIG, /etc/relayd); none is an error."""
+    from relayd.config import ConfigError, config_directory, load_config
     from relayd.tables.aliases import alias_lines
     from relayd.tables.base import compile_table
+    from relayd.tables.hashdb import rebuilt_by
     p = argparse.ArgumentParser(prog="relayd-newaliases", description="build $alias_database")
     p.add_argument("-c", dest="config_directory", metavar="DIR")
     try:
         args = p.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:
         return EX_USAGE if exc.code else 0
-    with warnings_to_stderr("relayd-newaliases"):
+    directory = config_directory(args.config_directory)
+    if directory is None:
+        # As Postfix's newaliases without its main.cf. Built-in defaults would build
+        # /etc/aliases.db, Postfix's file on a host that keeps Postfix for a rollback.
+        print("relayd-newaliases: fatal: no configuration directory: give -c DIR or "
+              "$MAIL_CONFIG, or make /etc/relayd", file=sys.stderr)
+        return EX_CONFIG
+    with warnings_to_stderr("relayd-newaliases"), rebuilt_by("relayd-postalias"):
         try:
-            config = load_config(args.config_directory)
+            config = load_config(directory)
             for spec in config["alias_database"]:
                 compile_table(with_type(spec), config, parse=alias_lines)
         except ConfigError as exc:

@@ -17,7 +17,7 @@ each -o on a line of its own, and keep comments where Postfix keeps them; a
 master.cf relayd would refuse is not written.
 The file is replaced whole (written beside it, synced, renamed), so a
 running relayd or a crash never sees half of it. Without -c: $MAIL_CONFIG,
-else /etc/relayd.
+else /etc/relayd (relayd.config.config_directory).
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ import sys
 import tempfile
 
 from relayd.cli.config_cmd import _warnings_to_stderr, print_parameters
-from relayd.cli.queue_cmd import config_directory
-from relayd.config import ConfigError, load_config
+from relayd.config import ConfigError, config_directory, load_config
 from relayd.config.maincf import logical_lines
 from relayd.config.mastercf import parse_master_cf, tokens
+from relayd.params import PARAMS
 
 EX_USAGE = 64
 EX_CONFIG = 78
@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"postconf: fatal: {exc}", file=sys.stderr)
         return EX_USAGE
     flags = {f for f, _ in opts}
-    directory = config_directory(next((v for f, v in opts if f == "-c"), None))
+    # Edits need a directory to write in: /etc/relayd, made or not.
+    directory = (config_directory(next((v for f, v in opts if f == "-c"), None))
+                 or PARAMS["config_directory"].default)
     edits = flags & {"-e", "-X", "-#"}
     if len(edits) > 1 or ("-d" in flags and "-n" in flags):
         print("postconf: fatal: specify one of -e, -X, -# and at most one of -d, -n",

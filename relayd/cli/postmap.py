@@ -152,16 +152,18 @@ def with_type(name: str) -> str:
 def run(argv: list[str], tool: Tool, *, stdin: TextIO | None = None,
         stdout: TextIO | None = None) -> int:
     """Parse *argv*, then build, update, delete, query or list, with Postfix's exit statuses."""
-    from relayd.config import ConfigError, load_config
+    from relayd.config import ConfigError, config_directory, load_config
     from relayd.tables.base import TemporaryLookupError
+    from relayd.tables.hashdb import rebuilt_by
     try:
         args = parse_args(tool, argv)
     except SystemExit as exc:
         return exc.code
     stdin, out = stdin or sys.stdin, stdout or sys.stdout
-    with warnings_to_stderr(tool.prog, args.verbose):
+    with warnings_to_stderr(tool.prog, args.verbose), rebuilt_by(tool.prog):
         try:
-            config = load_config(args.config_directory) if args.config_directory else None
+            directory = config_directory(args.config_directory)
+            config = load_config(directory) if directory else None
             specs = [_expanded(with_type(t), config) for t in args.tables]
             return _dispatch(tool, args, specs, config, stdin, out)
         except ConfigError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import getopt
 import sys
 
-from relayd.cli.queue_cmd import EX_UNAVAILABLE, config_directory, fail, queue_records
+from relayd.cli.queue_cmd import EX_UNAVAILABLE, fail, queue_records
 from relayd.queue.showq import format_json, format_mailq
 
 EX_USAGE = 64
@@ -57,7 +57,7 @@ def mailq_main(argv: list[str] | None = None) -> int:
 
 
 def _queue_directory(directory: str | None, prog: str) -> str | None:
-    from relayd.config import ConfigError, load_config
+    from relayd.config import ConfigError, config_directory, load_config
     try:
         return load_config(config_directory(directory))["queue_directory"]
     except ConfigError as exc:

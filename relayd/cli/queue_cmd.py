@@ -39,11 +39,6 @@ class MailSystemDown(OSError):
     """No worker answers and the queue cannot be read directly."""
 
 
-def config_directory(option: str | None) -> str:
-    """-c DIR, else $MAIL_CONFIG (as Postfix's commands), else /etc/relayd."""
-    return option or os.environ.get("MAIL_CONFIG") or "/etc/relayd"
-
-
 def queue_records(queue_directory: str, prog: str = "relayd") -> list[dict]:
     """Every queued message's showq record, oldest first, with the maildrop's
     files not picked up yet (PermissionError, MailSystemDown)."""

@@ -5,6 +5,7 @@
     sendmail -bp          = mailq
     sendmail -q           = postqueue -f (-qRsite: postqueue -s site; -qInterval: ignored)
     sendmail -bi | -I     = newaliases
+    mailq, newaliases     sendmail called by these names (links): -bp, -bi
     sendmail -bv rcpt...  what would happen to each recipient (printed, not mailed)
 
 The message is written to ``$queue_directory/maildrop`` whole, then renamed
@@ -25,7 +26,7 @@ import sys
 from email.utils import getaddresses
 
 from relayd import maildrop
-from relayd.cli.queue_cmd import EX_UNAVAILABLE, config_directory
+from relayd.cli.queue_cmd import EX_UNAVAILABLE
 
 EX_USAGE = 64
 EX_DATAERR = 65
@@ -34,6 +35,8 @@ EX_SOFTWARE = 70
 OPTIONS = "A:B:C:F:GIL:N:O:R:UV:X:b:ce:f:h:imno:p:q:r:tvx"
 _NOTIFY = {"never", "success", "delay", "failure"}
 _MODES = {"m": "deliver", "s": "smtp", "p": "mailq", "i": "newaliases", "v": "verify"}
+# The mode sendmail starts in when called by these names (Postfix's sendmail.c).
+_NAMED_MODES = {"mailq": ("mailq", "p"), "newaliases": ("newaliases", "i")}
 
 
 class InputError(Exception):
@@ -41,17 +44,21 @@ class InputError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The sendmail command; the exit status."""
-    argv = sys.argv[1:] if argv is None else argv
+    """The sendmail command; the exit status. Called by the name mailq or
+    newaliases (a link to it, as Debian's /usr/bin/mailq is), it starts in that
+    mode, as Postfix's sendmail does; options may still change it (-bp...)."""
+    invoked = "sendmail"
+    if argv is None:
+        argv, invoked = sys.argv[1:], os.path.basename(sys.argv[0])
     try:
         # "-q" alone takes no argument (getopt would take the next word as one).
         opts, recipients = getopt.getopt(["-q!" if a == "-q" else a for a in argv], OPTIONS)
     except getopt.GetoptError as exc:
         return _fatal(str(exc), EX_USAGE)
-    o = _Options(opts)
+    o = _Options(opts, *_NAMED_MODES.get(invoked, ("deliver", "m")))
     if o.error:
         return _fatal(o.error, EX_USAGE)
-    from relayd.config import ConfigError, load_config
+    from relayd.config import ConfigError, config_directory, load_config
     try:
         config = load_config(config_directory(o.config_directory))
     except ConfigError as exc:
@@ -121,9 +128,9 @@ def verify(config, recipients: list[str]) -> int:
 class _Options:
     """sendmail's options, as Postfix's sendmail.c reads them."""
 
-    def __init__(self, opts):
+    def __init__(self, opts, mode: str, mode_letter: str):
         self.config_directory = None
-        self.mode, self.mode_letter, self.site = "deliver", "m", ""
+        self.mode, self.mode_letter, self.site = mode, mode_letter, ""
         self.extract = self.dot_ignore = False
         self.sender = self.full_name = None
         self.params: dict[str, str] = {}

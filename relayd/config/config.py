@@ -99,7 +99,7 @@ class Config:
         """*text* with its ``$name`` forms expanded against this configuration."""
         try:
             return expand(text, self._text)
-        except ExpansionError as exc:
+        except (ExpansionError, BadValue) as exc:
             raise ConfigError(str(exc)) from None
 
     def explicit(self) -> dict[str, str]:
@@ -136,7 +136,10 @@ class Config:
             raw = self.raw(name)
         except KeyError:
             return None
-        return expand(raw, self._text, stack)
+        text = expand(raw, self._text, stack)
+        if name == "myorigin" and text.startswith("/"):
+            return origin_from_file(text)
+        return text
 
     def _derive(self, settings: Iterable[Setting],
                 defaults: Mapping[str, str] | None = None) -> "Config":
@@ -167,6 +170,20 @@ def postfix_text(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def config_directory(option: str | None = None) -> str | None:
+    """The configuration directory a program reads, chosen as Postfix's programs
+    choose it: ``-c DIR`` (*option*), else $MAIL_CONFIG, else the compiled-in
+    default (config_directory's, /etc/relayd: what the systemd unit and the docs
+    use) when it exists. None when none applies: relayd's built-in defaults,
+    which the tests and tools/demo run on."""
+    if option:
+        return option
+    if os.environ.get("MAIL_CONFIG"):
+        return os.environ["MAIL_CONFIG"]
+    default = params.PARAMS["config_directory"].default
+    return default if os.path.isdir(default) else None
 
 
 def load_config(config_directory: str | None = None, *, main_cf: str | None = None,
@@ -244,6 +261,20 @@ def _check_transports(config: Config) -> None:
             if service.name == transport and service.type == "unix" and service.command == PIPE:
                 raise ConfigError(f"pipe(8) transport {transport} is not supported yet",
                                   file=service.file, line=service.line, parameter=param)
+
+
+def origin_from_file(path: str) -> str:
+    """The first line of *path*: Debian patches Postfix so that a myorigin starting
+    with "/" names a file (its stock main.cf has ``myorigin = /etc/mailname``).
+    BadValue in Debian's Postfix's words when it cannot be read or is empty."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline().strip()
+    except OSError as exc:
+        raise BadValue(f"{path}: cannot open file: {exc.strerror}") from None
+    if not first:
+        raise BadValue(f"myorigin file {path} is empty")
+    return first
 
 
 @cache

@@ -10,6 +10,7 @@ import logging
 
 from relayd.config import ConfigError
 from relayd.tables.base import Table, open_table_or_surrogate
+from relayd.tables.hashdb import rebuilt_by
 
 log = logging.getLogger("relayd.cleanup")
 
@@ -20,9 +21,7 @@ _warned: set[tuple[str, str]] = set()
 def table_specs(config, parameter: str) -> list[str]:
     """The items of ``parameter`` with ``proxy:`` removed and ``nis:`` left out."""
     specs = []
-    for item in config[parameter]:
-        while item.startswith("proxy:"):
-            item = item[len("proxy:"):]
+    for item in map(_without_proxy, config[parameter]):
         if item.startswith(_NEVER_SUPPORTED):
             if (parameter, item) not in _warned:
                 _warned.add((parameter, item))
@@ -33,12 +32,22 @@ def table_specs(config, parameter: str) -> list[str]:
     return specs
 
 
+def _without_proxy(item: str) -> str:
+    while item.startswith("proxy:"):
+        item = item[len("proxy:"):]
+    return item
+
+
 def open_tables(config, parameter: str, specs: list[str] | None = None) -> list[Table]:
-    """Open the tables of ``parameter`` (or ``specs``); a ConfigError names the parameter."""
+    """Open the tables of ``parameter`` (or ``specs``); a ConfigError names the parameter.
+    A table alias_maps or alias_database names (wherever else it is named, e.g. in
+    local_recipient_maps) is an aliases(5) source: its errors say relayd-postalias."""
+    aliases = {_without_proxy(s) for s in [*config["alias_maps"], *config["alias_database"]]}
     tables = []
     for spec in table_specs(config, parameter) if specs is None else specs:
         try:
-            tables.append(open_table_or_surrogate(spec, config, log=log))
+            with rebuilt_by("relayd-postalias" if spec in aliases else "relayd-postmap"):
+                tables.append(open_table_or_surrogate(spec, config, log=log))
         except ConfigError as exc:
             if exc.parameter:
                 raise

@@ -15,6 +15,8 @@ import os
 import shutil
 import sqlite3
 from collections import OrderedDict
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Callable, Iterable, Iterator
 from urllib.parse import quote
 
@@ -36,6 +38,11 @@ _LOOKUP = "SELECT value FROM map WHERE key = ?"
 # costs well under a microsecond where SQLite costs ~6 (docs/performance.md).
 LOOKUP_CACHE_SIZE = 4096
 _ABSENT = object()
+
+# The command that builds FILE.db from its source, named in the error for a missing or
+# foreign FILE.db: postmap's keys are not postalias's, so an aliases(5) file needs
+# relayd-postalias (relayd.rewrite.tables and the commands say which, see rebuilt_by).
+_rebuild_command: ContextVar[str] = ContextVar("rebuild_command", default="relayd-postmap")
 
 # Bumped in a forked child: an SQLite connection must not cross a fork().
 _fork_generation = 0
@@ -207,18 +214,32 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def open_db(path: str) -> sqlite3.Connection:
-    """A read-only connection to ``path.db``; ConfigError if it is missing or foreign."""
+@contextmanager
+def rebuilt_by(command: str):
+    """Within it, the hash: tables opened (and their errors) name ``command``
+    (relayd-postalias for an aliases(5) source) as the one that builds FILE.db."""
+    token = _rebuild_command.set(command)
+    try:
+        yield
+    finally:
+        _rebuild_command.reset(token)
+
+
+def open_db(path: str, command: str | None = None) -> sqlite3.Connection:
+    """A read-only connection to ``path.db``; ConfigError if it is missing or foreign,
+    naming ``command`` (else the one :func:`rebuilt_by` set) as what builds it."""
     target = db_path(path)
+    command = command or _rebuild_command.get()
     try:
         with open(target, "rb") as f:
             magic = f.read(len(_SQLITE_MAGIC))
     except OSError as exc:
         raise TableUnavailable(f"open database {target}: {exc.strerror} "
-                               f"(run relayd-postmap {path})") from None
+                               f"(run {command} {path})") from None
     if magic != _SQLITE_MAGIC:
-        raise ConfigError(f"{target} is not a relayd table (built by Postfix's postmap?): "
-                          f"run relayd-postmap {path}")
+        postfix_command = command.removeprefix("relayd-")
+        raise ConfigError(f"{target} is not a relayd table (built by Postfix's "
+                          f"{postfix_command}?): run {command} {path}")
     try:
         conn = sqlite3.connect(f"file:{quote(target)}?mode=ro", uri=True,
                                check_same_thread=False)
@@ -226,7 +247,8 @@ def open_db(path: str) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise ConfigError(f"open database {target}: {exc}") from None
     if row is None or row[0] != FORMAT:
-        raise ConfigError(f"{target}: unknown table format {row and row[0]!r}: run relayd-postmap {path}")
+        raise ConfigError(f"{target}: unknown table format {row and row[0]!r}: "
+                          f"run {command} {path}")
     return conn
 
 
@@ -243,6 +265,7 @@ class HashTable(FileTable):
     def __init__(self, spec: str, name: str, config=None, *, load: bool = True):
         self._cache: OrderedDict[str, str | None] = OrderedDict()
         self._cached_for = None  # the connection whose answers _cache holds
+        self._rebuild_command = _rebuild_command.get()  # a reload's error names it too
         super().__init__(spec, name, config, load=load)
 
     def watched_path(self) -> str:
@@ -250,7 +273,7 @@ class HashTable(FileTable):
 
     def load(self) -> sqlite3.Connection:
         self._generation = _fork_generation
-        return open_db(self.path)
+        return open_db(self.path, self._rebuild_command)
 
     @classmethod
     def compile(cls, spec: str, name: str, config=None, **options) -> int:

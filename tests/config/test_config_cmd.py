@@ -1,6 +1,7 @@
 """``relayd config check|show``, run as an admin runs it, and compared with postconf."""
 import os
 import pathlib
+import pwd
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,9 @@ from relayd.params import PARAMS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA = pathlib.Path(__file__).parent / "data"
+
+# Run as root, relayd (and config check) needs mail_owner's account: the test user's.
+MAIL_OWNER = f"mail_owner = {pwd.getpwuid(os.geteuid()).pw_name}\n"
 
 SAMPLE_MAIN_CF = """\
 # An edge relay in front of an internal server.
@@ -43,8 +47,13 @@ def relayd_config(*argv, cwd=None):
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-def test_check_good_configuration_exits_0(confdir):
-    result = relayd_config("-c", confdir(main_cf=SAMPLE_MAIN_CF), "check")
+def test_check_good_configuration_exits_0(confdir, tmp_path):
+    # The check opens the tables as the start does: the access table exists, and no
+    # alias table is named (Postfix's default hash:/etc/aliases is not there).
+    (tmp_path / "access").write_text("10.1.2.3 REJECT\n")
+    main_cf = SAMPLE_MAIN_CF.replace("hash:/etc/postfix/access", f"texthash:{tmp_path}/access")
+    result = relayd_config("-c", confdir(main_cf=main_cf + "alias_maps =\n" + MAIL_OWNER),
+                           "check")
     assert (result.returncode, result.stderr) == (0, "")
 
 
@@ -54,6 +63,87 @@ def test_check_bad_value_exits_78_naming_file_line_parameter(confdir):
     assert result.returncode == EX_CONFIG == 78
     assert result.stderr == (f"relayd: fatal: {directory}/main.cf, line 3: parameter "
                              "message_size_limit: bad numerical value: 10M\n")
+
+
+def relayd(*argv):
+    return subprocess.run([sys.executable, "-m", "relayd", *argv], capture_output=True,
+                          text=True, timeout=60)
+
+
+def fatal_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("relayd: fatal: ")]
+
+
+# Each fails the start (relayd.master.check compiles restrictions and opens tables).
+START_FAILURES = [
+    ("check_clent_access hash:{d}/access",
+     "parameter smtpd_recipient_restrictions: unknown restriction: check_clent_access"),
+    ("check_client_access lmdb:{d}/access",
+     "parameter smtpd_recipient_restrictions: check_client_access: unsupported dictionary "
+     "type: lmdb"),
+    ("check_client_access hash:{d}/missing",
+     "parameter smtpd_recipient_restrictions: check_client_access: open database "
+     "{d}/missing.db: No such file or directory (run relayd-postmap {d}/missing)"),
+    ("check_client_access hash:{d}/postfix-built",
+     "parameter smtpd_recipient_restrictions: check_client_access: {d}/postfix-built.db "
+     "is not a relayd table (built by Postfix's postmap?): run relayd-postmap {d}/postfix-built"),
+]
+
+
+@pytest.mark.parametrize("restriction, message", START_FAILURES,
+                         ids=["misspelled", "lmdb", "missing-db", "postfix-db"])
+def test_check_fails_where_the_start_fails(confdir, tmp_path, restriction, message):
+    d = tmp_path / "tables"
+    d.mkdir()
+    (d / "access").write_text("10.1.2.3 REJECT\n")
+    (d / "postfix-built").write_text("10.1.2.3 REJECT\n")
+    if "postfix-built" in restriction:
+        if not os.path.exists("/usr/sbin/postmap"):
+            pytest.skip("Debian's postfix is not installed")
+        postfix_cf = tmp_path / "postfix-tools"
+        postfix_cf.mkdir()
+        (postfix_cf / "main.cf").write_text("myorigin = mx.example.org\n")
+        subprocess.run(["/usr/sbin/postmap", "-c", str(postfix_cf), str(d / "postfix-built")],
+                       check=True, timeout=30)
+    directory = confdir(main_cf=f"queue_directory = {tmp_path}/spool\nalias_maps =\n"
+                                f"{MAIL_OWNER}smtpd_recipient_restrictions = "
+                                f"{restriction.format(d=d)},\n"
+                                "    reject_unauth_destination\n",
+                        master_cf="127.0.0.1:1 inet n - n - - smtpd\n")
+    expected = [f"relayd: fatal: {message.format(d=d)}"]
+    check = relayd("-c", directory, "config", "check")
+    assert (check.returncode, fatal_lines(check.stderr)) == (EX_CONFIG, expected), check.stderr
+    start = relayd("-c", directory, "-o", "maillog_file=/dev/stderr")
+    assert (start.returncode, fatal_lines(start.stderr)) == (EX_CONFIG, expected), start.stderr
+    assert not (tmp_path / "spool").exists()   # the check changed nothing
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a start as root changes to mail_owner")
+def test_check_as_root_needs_mail_owners_account_as_the_start_does(confdir, tmp_path):
+    directory = confdir(main_cf=f"queue_directory = {tmp_path}/spool\nalias_maps =\n"
+                                "mail_owner = no-such-relayd-user\n",
+                        master_cf="127.0.0.1:1 inet n - n - - smtpd\n")
+    expected = ["relayd: fatal: parameter mail_owner: unknown user name value: "
+                "no-such-relayd-user (create it, e.g. with systemd-sysusers)"]
+    for argv in (["config", "check"], ["-o", "maillog_file=/dev/stderr"]):
+        result = relayd("-c", directory, *argv)
+        assert (result.returncode, fatal_lines(result.stderr)) == (EX_CONFIG, expected)
+
+
+def test_check_applies_o_overrides(confdir, tmp_path):
+    directory = confdir(main_cf="alias_maps =\n" + MAIL_OWNER +
+                                "smtpd_recipient_restrictions = check_clent_access hash:/x\n")
+    assert relayd("-c", directory, "config", "check").returncode == EX_CONFIG
+    fixed = relayd("-c", directory, "-o", "smtpd_recipient_restrictions=reject_unauth_destination",
+                   "config", "check")
+    assert (fixed.returncode, fixed.stderr) == (0, "")
+    bad = relayd("-c", directory, "-o", "smtpd_recipient_restrictions=reject_unauth_destination",
+                 "-o", "message_size_limit=10M", "config", "check")
+    assert bad.returncode == EX_CONFIG
+    assert bad.stderr == "relayd: fatal: parameter message_size_limit: bad numerical value: 10M\n"
+    shown = relayd("-c", directory, "-o", "relayhost=[smart.example]", "config", "show",
+                   "relayhost")
+    assert shown.stdout == "relayhost = [smart.example]\n"
 
 
 @pytest.mark.parametrize("value", ["two", "-1", "2.5", "Auto", ""])
@@ -79,7 +169,7 @@ def test_worker_count_is_a_number_or_auto(confdir, value, workers):
 
 
 def test_check_warns_about_unused_parameters_on_stderr(confdir):
-    directory = confdir(main_cf="relayhost = x\nfoo = bar\n")
+    directory = confdir(main_cf="relayhost = x\nfoo = bar\nalias_maps =\n" + MAIL_OWNER)
     result = relayd_config("-c", directory, "check")
     assert result.returncode == 0
     assert result.stderr == f"relayd: warning: {directory}/main.cf, line 2: unused parameter: foo=bar\n"
@@ -125,10 +215,9 @@ def test_usage_errors(argv, capsys):
 
 
 @pytest.mark.skipif(shutil.which("postconf") is None, reason="Postfix's postconf not installed")
-@pytest.mark.parametrize("main_cf", [SAMPLE_MAIN_CF, (DATA / "debian-main.cf").read_text()],
-                         ids=["edge-relay", "debian-stock"])
-def test_show_n_prints_what_postconf_n_prints(tmp_path, main_cf):
-    (tmp_path / "main.cf").write_text(main_cf)
+@pytest.mark.parametrize("stock", [False, True], ids=["edge-relay", "debian-stock"])
+def test_show_n_prints_what_postconf_n_prints(tmp_path, stock, debian_main_cf):
+    (tmp_path / "main.cf").write_text(debian_main_cf if stock else SAMPLE_MAIN_CF)
     shutil.copy(DATA / "debian-master.cf", tmp_path / "master.cf")
     for name in ("main.cf", "master.cf"):
         # postconf waits for a file written this very second to settle; age them.

@@ -106,8 +106,8 @@ def test_master_cf_errors_name_the_line(confdir, line, message):
     assert message in str(err.value)
 
 
-def test_debian_stock_files_load_without_warnings(tmp_path, caplog):
-    shutil.copy(DATA / "debian-main.cf", tmp_path / "main.cf")
+def test_debian_stock_files_load_without_warnings(tmp_path, caplog, debian_main_cf):
+    (tmp_path / "main.cf").write_text(debian_main_cf)
     shutil.copy(DATA / "debian-master.cf", tmp_path / "master.cf")
     with caplog.at_level(logging.INFO, logger="relayd.config"):
         config = load_config(str(tmp_path))

@@ -57,7 +57,9 @@ def test_a_second_relayd_on_the_same_queue_exits_1_and_leaves_it_alone(relayd, s
         second = RelaydProcess(tmp_path / f"second-{workers}", sink.port,
                                f"queue_directory = {relayd.spool}\n"
                                f"relayd_worker_processes = {workers}\n")
-        done = subprocess.run([sys.executable, "-m", "relayd", "-c", str(second.directory)],
+        # A valid configuration (the start checks mail_owner's account before the lock).
+        done = subprocess.run([sys.executable, "-m", "relayd", "-c", str(second.directory),
+                               "-o", f"mail_owner={second.mail_owner}"],
                               capture_output=True, text=True, timeout=60)
         output = done.stdout + done.stderr
         assert done.returncode == 1, output

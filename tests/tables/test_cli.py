@@ -1,5 +1,6 @@
 """relayd-postmap, relayd-postalias, relayd-newaliases: build, query, list, exit statuses."""
 import io
+import pathlib
 import subprocess
 
 from relayd.cli.postalias import newaliases_main, postalias_main
@@ -96,3 +97,16 @@ def test_newaliases_builds_alias_database(tmp_path, capsys):
     table = open_table(f"hash:{tmp_path}/aliases")
     assert table.lookup("root") == "admin@example.com, other@example.com"
     assert table.lookup("list") == ":include:/etc/relayd/list"
+
+
+def test_docs_say_the_table_commands_are_installed_under_postfixs_names_too():
+    """setup.py installs postmap, postalias and newaliases beside relayd-NAME:
+    docs/tables.md must say so, not that the relayd-* names leave Postfix's alone."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    setup = (root / "setup.py").read_text()
+    doc = " ".join((root / "docs" / "tables.md").read_text().split())
+    for name in ("postmap", "postalias", "newaliases"):
+        assert f'"{name} = relayd.cli.' in setup, name
+        assert f"`{name}`" in doc, name
+    assert "installed twice: as `relayd-NAME` and under Postfix's own name" in doc
+    assert "do not replace Postfix's own commands" not in doc
