@@ -46,6 +46,7 @@ from relayd.delivery.mailbox_service import MailboxSupervisor
 from relayd.edge.listener import bind_all
 from relayd.metrics.endpoint import metrics_address
 from relayd.relay import Relay, check_socket_paths
+from relayd.sockets import drain
 from relayd.systemd import Notifier, activated_sockets
 from relayd.tls.context import prepare_server_tls
 
@@ -134,7 +135,7 @@ class Master:
             self._spawn(number)
         while self.children or not self.stopping:
             select.select([wakeup_r], [], [], TICK)
-            _drain_pipe(wakeup_r)
+            drain(wakeup_r)
             self._handle_signals()
             self._reap()
             if self.stopping:
@@ -377,12 +378,4 @@ def _kill(pid: int, signum: int) -> None:
     try:
         os.kill(pid, signum)
     except ProcessLookupError:
-        pass
-
-
-def _drain_pipe(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
         pass

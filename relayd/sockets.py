@@ -1,5 +1,7 @@
-"""Small socket helpers shared by the SMTP server and client drivers."""
+"""Small socket and descriptor helpers shared by the SMTP drivers and the processes."""
 from __future__ import annotations
+
+import os
 
 
 def send_all(sock, data: bytes) -> None:
@@ -26,4 +28,13 @@ def send_last(sock, data: bytes) -> None:
     try:
         sock.send(data, 0, timeout=0.0)
     except OSError:
+        pass
+
+
+def drain(fd: int) -> None:
+    """Read a non-blocking descriptor (a wake-up pipe) until it is empty."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
         pass

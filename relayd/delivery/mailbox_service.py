@@ -43,6 +43,7 @@ from relayd import privileges
 from relayd.delivery.maildir import (SAFE_USER, MailboxPlace, failure, open_directory,
                                      open_trusted, write_below)
 from relayd.queue.outcome import BOUNCED, DEFERRED, SENT, Outcome
+from relayd.sockets import drain
 
 __all__ = ["SOCKET_NAME", "MailboxClient", "MailboxSupervisor", "deliver_as_recipient"]
 
@@ -194,7 +195,7 @@ class MailboxService:
             full = len(self.children) >= self.limit   # the rest waits in the listen queue
             ready = select.select([wake_r] + ([] if full else [self.listener]), [], [], 1.0)[0]
             if wake_r in ready:
-                _drain(wake_r)
+                drain(wake_r)
             self._reap()
             if self.listener in ready and not self.stopping:
                 self._accept()
@@ -270,14 +271,6 @@ def _read_exactly(conn: socket.socket, size: int, deadline: float) -> bytes:
             raise ConnectionResetError("lost connection before a complete request")
         got += n
     return bytes(buf)
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
-        pass
 
 
 # -- the master's side ---------------------------------------------------------------------

@@ -81,13 +81,18 @@ def test_killed_worker_is_restarted_and_its_acknowledged_mail_delivered(tmp_path
         relayd.stop()
 
 
-def test_a_worker_that_cannot_start_is_throttled_not_spun(tmp_path, sink):
+def test_a_worker_that_cannot_start_says_why_and_is_throttled_not_spun(tmp_path, sink):
     relayd = RelaydProcess(tmp_path / "relayd", sink.port, "relayd_worker_processes = 2\n")
     relayd.spool.mkdir(parents=True)
     (relayd.spool / "worker-1").write_text("not a directory\n")  # worker 1's queue cannot open
     relayd.start()
     try:
-        relayd.wait_log("warning: relayd/worker: bad command startup -- throttling")
+        # The master logs this after reaping the worker: the worker's own lines are in by now
+        # (flushed before it exits: the batching handler would otherwise lose them).
+        log = relayd.wait_log("warning: relayd/worker: bad command startup -- throttling")
+        failed = [line for line in log.splitlines() if "error: worker 1 failed" in line]
+        assert failed, log
+        assert f"{relayd.spool}/worker-1" in log.split(failed[0], 1)[1], log
         # Throttled for service_throttle_time (60s): no second attempt comes soon,
         # and worker 0 serves meanwhile.
         with smtplib.SMTP("127.0.0.1", relayd.port, timeout=10) as smtp:

@@ -1,29 +1,13 @@
-"""A worker that fails at startup says why in the log (its line is flushed
-before it exits), and a queue_directory too long for the UNIX sockets the
-workers bind under it stops the start before any fork, as a configuration
-error (exit 78), instead of workers that die and restart forever."""
+"""A queue_directory too long for the UNIX sockets the workers bind under it
+stops the start before any fork, as a configuration error (exit 78), instead
+of workers that die and restart forever (a worker that fails at startup says
+why: tests/integration/test_daemon.py)."""
 import os
 import pwd
 import subprocess
 import sys
 
 from relayd.config import EX_CONFIG
-from tests.support.relayd_proc import RelaydProcess
-
-
-def test_a_worker_that_fails_at_startup_logs_the_reason(tmp_path, sink):
-    relayd = RelaydProcess(tmp_path / "relayd", sink.port, "relayd_worker_processes = 2\n")
-    relayd.spool.mkdir(parents=True)
-    (relayd.spool / "worker-1").write_text("not a directory\n")  # worker 1's queue cannot open
-    relayd.start()
-    try:
-        # The master logs this after reaping the worker: the worker's own lines are in by now.
-        log = relayd.wait_log("warning: relayd/worker: bad command startup -- throttling")
-        failed = [line for line in log.splitlines() if "error: worker 1 failed" in line]
-        assert failed, log
-        assert f"{relayd.spool}/worker-1" in log.split(failed[0], 1)[1], log
-    finally:
-        relayd.stop()
 
 
 def test_a_queue_directory_too_long_for_its_sockets_is_a_configuration_error(tmp_path):
