@@ -19,11 +19,11 @@ import logging
 import os
 import socket as stdsocket
 import struct
-import tempfile
 import time
 
-from gevent import socket as gsocket
 from gevent.server import StreamServer
+
+from relayd.sockets import bind_in_place
 
 log = logging.getLogger("relayd.master")
 
@@ -47,7 +47,9 @@ class ControlServer:
         self.timeout = timeout
         self.allowed_uids = {0, os.geteuid()}
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self.server = StreamServer(_bind_private(self.path), self._handle)
+        listener = bind_in_place(self.path, stdsocket.SOCK_STREAM, 0o600)
+        listener.listen(16)
+        self.server = StreamServer(listener, self._handle)
 
     def start(self) -> None:
         self.server.start()
@@ -92,20 +94,6 @@ class ControlServer:
         except OSError as exc:
             log.warning("%s: cannot send control answer: %s", self.path, exc or "timeout")
 
-
-def _bind_private(path: str):
-    """A listening socket at ``path``, mode 0600 from the moment it appears there:
-    bound inside a private directory, then renamed into place."""
-    staging = tempfile.mkdtemp(dir=os.path.dirname(path))
-    try:
-        sock = gsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
-        sock.bind(os.path.join(staging, "ctl"))
-        os.chmod(os.path.join(staging, "ctl"), 0o600)
-        os.replace(os.path.join(staging, "ctl"), path)
-    finally:
-        os.rmdir(staging)
-    sock.listen(16)
-    return sock
 
 
 def _read_request(sock, timeout: float) -> bytes | None:

@@ -21,11 +21,9 @@ from __future__ import annotations
 import logging
 import os
 import socket as stdsocket
-import tempfile
 import time
 
 import gevent
-from gevent import socket as gsocket
 from gevent.event import Event
 
 from relayd import maildrop
@@ -33,6 +31,7 @@ from relayd.cleanup.message import Cleanup
 from relayd.cleanup.received import rfc2822_date
 from relayd.queue.offload import blocking
 from relayd.smtp.replies import Reply
+from relayd.sockets import bind_in_place, staging_path
 
 log = logging.getLogger("relayd.pickup")
 
@@ -60,7 +59,8 @@ class Pickup:
     def start(self) -> None:
         """Create the maildrop and the wake-up socket; start looking."""
         _prepare(self.queue_directory, self.directory)
-        self._socket = _bind_wake_socket(os.path.join(self.queue_directory, maildrop.WAKE_SOCKET))
+        self._socket = bind_in_place(os.path.join(self.queue_directory, maildrop.WAKE_SOCKET),
+                                     stdsocket.SOCK_DGRAM, 0o622)   # anyone may wake pickup
         self._greenlets = [gevent.spawn(self._listen), gevent.spawn(self._run)]
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -229,23 +229,9 @@ def _remove_stale(directory: str, names: list[str], before: float) -> None:
 
 
 def bound_socket_path(queue_directory: str) -> str:
-    """The longest path pickup binds a socket at: the wake-up socket's, in the
-    staging directory it is made in (as long as any mkdtemp name there)."""
-    wake = os.path.join(queue_directory, maildrop.WAKE_SOCKET)
-    return os.path.join(os.path.dirname(wake), "tmp" + "x" * 8, "pickup")
+    """The longest path pickup binds a socket at: the wake-up socket's staging path."""
+    return staging_path(os.path.join(queue_directory, maildrop.WAKE_SOCKET))
 
-
-def _bind_wake_socket(path: str):
-    """A datagram socket at ``path`` anyone may send to, put in place whole."""
-    staging = tempfile.mkdtemp(dir=os.path.dirname(path))
-    try:
-        sock = gsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_DGRAM)
-        sock.bind(os.path.join(staging, "pickup"))
-        os.chmod(os.path.join(staging, "pickup"), 0o622)
-        os.replace(os.path.join(staging, "pickup"), path)
-    finally:
-        os.rmdir(staging)
-    return sock
 
 
 def wake(queue_directory: str) -> bool:

@@ -31,6 +31,7 @@ from relayd.queue.qid import QueueIdGenerator
 from relayd.queue.operations import apply_queue_op, make_due, parse_selection
 from relayd.queue.showq import showq_record
 from relayd.queue.store import QueueStore
+from relayd.sockets import staging_path
 
 log = logging.getLogger("relayd.master")
 
@@ -285,7 +286,8 @@ def check_socket_paths(queue_directory: str, workers: int) -> None:
     worker's control socket, pickup's wake-up socket) has a path too long for a
     socket address: a worker would fail to start, again and again."""
     paths = [socket_path(worker_queue_directory(queue_directory, n)) for n in range(workers)]
-    longest = max([*paths, bound_socket_path(queue_directory)], key=len)
+    longest = max([*paths, *map(staging_path, paths), bound_socket_path(queue_directory)],
+                  key=len)   # each is bound in a staging directory first
     if len(longest.encode()) > SUN_PATH_MAX:
         raise ConfigError(f"{queue_directory}: too long for the UNIX sockets under it "
                           f"({longest} is {len(longest.encode())} bytes, at most "

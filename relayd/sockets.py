@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
+
+from gevent import socket as gsocket
 
 
 def send_all(sock, data: bytes) -> None:
@@ -38,3 +41,35 @@ def drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
+
+
+# The name a socket is bound at inside its staging directory (an 8-character mkdtemp
+# name): short, as the whole staging path must fit a socket address too.
+_STAGED = "s"
+
+
+def staging_path(path: str) -> str:
+    """The path :func:`bind_in_place` binds at for ``path`` (as long as any
+    staging name beside it), which must fit a socket address as ``path`` does."""
+    return os.path.join(os.path.dirname(path), "x" * 8, _STAGED)
+
+
+def bind_in_place(path: str, kind: int, mode: int):
+    """A gevent UNIX socket of ``kind`` at ``path`` with ``mode`` from the moment
+    it appears there: bound inside a private directory beside it, then renamed
+    into place (no window with the umask's mode)."""
+    staging = tempfile.mkdtemp(prefix="", dir=os.path.dirname(path))
+    bound = os.path.join(staging, _STAGED)
+    sock = gsocket.socket(gsocket.AF_UNIX, kind)
+    try:
+        sock.bind(bound)
+        os.chmod(bound, mode)
+        os.replace(bound, path)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        if os.path.lexists(bound):
+            os.unlink(bound)
+        os.rmdir(staging)
+    return sock

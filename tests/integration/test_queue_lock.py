@@ -12,6 +12,7 @@ import pytest
 
 import relayd
 from relayd.queue.lock import DirectoryLock, QueueLocked
+from tests.integration.test_daemon import wait_until
 from tests.support.relayd_proc import RelaydProcess
 
 BIG = 400 << 10   # past the 256 KiB inline limit: the content spills to data/<qid>
@@ -19,16 +20,6 @@ BIG = 400 << 10   # past the 256 KiB inline limit: the content spills to data/<q
 
 def _data_files(spool: Path) -> dict[Path, int]:
     return {p: p.stat().st_size for p in spool.rglob("data/*")}
-
-
-def _wait(condition, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _start_transaction(port: int):
@@ -51,7 +42,7 @@ def test_a_second_relayd_on_the_same_queue_exits_1_and_leaves_it_alone(relayd, s
     with smtplib.SMTP("127.0.0.1", relayd.port, timeout=10) as smtp:
         smtp.sendmail("a@example.org", ["before@relay.example"], b"Subject: before\r\n\r\nhi\r\n")
     client, replies = _start_transaction(relayd.port)
-    spilled = _wait(lambda: _data_files(relayd.spool), "the in-flight data file")
+    spilled = wait_until(lambda: _data_files(relayd.spool), timeout=20.0, what="the in-flight data file")
 
     for workers in ("auto", "1", "3"):   # a master with workers, or a single process
         second = RelaydProcess(tmp_path / f"second-{workers}", sink.port,
@@ -76,7 +67,7 @@ def test_a_second_relayd_on_the_same_queue_exits_1_and_leaves_it_alone(relayd, s
     client.close()
     with smtplib.SMTP("127.0.0.1", relayd.port, timeout=10) as smtp:
         smtp.sendmail("a@example.org", ["after@relay.example"], b"Subject: after\r\n\r\nhi\r\n")
-    _wait(lambda: len(sink.messages) >= 3, "three deliveries")
+    wait_until(lambda: len(sink.messages) >= 3, timeout=20.0, what="three deliveries")
     by_rcpt = {m.recipients[0]: m for m in sink.messages}
     assert set(by_rcpt) == {"before@relay.example", "inflight@relay.example",
                             "after@relay.example"}
