@@ -128,6 +128,11 @@ def _serve(relay: Relay) -> None:
     gevent.signal_handler(signal.SIGINT, stop)
     # SIGHUP is the master's (reload): a hangup of the process group must not kill a worker.
     gevent.signal_handler(signal.SIGHUP, lambda: None)
+    # gevent records ten frames of the spawning stack for every greenlet, a
+    # debugging aid (track_greenlet_tree) that cost 3 % of a message's CPU: a
+    # greenlet per connection and per delivery. The daemon owns its process; an
+    # embedding program decides for itself (docs/embedding.md).
+    gevent.config.track_greenlet_tree = False
     _freeze_startup_objects()
     relay.serve_forever()
 

@@ -219,11 +219,16 @@ def _strerror(exc: OSError) -> str:
 
 
 class ConnectionCache:
-    """Idle SMTP connections by next hop, for reuse by the next message."""
+    """Idle SMTP connections by next hop, for reuse by the next message.
+
+    One reaper greenlet, running while any connection is idle, closes those
+    idle for ``idle_limit``: parking a connection after each message costs no
+    timer and no greenlet of its own."""
 
     def __init__(self, idle_limit: float, reuse_time_limit: float) -> None:
         self.idle_limit, self.reuse_time_limit = idle_limit, reuse_time_limit
         self._idle: dict[str, list[SmtpConnection]] = {}
+        self._reaper: gevent.Greenlet | None = None
 
     def take(self, nexthop: str) -> SmtpConnection | None:
         """An idle connection to ``nexthop`` that is still usable, or None."""
@@ -247,17 +252,35 @@ class ConnectionCache:
             return
         conn.idle_since = now
         self._idle.setdefault(nexthop, []).append(conn)
-        gevent.spawn_later(self.idle_limit, self._expire, nexthop, conn, now)
+        if self._reaper is None:
+            self._reaper = gevent.spawn(self._reap)
 
     def close(self) -> None:
         """Close every idle connection (at stop)."""
         idle, self._idle = self._idle, {}
+        if self._reaper is not None:
+            self._reaper.kill(block=False)
+            self._reaper = None
         for conns in idle.values():
             for conn in conns:
                 conn.close()
 
-    def _expire(self, nexthop: str, conn: SmtpConnection, since: float) -> None:
-        idle = self._idle.get(nexthop, [])
-        if conn in idle and conn.idle_since == since:
-            idle.remove(conn)
-            conn.close()
+    def _reap(self) -> None:
+        """Close what has been idle for idle_limit, sleeping until the next one is due."""
+        try:
+            while True:
+                oldest = min((conn.idle_since for conns in self._idle.values() for conn in conns),
+                             default=None)
+                if oldest is None:
+                    return
+                gevent.sleep(max(0.0, oldest + self.idle_limit - time.monotonic()))
+                due = time.monotonic() - self.idle_limit
+                for nexthop, conns in list(self._idle.items()):
+                    expired = [conn for conn in conns if conn.idle_since <= due]
+                    if expired:
+                        self._idle[nexthop] = [conn for conn in conns if conn.idle_since > due]
+                        for conn in expired:
+                            conn.close()
+        finally:
+            if self._reaper is gevent.getcurrent():
+                self._reaper = None

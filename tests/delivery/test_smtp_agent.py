@@ -8,7 +8,7 @@ import pytest
 from relayd.delivery.route import parse_nexthop
 from relayd.delivery.smtp import SmtpDeliveryAgent
 from relayd.queue.outcome import BOUNCED, DEFERRED, SENT
-from tests.delivery.conftest import CONTENT, log_lines, request
+from tests.delivery.conftest import CONTENT, log_lines, request, wait_until
 
 LOG_SENT = re.compile(r"^QID1: to=<bob@example\.net>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, "
                       r"delay=[\d.]+, delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=2\.0\.0, "
@@ -56,6 +56,18 @@ def test_connection_reused_for_ten_messages(agent, dest, sink, caplog):
     assert len(sink.wait_for(10)) == 10
     assert sink.sessions == 1
     assert "conn_use=10" in log_lines(caplog, "relayd.smtp")[-1]
+
+
+def test_idle_connection_closed_after_cache_time_limit(make_agent, sink):
+    agent, dest = make_agent(relayhost=f"[127.0.0.1]:{sink.port}",
+                             smtp_connection_cache_time_limit="1s")
+    assert agent.deliver(dest, request(qid="Q1")).indexes(SENT) == [0]
+    assert agent.deliver(dest, request(qid="Q2")).indexes(SENT) == [0]
+    assert sink.sessions == 1 and sum(agent.cache.idle().values()) == 1
+    wait_until(lambda: not agent.cache.idle() and sink.open_sessions == 0, timeout=5,
+               what="the idle connection closed")
+    assert agent.deliver(dest, request(qid="Q3")).indexes(SENT) == [0]
+    assert sink.sessions == 2
 
 
 def test_per_recipient_failures(agent, dest, sink):

@@ -118,6 +118,12 @@ class Sink:
         for conn in conns:
             _shutdown(conn)
 
+    @property
+    def open_sessions(self) -> int:
+        """Sessions whose connection is still open."""
+        with self._cond:
+            return self._open
+
     def wait_for(self, n: int, timeout: float = 5.0) -> list[Transaction]:
         """Block until at least ``n`` messages were recorded; AssertionError if not."""
         deadline = time.monotonic() + timeout
