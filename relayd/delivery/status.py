@@ -74,6 +74,12 @@ def format_delay(seconds: float, max_decimals: int = 2) -> str:
     whole seconds, small ones with two significant digits (0.0123 -> "0.01",
     1.234 -> "1.2", 12.3 -> "12", 0 -> "0")."""
     micros = max(0, round(seconds * _MILLION))
+    if max_decimals == 2 and micros < 995000:
+        # The usual delay (under a second, to hundredths), five times per log line.
+        hundredths = (micros + 5000) // 10000
+        if not hundredths:
+            return "0"
+        return f"0.{hundredths // 10}" if not hundredths % 10 else f"0.{hundredths:02d}"
     sec, usec = divmod(micros, _MILLION)
     ures, wid = _MILLION // 10 ** max_decimals, 100
     if sec > 0:
