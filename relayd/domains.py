@@ -40,6 +40,8 @@ LOCAL, VIRTUAL_ALIAS, VIRTUAL_MAILBOX, RELAY, DEFAULT = (
 
 _LOOPBACK = ("127.0.0.1", "::1")
 _WILDCARD = ("0.0.0.0", "::")
+# How many domains' answers are remembered (lists without tables only), per configuration.
+_KNOWN_LIMIT = 4096
 
 
 class DomainList:
@@ -70,6 +72,8 @@ class DomainList:
         self.parents = hostnames and parameter in config["parent_domain_matches_subdomains"]
         self.items: list[tuple[bool, str, Table | None]] = []
         self._add(config, config[parameter] if words is None else words, True)
+        # Names and files only: the answer for a domain never changes (a table's may).
+        self.static = all(table is None for _, _, table in self.items)
 
     def __contains__(self, domain: str) -> bool:
         domain = normalize_domain(domain)
@@ -195,8 +199,21 @@ class LocalDomains(PerConfig):
         self.addresses = {ipaddress.ip_address(a)
                           for parameter in ("inet_interfaces", "proxy_interfaces")
                           for a in Interfaces(config, parameter).own_addresses()}
+        # Every address is resolved against the local class: without tables
+        # the answer is remembered.
+        self._known: dict[str, bool] | None = {} if self.names.static else None
 
     def __contains__(self, domain: str) -> bool:
+        known = self._known
+        if known is None:
+            return self._contains(domain)
+        answer = known.get(domain)
+        if answer is None:
+            answer = self._contains(domain)
+            _remember(known, domain, answer)
+        return answer
+
+    def _contains(self, domain: str) -> bool:
         domain = normalize_domain(domain)
         if domain in self.names:
             return True
@@ -219,9 +236,24 @@ class AddressClasses(PerConfig):
         self.virtual_mailbox = DomainList(config, "virtual_mailbox_domains")
         self.relay = DomainList(config, "relay_domains", hostnames=True)
         self.myorigin = normalize_domain(config["myorigin"])
+        # Each message's domains are classified at RCPT and again for delivery;
+        # without tables the answer is remembered.
+        self._known: dict[str, str] | None = {} if all(
+            lst.static for lst in (self.local.names, self.virtual_alias, self.virtual_mailbox,
+                                   self.relay)) else None
 
     def classify(self, domain: str) -> str:
         """LOCAL, VIRTUAL_ALIAS, VIRTUAL_MAILBOX, RELAY or DEFAULT for ``domain``."""
+        known = self._known
+        if known is None:
+            return self._classify(domain)
+        answer = known.get(domain)
+        if answer is None:
+            answer = self._classify(domain)
+            _remember(known, domain, answer)
+        return answer
+
+    def _classify(self, domain: str) -> str:
         domain = normalize_domain(domain)
         if domain in self.local:
             return LOCAL
@@ -249,6 +281,12 @@ class AddressClasses(PerConfig):
         of any class but default."""
         resolved = self.resolve(address)
         return not resolved.routed and self.classify(resolved.domain) != DEFAULT
+
+
+def _remember(known: dict, domain: str, answer) -> None:
+    if len(known) >= _KNOWN_LIMIT:   # bounded: clients choose the domains
+        known.clear()
+    known[domain] = answer
 
 
 __all__ = ["AddressClasses", "DEFAULT", "DomainList", "Interfaces", "LOCAL", "LocalDomains",

@@ -1,5 +1,7 @@
 """Address classes (ADDRESS_CLASS_README), domain lists as Postfix's match_list
 reads them, and the one reading of inet_interfaces."""
+import os
+
 import pytest
 
 from relayd import Relay
@@ -10,6 +12,7 @@ from relayd.domains import (DEFAULT, LOCAL, RELAY, VIRTUAL_ALIAS, VIRTUAL_MAILBO
 from relayd.pipeline.context import SessionView
 from relayd.pipeline.restrictions import Restrictions
 from relayd.smtp import replies as R
+from relayd.tables import filetable
 from relayd.tables.base import TemporaryLookupError
 
 BASE = ("myhostname = mx.example.com\nmydomain = example.com\nalias_maps =\n"
@@ -145,6 +148,24 @@ def test_subdomains_never_match_a_string_list_and_pattern_tables_see_the_whole_n
     pattern.write_text("/^example\\.com$/ OK\n")
     listed = domains("relay_domains", f"regexp:{pattern}", hostnames=True)
     assert "example.com" in listed and "sub.example.com" not in listed
+
+
+def test_a_class_from_a_table_follows_the_table_and_one_from_names_is_remembered(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(filetable, "CHECK_INTERVAL", 0.0)   # stat at every lookup
+    table = tmp_path / "relay"
+    table.write_text("first.example OK\n")
+    classes = AddressClasses.of(config(relay_domains=f"texthash:{table}",
+                                       mydestination="mx.example.com"))
+    assert classes.classify("first.example") == RELAY
+    assert classes.classify("second.example") == DEFAULT
+    table.write_text("second.example OK\n")
+    os.utime(table, ns=(0, os.stat(table).st_mtime_ns + 10**9))
+    assert classes.classify("first.example") == DEFAULT
+    assert classes.classify("second.example") == RELAY
+    # mydestination lists names only: its answers never change, and are asked once.
+    assert [classes.classify(d) for d in ("MX.example.com.", "mx.example.com")] == [LOCAL, LOCAL]
+    assert "mx.example.com" in classes.local and "other.example" not in classes.local
 
 
 # --- a table that cannot answer ------------------------------------------------------
