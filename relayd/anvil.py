@@ -38,7 +38,6 @@ import mmap
 import os
 import struct
 import time
-from contextlib import contextmanager
 from fcntl import LOCK_EX, LOCK_UN, lockf
 from functools import lru_cache
 
@@ -71,6 +70,7 @@ class Anvil:
         self._fd = os.memfd_create("relayd-anvil", os.MFD_CLOEXEC)
         os.ftruncate(self._fd, size)
         self._map = mmap.mmap(self._fd, size)
+        self._locked = _TableLock(self._fd)
         self._worker = 0
 
     def use_worker(self, worker: int) -> None:
@@ -87,7 +87,7 @@ class Anvil:
         would have made; :meth:`disconnect` must follow a counted session.
         """
         key = _key(service, client) if client is not None else None
-        with self._locked():
+        with self._locked:
             used, *sessions = self._header.unpack_from(self._map, 0)
             total = sum(sessions) + 1
             if total > session_limit:
@@ -109,16 +109,20 @@ class Anvil:
 
     def disconnect(self, service: str, client: str | None) -> None:
         """A session counted by :meth:`connect` (same arguments) ended."""
-        key = _key(service, client) if client is not None else None
-        with self._locked():
-            if key is not None:
-                slot, counts = self._find(key)
-                counts[self._worker] -= 1
-                if any(counts):
-                    self._entry.pack_into(self._map, self._offset(slot), key, *counts)
-                else:
-                    self._delete(slot)
-                    self._add(0, -1)
+        if client is None:
+            # A worker's own session count is written by that worker alone (the
+            # master rewrites only a dead worker's): no lock for taking one back.
+            self._add(1 + self._worker, -1)
+            return
+        key = _key(service, client)
+        with self._locked:
+            slot, counts = self._find(key)
+            counts[self._worker] -= 1
+            if any(counts):
+                self._entry.pack_into(self._map, self._offset(slot), key, *counts)
+            else:
+                self._delete(slot)
+                self._add(0, -1)
             self._add(1 + self._worker, -1)
 
     def auth(self, service: str, client: str, time_unit: float) -> int:
@@ -128,7 +132,7 @@ class Anvil:
         more than ``time_unit`` seconds after that opens the next one."""
         key = _key(service, client)
         now = time.monotonic()   # CLOCK_MONOTONIC: one clock for all the workers
-        with self._locked():
+        with self._locked:
             at = self._rate_slot(key)
             found, count, start = self._rate.unpack_from(self._map, at)
             if found != key or start + time_unit < now:
@@ -146,7 +150,7 @@ class Anvil:
         region gives way to it last."""
         key = _key("delivery-rate", destination)
         now = time.monotonic()
-        with self._locked():
+        with self._locked:
             at = self._rate_slot(key)
             found, _, next_start = self._rate.unpack_from(self._map, at)
             start = max(now, next_start) if found == key else now
@@ -160,35 +164,28 @@ class Anvil:
 
     def client_sessions(self, service: str, client: str) -> int:
         """Sessions ``client`` has open on ``service`` (counted ones)."""
-        with self._locked():
+        with self._locked:
             return sum(self._find(_key(service, client))[1])
 
     def reset_worker(self, worker: int) -> None:
         """Forget the sessions of ``worker``, a process that is gone (called by
         the master). Also rebuilds the table, so that one left half-updated by
         a process killed inside :meth:`connect` is whole again."""
-        with self._locked():
-            _, *sessions = self._header.unpack_from(self._map, 0)
-            sessions[worker] = 0
+        with self._locked:
             entries = {}
             for slot in range(self._slots):
                 key, *counts = self._entry.unpack_from(self._map, self._offset(slot))
                 counts[worker] = 0
                 if key != _EMPTY and any(counts):
                     entries.setdefault(key, counts)
-            self._map[:self._rates_at] = bytes(self._rates_at)   # the AUTH rates stay
-            self._header.pack_into(self._map, 0, len(entries), *sessions)
+            # The entries are rebuilt; of the header only the keys in use and the dead
+            # worker's count are written (each live worker writes its own, see disconnect).
+            self._map[self._header.size:self._rates_at] = bytes(self._rates_at - self._header.size)
+            struct.pack_into("q", self._map, 0, len(entries))
+            struct.pack_into("q", self._map, 8 * (1 + worker), 0)
             for key, counts in entries.items():
                 slot, _ = self._find(key)
                 self._entry.pack_into(self._map, self._offset(slot), key, *counts)
-
-    @contextmanager
-    def _locked(self):
-        lockf(self._fd, LOCK_EX)
-        try:
-            yield
-        finally:
-            lockf(self._fd, LOCK_UN)
 
     def _offset(self, slot: int) -> int:
         return self._header.size + slot * self._entry.size
@@ -250,3 +247,18 @@ class Anvil:
 def _key(service: str, client: str) -> bytes:
     """A fixed-size table key for (service, client), as anvil's "service:addr"."""
     return hashlib.blake2b(f"{service}:{client}".encode(), digest_size=16).digest()
+
+
+class _TableLock:
+    """The fcntl lock on the table's memfd, as a context manager."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __enter__(self) -> None:
+        lockf(self.fd, LOCK_EX)
+
+    def __exit__(self, *exc) -> None:
+        lockf(self.fd, LOCK_UN)
