@@ -336,6 +336,7 @@ class AddressRewriter:
         if self.error is not None:
             return headers
         out = []
+        changed = False
         for raw in _split_headers(headers):
             if self.error is None and _address_header(raw) and not self._unchanged(raw):
                 try:
@@ -343,10 +344,11 @@ class AddressRewriter:
                 except TemporaryLookupError as exc:
                     self.error = exc
                     new = raw
-                self.size_delta += len(new) - len(raw)
-                raw = new
+                if new is not raw:
+                    self.size_delta += len(new) - len(raw)
+                    raw, changed = new, True
             out.append(raw)
-        return out[0] if len(out) == 1 else b"".join(out)
+        return b"".join(out) if changed else headers
 
     def _unchanged(self, raw: bytes) -> bool:
         """A header known to need nothing, without parsing it."""

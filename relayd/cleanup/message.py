@@ -150,6 +150,8 @@ class CleanupMessage:
         verbatim = self.checker.verbatim if checked else 0
         if verbatim == len(stored):
             self.writer.write(stored, checked)
+        elif checked and stored == data:   # the headers went through unchanged (a memcmp)
+            self.writer.write(data, True)
         else:   # the edited or held part is checked in full, the client's bytes after it are not again
             self.writer.write(stored[:len(stored) - verbatim])
             self.writer.write(stored[len(stored) - verbatim:], checked=True)
