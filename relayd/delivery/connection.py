@@ -97,16 +97,18 @@ class SmtpConnection:
 
     def write(self, data: bytes, timeout: float, doing: str) -> None:
         """Send all of ``data`` within ``timeout`` seconds."""
-        with _Step(self, timeout, doing):
+        with _Step(self, timeout, doing) as step:
+            step.wait()
             send_all(self.sock, data)
 
     def read_reply(self, timeout: float, doing: str) -> Reply:
         """The next reply, read within ``timeout`` seconds."""
-        with _Step(self, timeout, doing):
+        with _Step(self, timeout, doing) as step:
             while True:
                 event = self.session.next_event()
                 if event is not NEED_DATA:
                     return event
+                step.wait()
                 data = self.sock.recv(65536)
                 if not data:
                     raise ConnectionResetError("connection closed by peer")
@@ -155,17 +157,27 @@ def _only_tls_records(tls) -> bool:
 
 
 class _Step:
-    """Bounds one protocol step and translates its failures into Trouble."""
+    """Bounds one protocol step and translates its failures into Trouble.
+
+    The clock starts at the step's first wait (:meth:`wait`): a reply that was
+    already read with the one before it (pipelining) costs no timer."""
 
     def __init__(self, conn: SmtpConnection, timeout: float, doing: str) -> None:
-        self.conn, self.doing = conn, doing
-        self.timeout = gevent.Timeout(timeout, _StepTimeout)
+        self.conn, self.doing, self.seconds = conn, doing, timeout
+        self.timeout: gevent.Timeout | None = None
 
-    def __enter__(self) -> None:
-        self.timeout.start()
+    def __enter__(self) -> "_Step":
+        return self
+
+    def wait(self) -> None:
+        """From now on the step is bounded (called before its first blocking call)."""
+        if self.timeout is None:
+            self.timeout = gevent.Timeout(self.seconds, _StepTimeout)
+            self.timeout.start()
 
     def __exit__(self, kind, exc, tb) -> bool:
-        self.timeout.close()
+        if self.timeout is not None:
+            self.timeout.close()
         if exc is None:
             return False
         if isinstance(exc, _StepTimeout):

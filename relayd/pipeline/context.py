@@ -58,6 +58,17 @@ class SessionView:
     client_name_status: int | None = None
     reverse_client_name_status: int | None = None
 
+    def replace(self, **changes) -> "SessionView":
+        """A copy with ``changes`` (as dataclasses.replace, without its walk of
+        the field definitions: the policy changes its view at every HELO)."""
+        new = object.__new__(SessionView)
+        for name in SessionView.__slots__:
+            value = changes.pop(name) if name in changes else getattr(self, name)
+            object.__setattr__(new, name, value)
+        if changes:
+            raise TypeError(f"SessionView has no field {', '.join(changes)}")
+        return new
+
     def __post_init__(self) -> None:
         if self.reverse_client_name is None:
             object.__setattr__(self, "reverse_client_name", self.client_name)

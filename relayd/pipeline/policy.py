@@ -25,7 +25,6 @@ bcc, reject_warning) on the "relayd.smtpd" logger.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from relayd.maillog import whatsup
@@ -67,7 +66,7 @@ class SessionPolicy:
 
     def update(self, **fields) -> None:
         """Change fields of the session view, e.g. ``update(pipelined_early=True)``."""
-        self.view = dataclasses.replace(self.view, **fields)
+        self.view = self.view.replace(**fields)
 
     def reset_transaction(self) -> None:
         """Forget the transaction (RSET, HELO, after end of data or a rejected MAIL)."""
@@ -95,18 +94,19 @@ class SessionPolicy:
     def on_helo(self, name: str, extended: bool = False) -> Reply | None:
         """HELO (``extended`` False) or EHLO ``name``: helo restrictions unless delayed."""
         self._where = "EHLO" if extended else "HELO"
-        before = self.view
-        transaction = {name: getattr(self, name) for name in _TRANSACTION}
-        permit_deferred = self._permit_deferred.get("sender")
+        # What a rejected HELO must leave as it was; delayed, nothing runs now to reject it.
+        delayed = self.restrictions.delay_reject
+        before = None if delayed else (self.view, {f: getattr(self, f) for f in _TRANSACTION},
+                                       self._permit_deferred.get("sender"))
         self.update(helo_name=name, protocol="ESMTP" if extended else "SMTP")
         self.reset_transaction()
-        if self.restrictions.delay_reject:
+        if delayed:
             return None
         reply = self._logged(self._helo_stage())
         if reply is not None:
             # A rejected HELO changes nothing: it neither names the client nor ends
             # the transaction in progress (smtpd.c helo_cmd returns before mail_reset).
-            self.view = before
+            self.view, transaction, permit_deferred = before
             for field, value in transaction.items():
                 setattr(self, field, value)
             if permit_deferred is not None:

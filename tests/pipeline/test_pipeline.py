@@ -1,4 +1,6 @@
 """The restriction pipeline: plugin registration, evaluation rules, failure modes."""
+import dataclasses
+
 import pytest
 
 from relayd.config import ConfigError, load_config
@@ -143,3 +145,14 @@ def test_refusal_rejects_5xx_and_defers_4xx():
     """The one place a reply code chooses between Reject and Defer."""
     assert refusal(R.R554_ACCESS_DENIED) == Reject(R.R554_ACCESS_DENIED)
     assert refusal(R.R450_ACCESS_DENIED) == Defer(R.R450_ACCESS_DENIED)
+
+
+def test_a_session_view_copy_changes_the_named_fields_only():
+    view = SessionView("192.0.2.1", "client.example", 40000, reverse_client_name="ptr.example")
+    changed = view.replace(helo_name="helo.example", protocol="ESMTP", tls_active=True)
+    assert changed == dataclasses.replace(view, helo_name="helo.example", protocol="ESMTP",
+                                          tls_active=True)
+    assert (view.helo_name, view.protocol, changed.reverse_client_name) == ("", "SMTP",
+                                                                            "ptr.example")
+    with pytest.raises(TypeError, match="no field helo"):
+        view.replace(helo="x")
