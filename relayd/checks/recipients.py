@@ -56,8 +56,8 @@ class RecipientTables(PerConfig):
         }
         warn_virtual_maps(config)
         common = [AddressMaps(config, "canonical_maps"), AddressMaps(config, "virtual_alias_maps")]
-        for maps in self.known.values():
-            maps.extend(common)
+        for address_class, maps in self.known.items():   # only those with a table to ask
+            self.known[address_class] = [m for m in (*maps, *common) if m]
         self.relocated = AddressMaps(config, "relocated_maps")
         self.local = AddressMaps(config, "local_recipient_maps")
         self.relay = AddressMaps(config, "relay_recipient_maps")
@@ -70,7 +70,7 @@ class RecipientTables(PerConfig):
         """The reply rejecting ``address`` as unknown or moved, or None when it passes."""
         resolved = self.classes.resolve(address)
         key = f"{resolved.localpart}@{resolved.domain}"
-        if any(maps.find(key) for maps in self.known[address_class] if maps):
+        if any(maps.find(key) for maps in self.known[address_class]):
             return None
         moved = self.relocated.find(key) if self.relocated else None
         if moved is not None:

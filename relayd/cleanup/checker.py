@@ -321,7 +321,7 @@ class ContentChecker:
         while (m := _WHOLE_HEADER.match(data, pos)) is not None:
             end = m.end()
             if end >= n or data[end] in b" \t" or end - pos > size_limit \
-                    or has_long_line(data[pos:end], line_limit):
+                    or end - pos > line_limit + 2 and has_long_line(data[pos:end], line_limit):
                 break
             name = m.group(1)
             # The logical header as the tables would see it (see _start_header).

@@ -96,21 +96,22 @@ class Canonical:
                                             "recipient_canonical_classes")
         self.common_maps = CanonicalMaps(config, "canonical_maps", "canonical_classes")
         self.masquerade = Masquerade(config)
-
-    @property
-    def rewrites_anything(self) -> bool:
-        """False when no canonical map or masquerade domain is configured."""
-        return bool(self.sender_maps.maps or self.recipient_maps.maps or self.common_maps.maps
-                    or self.masquerade.domains)
+        #: False when no canonical map or masquerade domain is configured.
+        self.rewrites_anything = bool(self.sender_maps.maps or self.recipient_maps.maps
+                                      or self.common_maps.maps or self.masquerade.domains)
 
     def sender(self, address: str, address_class: str = ENVELOPE_SENDER) -> str:
         """A sender address after sender/common canonical maps and masquerading."""
+        if not self.rewrites_anything:
+            return address
         address = self.sender_maps.rewrite(address, address_class)
         address = self.common_maps.rewrite(address, address_class)
         return self.masquerade.rewrite(address, address_class)
 
     def recipient(self, address: str, address_class: str = ENVELOPE_RECIPIENT) -> str:
         """A recipient address after recipient/common canonical maps and masquerading."""
+        if not self.rewrites_anything:
+            return address
         address = self.recipient_maps.rewrite(address, address_class)
         address = self.common_maps.rewrite(address, address_class)
         return self.masquerade.rewrite(address, address_class)

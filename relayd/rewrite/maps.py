@@ -57,9 +57,10 @@ class AddressMaps:
         self.local = LocalDomains.of(config)
         self.delimiters = config["recipient_delimiter"]
         self.myorigin = config["myorigin"].lower()
+        self._any = bool(self.tables)   # asked several times per message
 
     def __bool__(self) -> bool:
-        return bool(self.tables)
+        return self._any
 
     def find_key(self, key: str, *, partial: bool) -> str | None:
         """One key put to the tables (:meth:`relayd.tables.maps.Maps.find`)."""
