@@ -318,6 +318,7 @@ class ContentChecker:
         primary, mime = self.primary, self._mime
         line_limit, size_limit = self.checks.line_length_limit, self.checks.header_size_limit
         start, n = pos, len(data)
+        changes = False   # whether header rewriting may change a header of the run
         while (m := _WHOLE_HEADER.match(data, pos)) is not None:
             end = m.end()
             if end >= n or data[end] in b" \t" or end - pos > size_limit \
@@ -330,10 +331,11 @@ class ContentChecker:
             if lower == b"content-type":
                 mime.content_type(key[len(name) + 1:])
             primary.seen(lower, key)
+            changes = changes or primary.needs_rewrite(lower, data[pos:end])
             pos = end
         if pos != start:
             block = data[start:pos]
-            self._out.append(primary.rewrite(block) if primary.rewrites else block)
+            self._out.append(primary.rewrite(block) if changes else block)
         return pos
 
     # --- body -------------------------------------------------------------

@@ -41,6 +41,8 @@ RECIPIENT_HEADERS = frozenset((
     "to"))
 
 _SPECIALS = '()<>@,;:\\".[]'
+# Both, as the parser reads header names (lower-case bytes).
+_ADDRESS_HEADER_NAMES = frozenset(name.encode() for name in SENDER_HEADERS | RECIPIENT_HEADERS)
 
 AddressRewrite = Callable[[str, str], str]   # (address, header class) -> address
 
@@ -297,6 +299,12 @@ class PrimaryHeaders:
             value = key[len(name) + 1:].split(b"\n", 1)[0]
             self.message_id = value.strip().decode("utf-8", "replace")
 
+    def needs_rewrite(self, name: bytes, raw: bytes) -> bool:
+        """Whether the whole header ``raw`` named ``name`` (lower case) may change
+        in :meth:`rewrite`: an address header the rewriter cannot pass as it is."""
+        return self.rewrites and name in _ADDRESS_HEADER_NAMES and \
+            not self.rewriter.unchanged(raw)
+
     def rewrite(self, headers: bytes) -> bytes:
         """Whole headers in wire form, with their addresses rewritten."""
         return self.rewriter.rewrite(headers)
@@ -338,7 +346,7 @@ class AddressRewriter:
         out = []
         changed = False
         for raw in _split_headers(headers):
-            if self.error is None and _address_header(raw) and not self._unchanged(raw):
+            if self.error is None and _address_header(raw) and not self.unchanged(raw):
                 try:
                     new = rewrite_header(raw, self.address)
                 except TemporaryLookupError as exc:
@@ -350,8 +358,8 @@ class AddressRewriter:
             out.append(raw)
         return b"".join(out) if changed else headers
 
-    def _unchanged(self, raw: bytes) -> bool:
-        """A header known to need nothing, without parsing it."""
+    def unchanged(self, raw: bytes) -> bool:
+        """Whether the header ``raw`` is known to need nothing, without parsing it."""
         return False
 
 
@@ -380,7 +388,7 @@ class HeaderRewriter(AddressRewriter):
         rules = HeaderRules.of(config)
         return cls(rules, rules.context(client_addr))
 
-    def _unchanged(self, raw: bytes) -> bool:
+    def unchanged(self, raw: bytes) -> bool:
         return self.qualify_only and _one_qualified(raw)   # the common header
 
     def _rewrite_address(self, address: str, address_class: str) -> str:
