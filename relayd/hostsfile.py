@@ -43,6 +43,7 @@ class HostsFile:
         self._stamp: tuple | None = None
         self._names: dict[str, str] = {}               # address -> canonical name
         self._addresses: dict[str, list[str]] = {}     # lower-case name -> addresses
+        self._version = 0                              # one more at each reading
         chroot.before_entering(self._refresh)   # read now: the file is outside a chroot
 
     def name_of(self, address: str) -> str | None:
@@ -56,6 +57,12 @@ class HostsFile:
             except ValueError:
                 return None
         return name
+
+    def version(self) -> int:
+        """A number that changes whenever the file is read again (answers
+        derived from it hold while it stays the same)."""
+        self._refresh()
+        return self._version
 
     def addresses_of(self, name: str, version: int) -> list[str]:
         """The IPv``version`` addresses (4 or 6) of ``name``, in file order."""
@@ -87,6 +94,7 @@ class HostsFile:
             log.warning("%s: larger than %d bytes: the rest is ignored", self.path, MAX_SIZE)
             data = data[:MAX_SIZE]
         self._names, self._addresses = parse(data.decode("utf-8", "replace"))
+        self._version += 1
 
 
 def parse(text: str) -> tuple[dict[str, str], dict[str, list[str]]]:

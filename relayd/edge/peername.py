@@ -62,6 +62,9 @@ class PeerName:
     reverse_status: int
 
 
+#: How many clients' hosts-file names are remembered (a hosts file may list many).
+_FROM_HOSTS_LIMIT = 1024
+
 #: A client not looked up (smtpd_peername_lookup = no), or not on IP.
 UNNAMED = PeerName("unknown", NAME_PERM, "unknown", NAME_PERM)
 
@@ -77,6 +80,8 @@ class PeerNames(PerConfig):
         self.timeout = config["relayd_peername_lookup_timeout"]
         # Built now, so that a bad relayd_dns_servers stops startup; it asks nothing yet.
         self.resolver = resolver(config) if self.enabled else None
+        # Names the hosts file alone verified, by address, with the file's version.
+        self._from_hosts: dict[str, tuple[int, PeerName]] = {}
 
     def start(self, address: str) -> "PeerName | _Lookup":
         """Start looking ``address`` up: the name when it is known at once,
@@ -84,13 +89,24 @@ class PeerNames(PerConfig):
         if not self.enabled or not address:
             return UNNAMED
         version = 6 if ":" in address else 4   # a socket's peer: an IP address
-        reverse = self.hosts.name_of(address) if self.hosts is not None else None
+        hosts = self.hosts
+        reverse = None
+        if hosts is not None:
+            known = self._from_hosts.get(address)
+            if known is not None and known[0] == hosts.version():
+                return known[1]
+            reverse = hosts.name_of(address)
         if reverse is not None:
             if not _usable(reverse):
                 return UNNAMED
-            confirmed = self.hosts.addresses_of(reverse, version)
+            confirmed = hosts.addresses_of(reverse, version)
             if confirmed:   # all from the hosts file: no greenlet, no query
-                return _verified(address, reverse, NAME_OK, confirmed)
+                named = _verified(address, reverse, NAME_OK, confirmed)
+                if named.name_status == NAME_OK:   # (the others log a warning each time)
+                    if len(self._from_hosts) >= _FROM_HOSTS_LIMIT:
+                        self._from_hosts.clear()
+                    self._from_hosts[address] = (hosts.version(), named)
+                return named
         lookup = _Lookup(self, address, version)
         lookup.greenlet = gevent.spawn(lookup.run, reverse)
         return lookup

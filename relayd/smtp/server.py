@@ -43,6 +43,7 @@ Rules (RFC 5321/1869/2920/3207/6152, Postfix smtpd.c):
 from __future__ import annotations
 
 import enum
+from functools import lru_cache
 
 from relayd.smtp import grammar
 from relayd.smtp.data import DataReader
@@ -90,6 +91,16 @@ class _Mode(enum.Enum):
     AUTH = 3
     TLS_HANDSHAKE = 4
     CLOSED = 5
+
+
+@lru_cache(maxsize=64)   # one banner per service
+def _greeting(banner: str) -> bytes:
+    return R220_GREETING.format(banner).to_bytes()
+
+
+@lru_cache(maxsize=64)   # the keyword lists of a service, before and after STARTTLS
+def _ehlo_reply(lines: tuple[str, ...]) -> Reply:
+    return R250_HELO.format("\n".join(lines))
 
 
 class ServerSession:
@@ -203,7 +214,7 @@ class ServerSession:
 
     def greeting(self, banner: str) -> bytes:
         """The "220 <banner>" greeting bytes (smtpd_banner already expanded)."""
-        return R220_GREETING.format(banner).to_bytes()
+        return _greeting(banner)
 
     def ehlo_reply(self) -> Reply:
         """The multi-line 250 for EHLO, keywords in Postfix's order."""
@@ -216,7 +227,7 @@ class ServerSession:
         if self.auth_mechanisms and (self._tls_active or not self.auth_tls_only):
             lines.append("AUTH " + " ".join(self.auth_mechanisms))
         lines += ["ENHANCEDSTATUSCODES", "8BITMIME"]
-        return R250_HELO.format("\n".join(lines))
+        return _ehlo_reply(tuple(lines))
 
     def starttls_done(self) -> None:
         """After the TLS handshake: forget everything said before it (RFC 3207 4.2)."""

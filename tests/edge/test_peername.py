@@ -4,9 +4,11 @@ hosts file, then PTR and forward confirmation against a real DNS server
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
+from relayd import hostsfile
 from relayd.config import load_config
 from relayd.edge.peername import UNNAMED, PeerName, PeerNames
 from relayd.pipeline.context import NAME_FORGED, NAME_OK, NAME_PERM, NAME_TEMP
@@ -82,6 +84,19 @@ def test_the_hosts_file_answers_first_without_dns(tmp_path, black_hole):
     resolver = peer_names(tmp_path, black_hole, hosts="127.0.0.1 localhost\n")
     started = resolver.start("127.0.0.1")
     assert started == PeerName("localhost", NAME_OK, "localhost", NAME_OK)   # at once
+    assert black_hole.queries == 0
+
+
+def test_a_hosts_file_name_holds_until_the_file_changes(tmp_path, black_hole, monkeypatch):
+    monkeypatch.setattr(hostsfile, "RECHECK_INTERVAL", 0.0)   # stat at every lookup
+    resolver = peer_names(tmp_path, black_hole, hosts="127.0.0.1 localhost\n")
+    assert resolver.start("127.0.0.1") == PeerName("localhost", NAME_OK, "localhost", NAME_OK)
+    assert resolver.start("127.0.0.1").name == "localhost"   # remembered
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 renamed.example\n")
+    os.utime(hosts, ns=(0, os.stat(hosts).st_mtime_ns + 10**9))
+    assert resolver.start("127.0.0.1") == \
+        PeerName("renamed.example", NAME_OK, "renamed.example", NAME_OK)
     assert black_hole.queries == 0
 
 
