@@ -204,14 +204,7 @@ class LocalDomains(PerConfig):
         self._known: dict[str, bool] | None = {} if self.names.static else None
 
     def __contains__(self, domain: str) -> bool:
-        known = self._known
-        if known is None:
-            return self._contains(domain)
-        answer = known.get(domain)
-        if answer is None:
-            answer = self._contains(domain)
-            _remember(known, domain, answer)
-        return answer
+        return _remembered(self._known, domain, self._contains)
 
     def _contains(self, domain: str) -> bool:
         domain = normalize_domain(domain)
@@ -244,14 +237,7 @@ class AddressClasses(PerConfig):
 
     def classify(self, domain: str) -> str:
         """LOCAL, VIRTUAL_ALIAS, VIRTUAL_MAILBOX, RELAY or DEFAULT for ``domain``."""
-        known = self._known
-        if known is None:
-            return self._classify(domain)
-        answer = known.get(domain)
-        if answer is None:
-            answer = self._classify(domain)
-            _remember(known, domain, answer)
-        return answer
+        return _remembered(self._known, domain, self._classify)
 
     def _classify(self, domain: str) -> str:
         domain = normalize_domain(domain)
@@ -283,10 +269,17 @@ class AddressClasses(PerConfig):
         return not resolved.routed and self.classify(resolved.domain) != DEFAULT
 
 
-def _remember(known: dict, domain: str, answer) -> None:
-    if len(known) >= _KNOWN_LIMIT:   # bounded: clients choose the domains
-        known.clear()
-    known[domain] = answer
+def _remembered(known: dict | None, domain: str, answer_of):
+    """``answer_of(domain)``, remembered in ``known`` (None: never remembered)."""
+    if known is None:
+        return answer_of(domain)
+    answer = known.get(domain)
+    if answer is None:
+        answer = answer_of(domain)
+        if len(known) >= _KNOWN_LIMIT:   # bounded: clients choose the domains
+            known.clear()
+        known[domain] = answer
+    return answer
 
 
 __all__ = ["AddressClasses", "DEFAULT", "DomainList", "Interfaces", "LOCAL", "LocalDomains",
