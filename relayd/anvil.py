@@ -13,7 +13,11 @@ table locked. The table counts
 
 each per worker, so the master can take back a dead worker's share
 (:meth:`Anvil.reset_worker`). Checking a limit and counting the new session
-happen under one lock: the limits are exact, whichever worker accepts.
+happen under one lock: the limits are exact, whichever worker accepts. The
+one update without the lock is a worker taking back a session of its own
+that only the node counts (an exempt client): each worker's node count is
+written by that worker alone (an aligned 8-octet store), and by the master
+only once the worker is dead.
 
 A second region counts each (service, client)'s AUTH commands
 (``smtpd_client_auth_rate_limit``) as anvil(8) counts its rates: a window
