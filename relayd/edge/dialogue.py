@@ -141,13 +141,13 @@ class Transaction:
 class SmtpDialogue:
     """One client connection's SMTP dialogue (see the module doc).
 
-    ``guard`` is a context manager factory the commit runs under (the driver
+    ``guard`` is a reusable context manager the commit runs under (the driver
     uses it so that no deadline interrupts a commit that may already be durable).
     """
 
     def __init__(self, settings: DialogueSettings, core, policy, *, cleanup, queue, hooks,
                  client_name: str = "unknown", client_addr: str = "", notes: dict | None = None,
-                 guard=nullcontext):
+                 guard=nullcontext()):
         self.settings = settings
         self.core = core
         self.policy = policy
@@ -440,7 +440,7 @@ class SmtpDialogue:
         if refusal is not None:
             tx.abort()
             return self._failed("data", refusal, _END_OF_MESSAGE)
-        with self.guard():
+        with self.guard:
             outcome = tx.message.commit(self.policy.transaction_actions())
         if isinstance(outcome, Reply):
             return self._failed("data", outcome, _END_OF_MESSAGE)

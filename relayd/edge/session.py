@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import os
-from contextlib import contextmanager
 
 import gevent
 from OpenSSL import SSL
@@ -62,7 +61,7 @@ class SmtpdSession:
             service.dialogue_settings, ServerSession(**service.core_options),
             service.restrictions.session(view, notes), cleanup=service.cleanup,
             queue=service.store, hooks=service.hooks, client_name=peer.name,
-            client_addr=client_addr, notes=notes, guard=self._uninterruptible)
+            client_addr=client_addr, notes=notes, guard=_Uninterruptible(self))
         dialogue.tls_required = service.tls is not None and service.tls.level == "encrypt"
         dialogue.local_address = lambda: _unmapped(sock.getsockname()[0])   # for AUTH
         dialogue.auth_rate = lambda: service.count_auth(client_addr)
@@ -154,14 +153,22 @@ class SmtpdSession:
         if not self._writing:
             send_last(self.sock, data)
 
-    @contextmanager
-    def _uninterruptible(self):
-        """No deadline while a message is committed: it may already be durable."""
-        self.deadline = INFINITY
-        try:
-            yield
-        finally:
-            self.deadline = self.service.sweeper.now() + self.service.timeout
+
+
+class _Uninterruptible:
+    """No deadline while a message is committed: it may already be durable."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: SmtpdSession):
+        self.session = session
+
+    def __enter__(self) -> None:
+        self.session.deadline = INFINITY
+
+    def __exit__(self, *exc) -> None:
+        session = self.session
+        session.deadline = session.service.sweeper.now() + session.service.timeout
 
 
 def _unmapped(addr: str) -> str:
