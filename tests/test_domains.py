@@ -163,7 +163,7 @@ def test_a_class_from_a_table_follows_the_table_and_one_from_names_is_remembered
     os.utime(table, ns=(0, os.stat(table).st_mtime_ns + 10**9))
     assert classes.classify("first.example") == DEFAULT
     assert classes.classify("second.example") == RELAY
-    # mydestination lists names only: its answers never change, and are asked once.
+    # mydestination lists names only: remembered answers, whatever the spelling asked.
     assert [classes.classify(d) for d in ("MX.example.com.", "mx.example.com")] == [LOCAL, LOCAL]
     assert "mx.example.com" in classes.local and "other.example" not in classes.local
 

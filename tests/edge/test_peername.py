@@ -91,7 +91,7 @@ def test_a_hosts_file_name_holds_until_the_file_changes(tmp_path, black_hole, mo
     monkeypatch.setattr(hostsfile, "RECHECK_INTERVAL", 0.0)   # stat at every lookup
     resolver = peer_names(tmp_path, black_hole, hosts="127.0.0.1 localhost\n")
     assert resolver.start("127.0.0.1") == PeerName("localhost", NAME_OK, "localhost", NAME_OK)
-    assert resolver.start("127.0.0.1").name == "localhost"   # remembered
+    assert resolver.start("127.0.0.1").name == "localhost"   # again, from memory
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1 renamed.example\n")
     os.utime(hosts, ns=(0, os.stat(hosts).st_mtime_ns + 10**9))
