@@ -50,14 +50,13 @@ class RecipientTables(PerConfig):
     def __init__(self, config):
         self.config = config
         self.classes = AddressClasses.of(config)
-        self.known = {
-            RECIPIENT: [AddressMaps(config, "recipient_canonical_maps")],
-            SENDER: [AddressMaps(config, "sender_canonical_maps")],
-        }
+        own = {RECIPIENT: AddressMaps(config, "recipient_canonical_maps"),
+               SENDER: AddressMaps(config, "sender_canonical_maps")}
         warn_virtual_maps(config)
         common = [AddressMaps(config, "canonical_maps"), AddressMaps(config, "virtual_alias_maps")]
-        for address_class, maps in self.known.items():   # only those with a table to ask
-            self.known[address_class] = [m for m in (*maps, *common) if m]
+        # Per address class, the map sets that have a table to ask.
+        self.known = {address_class: [m for m in (maps, *common) if m]
+                      for address_class, maps in own.items()}
         self.relocated = AddressMaps(config, "relocated_maps")
         self.local = AddressMaps(config, "local_recipient_maps")
         self.relay = AddressMaps(config, "relay_recipient_maps")
