@@ -7,8 +7,10 @@ Postfix's smtp(8) words it ("lost connection with HOST[IP] while sending
 RCPT TO", "conversation with HOST[IP] timed out while ..."), so the agent
 turns it straight into a deferral.
 
-Timeouts are one ``gevent.Timeout`` per protocol step (a reply, a write),
-as Postfix's smtp_*_timeout parameters bound each step.
+Each protocol step (a reply, a write) is bounded by its own timeout, as
+Postfix's smtp_*_timeout parameters bound each step. A connection keeps one
+event-loop timer per distinct timeout and restarts it for every step: a
+step costs no new timer (a ``gevent.Timeout`` would make one each time).
 
 After STARTTLS, :meth:`SmtpConnection.start_tls` puts the TLS connection in
 the socket's place; the TLS state (``tls``) and the AUTH user
@@ -88,6 +90,7 @@ class SmtpConnection:
         self.tls = None                         # PeerStatus once STARTTLS succeeded
         self.tls_key: tuple = ()                # its session's key in the TLS session cache
         self.sasl_user: str | None = None       # who AUTH made us
+        self._timers: dict[float, object] = {}  # event-loop timers by seconds (see _Step)
 
     def start_tls(self, tls, status, key: tuple) -> None:
         """Talk through ``tls`` (a finished TLSConnection) from now on; the
@@ -119,6 +122,13 @@ class SmtpConnection:
         self.write(self.session.send_command(line), timeout, doing)
         return self.read_reply(timeout, doing)
 
+    def timer(self, seconds: float):
+        """This connection's stopped event-loop timer of ``seconds``."""
+        timer = self._timers.get(seconds)
+        if timer is None:
+            timer = self._timers[seconds] = gevent.get_hub().loop.timer(seconds, priority=-1)
+        return timer
+
     def looks_alive(self) -> bool:
         """False when the server closed an idle connection or sent
         something unasked (e.g. "421 timeout"): then it must not be reused."""
@@ -142,6 +152,9 @@ class SmtpConnection:
             except (OSError, SSL.Error, _StepTimeout):
                 pass
         self.sock.close()
+        for timer in self._timers.values():
+            timer.close()
+        self._timers.clear()
 
 
 def _only_tls_records(tls) -> bool:
@@ -164,20 +177,21 @@ class _Step:
 
     def __init__(self, conn: SmtpConnection, timeout: float, doing: str) -> None:
         self.conn, self.doing, self.seconds = conn, doing, timeout
-        self.timeout: gevent.Timeout | None = None
+        self.timer = None
 
     def __enter__(self) -> "_Step":
         return self
 
     def wait(self) -> None:
         """From now on the step is bounded (called before its first blocking call)."""
-        if self.timeout is None:
-            self.timeout = gevent.Timeout(self.seconds, _StepTimeout)
-            self.timeout.start()
+        if self.timer is None:
+            self.timer = self.conn.timer(self.seconds)
+            # As gevent.Timeout does: the loop's clock is brought up to date first.
+            self.timer.start(gevent.getcurrent().throw, _StepTimeout, update=True)
 
     def __exit__(self, kind, exc, tb) -> bool:
-        if self.timeout is not None:
-            self.timeout.close()
+        if self.timer is not None:
+            self.timer.stop()
         if exc is None:
             return False
         if isinstance(exc, _StepTimeout):

@@ -3,6 +3,8 @@ import logging
 import re
 import socket
 
+import gevent
+import gevent.socket
 import pytest
 
 from relayd.delivery.route import parse_nexthop
@@ -122,6 +124,35 @@ def test_silent_server_times_out(config):
                                 request()).outcomes[0]
     assert outcome.status == DEFERRED and outcome.dsn == "4.4.2"
     assert outcome.reason == "conversation with 127.0.0.1[127.0.0.1] timed out while receiving the initial server greeting"
+
+
+def test_a_server_silent_after_mail_times_out_at_rcpt(config):
+    """Every step has its own deadline, also when one timer serves several steps of
+    a connection (the greeting, EHLO, MAIL and RCPT timeouts are all 1s here)."""
+    def server(listener):
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 silent.example ESMTP\r\n")
+            assert lines.readline().startswith(b"EHLO ")
+            conn.sendall(b"250 silent.example\r\n")   # no PIPELINING: one command at a time
+            assert lines.readline().startswith(b"MAIL FROM:")
+            conn.sendall(b"250 2.1.0 Ok\r\n")
+            assert lines.readline().startswith(b"RCPT TO:")
+            lines.readline()   # nothing more is said: the client must give up on its own
+
+    with gevent.socket.socket() as listener:   # the agent's gevent loop runs it
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        talker = gevent.spawn(server, listener)
+        config = config.with_overrides({f"smtp_{step}_timeout": "1s"
+                                        for step in ("connect", "helo", "mail", "rcpt")})
+        agent = SmtpDeliveryAgent(config)
+        outcome = agent.deliver(parse_nexthop(f"[127.0.0.1]:{listener.getsockname()[1]}"),
+                                request()).outcomes[0]
+        talker.join(5)
+    assert talker.successful()
+    assert outcome.status == DEFERRED and outcome.dsn == "4.4.2"
+    assert outcome.reason == "conversation with 127.0.0.1[127.0.0.1] timed out while sending RCPT TO"
 
 
 def test_server_closing_at_once_is_deferred(agent, dest, sink):
