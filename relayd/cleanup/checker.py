@@ -53,7 +53,10 @@ from relayd.tables.base import TemporaryLookupError
 
 # One whole header as header_name() and the continuation rule read it, in wire
 # form; its first line must not start with "." (a stuffed line takes the slow path).
-_WHOLE_HEADER = re.compile(rb"([!-\-/-9;-~][!-9;-~]*)[ \t]*:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*")
+# Known complete: the match ends with the first octet of the next line, which
+# does not continue it. Every repetition is possessive (linear on client data).
+_WHOLE_HEADER = re.compile(
+    rb"([!-\-/-9;-~][!-9;-~]*+)[ \t]*+:[^\r\n]*+\r\n(?:[ \t][^\r\n]*+\r\n)*+[^ \t]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,21 +320,23 @@ class ContentChecker:
         the limits, the end of the headers) is left to the record path."""
         primary, mime = self.primary, self._mime
         line_limit, size_limit = self.checks.line_length_limit, self.checks.header_size_limit
-        start, n = pos, len(data)
+        noticed = primary.NOTICED
+        start = pos
         changes = False   # whether header rewriting may change a header of the run
         while (m := _WHOLE_HEADER.match(data, pos)) is not None:
-            end = m.end()
-            if end >= n or data[end] in b" \t" or end - pos > size_limit \
-                    or end - pos > line_limit + 2 and has_long_line(data[pos:end], line_limit):
+            end = m.end() - 1
+            if end - pos > line_limit + 2 and (
+                    end - pos > size_limit or has_long_line(data[pos:end], line_limit)):
                 break
             name = m.group(1)
-            # The logical header as the tables would see it (see _start_header).
-            key = name + data[data.index(b":", m.end(1)):end - 2].replace(b"\r\n", b"\n")
             lower = name.lower()
-            if lower == b"content-type":
-                mime.content_type(key[len(name) + 1:])
-            primary.seen(lower, key)
-            changes = changes or primary.needs_rewrite(lower, data[pos:end])
+            if lower in noticed or lower == b"content-type":
+                # The logical header as the tables would see it (see _start_header).
+                key = name + data[data.index(b":", m.end(1)):end - 2].replace(b"\r\n", b"\n")
+                if lower == b"content-type":
+                    mime.content_type(key[len(name) + 1:])
+                primary.seen(lower, key)
+                changes = changes or primary.needs_rewrite(lower, data[pos:end])
             pos = end
         if pos != start:
             block = data[start:pos]

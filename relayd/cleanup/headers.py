@@ -21,6 +21,7 @@ The stream is SMTP wire form (CRLF, dot-stuffed).
 """
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from relayd.cleanup.checker import ContentChecker
@@ -242,36 +243,23 @@ def _same_lines(value: bytes) -> bool:
     return value.count(b"\r") == folds and value.count(b"\n") == folds
 
 
-# Octets that neither half of an addr-spec may hold in the common header below
-# (blanks, CR and LF among them), and those a display name may not hold.
-_ADDR_SPECIALS = b'<>,@"()\\ \t\n\r\f\v'
-_PHRASE_SPECIALS = b'<>,@"()\\:;\r\n'
-
-
-def _free_of(part: bytes, specials: bytes) -> bool:
-    """*part* is not empty and holds none of *specials* (one C-speed pass)."""
-    return bool(part) and len(part.translate(None, specials)) == len(part)
-
-
 def _one_qualified(line: bytes) -> bool:
     """One line, one address that has a domain, no comments, quotes or groups:
     "From: <a@example.com>", "To: Bob Smith <bob@example.com>", "Cc: c@example.com".
-    Such a header needs no rewriting when only qualification could change it.
-    Plain scans, linear in the line: a client's header must never cost more."""
-    if not line.endswith(b"\r\n") or line.count(b"\n") != 1 or line.count(b"\r") != 1:
-        return False
-    colon = line.find(b":")
-    if colon < 1:
-        return False
-    value = line[colon + 1:-2].strip(b" \t")
-    local_specials = _ADDR_SPECIALS + b":;"     # a bare address: no ":" or ";" before "@"
-    if value.endswith(b">"):
-        lt = value.find(b"<")
-        if lt < 0 or (lt and not _free_of(value[:lt], _PHRASE_SPECIALS)):
-            return False
-        value, local_specials = value[lt + 1:-1], _ADDR_SPECIALS
-    local, _, domain = value.partition(b"@")
-    return _free_of(local, local_specials) and _free_of(domain, _ADDR_SPECIALS)
+    Such a header needs no rewriting when only qualification could change it."""
+    return _ONE_QUALIFIED.match(line) is not None
+
+
+# An octet of either half of an addr-spec (no blank, CR or LF), of a display
+# name, and of the local part of a bare address (no ":" or ";" before the "@").
+_ADDR = rb'[^<>,@"()\\ \t\n\r\f\v]'
+_PHRASE = rb'[^<>,@"()\\:;\r\n]'
+_BARE_LOCAL = rb'[^<>,@"()\\:; \t\n\r\f\v]'
+# Every repetition is possessive: the match never goes back, so it is linear in
+# the line, whatever a client puts there.
+_ONE_QUALIFIED = re.compile(
+    rb"[^:\r\n]++:[ \t]*+(?:" + _PHRASE + rb"*+<" + _ADDR + rb"++@" + _ADDR + rb"++>|"
+    + _BARE_LOCAL + rb"++@" + _ADDR + rb"++)[ \t]*+\r\n\Z")
 
 
 # --- the primary header block ---------------------------------------------------------
@@ -283,6 +271,10 @@ class PrimaryHeaders:
     ``rewriter``, address rewriting."""
 
     __slots__ = ("hop_count", "message_id", "rewriter", "rewrites")
+
+    # The only headers :meth:`seen` and :meth:`needs_rewrite` act on: a caller
+    # may skip both for any other name.
+    NOTICED = frozenset({b"received", b"message-id"}) | _ADDRESS_HEADER_NAMES
 
     def __init__(self, rewriter: "AddressRewriter | None" = None):
         self.hop_count = 0
