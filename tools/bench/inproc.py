@@ -1,6 +1,6 @@
 """One embedded Relay between smtp-source and smtp-sink, measured in its own process.
 
-    python tools/bench/inproc.py SIZE N [-d] [--rounds K] [--prof FILE]
+    python tools/bench/inproc.py SIZE N [-d] [--rounds K] [--prof FILE] [--opcodes FILE]
 
 Runs the relay of the checkout it is imported from (PYTHONPATH) in this
 process, with the daemon's logging and settings (maillog lines, gc.freeze, no
@@ -8,17 +8,21 @@ gevent spawning-stack capture), on loopback ports $PORT (default 10070, the
 sink on PORT + 1). After a warm-up of $WARM messages (default 300) it sends N
 messages of SIZE octets with smtp-source (20 sessions; -d: persistent ones)
 and prints this process's CPU per message. --prof writes a cProfile of the
-last round. Under callgrind (tools/bench/instructions, $CALLGRIND set) only
+last round; --opcodes writes the bytecodes executed per message in each
+function of the last round (sys.settrace: exact and repeatable, but slow, so
+use a few hundred messages). Under callgrind (tools/bench/instructions, $CALLGRIND set) only
 the measured round is instrumented, so the instruction count per message is
 the same from run to run whatever else the machine does. $EXTRA_CF adds
 main.cf lines (";" separates them).
 """
+import collections
 import gc
 import os
 import re
 import resource
 import shutil
 import sys
+import threading
 import time
 import cProfile
 
@@ -32,6 +36,7 @@ args = sys.argv[1:]
 size, count = int(args[0]), int(args[1])
 persistent = "-d" in args
 profile_file = args[args.index("--prof") + 1] if "--prof" in args else None
+opcodes_file = args[args.index("--opcodes") + 1] if "--opcodes" in args else None
 rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 1
 relay_port = int(os.environ.get("PORT", "10070"))
 sink_port = relay_port + 1
@@ -77,6 +82,39 @@ def send(messages: int) -> None:
         gevent.sleep(0.005)
 
 
+def count_opcodes() -> collections.Counter:
+    """Count from now on the bytecodes each function executes (sys.settrace)."""
+    executed = collections.Counter()
+
+    def local(frame, event, arg):
+        if event == "opcode":
+            executed[frame.f_code] += 1
+        return local
+
+    def generated(frame, event, arg):   # dataclass methods: one name per class
+        if event == "opcode":
+            executed[frame.f_code, type(frame.f_locals.get("self")).__qualname__] += 1
+        return generated
+
+    def start(frame, event, arg):
+        frame.f_trace_opcodes = True
+        return generated if frame.f_code.co_filename == "<string>" else local
+
+    threading.settrace(start)
+    sys.settrace(start)
+    return executed
+
+
+def write_opcodes(executed: collections.Counter, path: str) -> None:
+    sys.settrace(None)
+    threading.settrace(None)
+    with open(path, "w") as out:
+        for code, n in executed.most_common():
+            code, owner = code if isinstance(code, tuple) else (code, "")
+            out.write(f"{n / count:.2f}\t{code.co_filename}:{code.co_firstlineno}\t"
+                      f"{owner}{'.' if owner else ''}{code.co_qualname}\n")
+
+
 callgrind = None
 try:
     send(int(os.environ.get("WARM", "300")))
@@ -89,6 +127,8 @@ try:
         profiler = cProfile.Profile() if profile_file and number == rounds - 1 else None
         if profiler:
             profiler.enable()
+        if opcodes_file and number == rounds - 1:
+            executed = count_opcodes()
         if callgrind:
             callgrind.cg_start()
         send(count)
@@ -97,6 +137,8 @@ try:
         if profiler:
             profiler.disable()
             profiler.dump_stats(profile_file)
+        if opcodes_file and number == rounds - 1:
+            write_opcodes(executed, opcodes_file)
         after, took = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - started
         cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         print(f"cpu ms/msg {cpu / count * 1000:.3f} "
