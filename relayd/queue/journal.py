@@ -202,18 +202,14 @@ def _record_at(data, header: records.SegmentHeader, pos: int) -> tuple[ScannedRe
 
 
 def _write_all(fd: int, buffers: list[bytes]) -> None:
-    """Write every buffer, in order, with as few writev calls as the kernel allows."""
-    pending = [memoryview(b) for b in buffers if len(b)]
-    while pending:
-        written = os.writev(fd, pending[:IOV_MAX])
-        while written:
-            first = pending[0]
-            if written >= len(first):
-                written -= len(first)
-                pending.pop(0)
-            else:
-                pending[0] = first[written:]
-                written = 0
+    """Write every buffer, in order, with as few writev calls as the kernel allows.
+    A file takes a whole writev but for a fault, so only a short write pays for
+    joining what is left."""
+    while buffers:
+        batch, buffers = buffers[:IOV_MAX], buffers[IOV_MAX:]
+        written = os.writev(fd, batch)
+        if written < sum(map(len, batch)):
+            buffers = [b"".join(batch)[written:], *buffers]
 
 
 class SegmentWriter:

@@ -87,3 +87,26 @@ def test_delivery_results_are_written_again_after_a_failed_flush(tmp_path, monke
     assert store.get(qid).pending_recipients() == [1]
     assert store.get(qid).next_attempt == 12345.0
     store.close()
+
+
+def test_short_writes_lose_and_repeat_nothing(tmp_path, monkeypatch):
+    # A regular file takes a whole writev unless something goes wrong, so short writes
+    # cannot be produced for real: os.writev is replaced by one that writes at most
+    # seven octets of the first buffer each time, for real.
+    store = opened(tmp_path)
+    real_writev = os.writev
+    calls = []
+
+    def short_writev(fd, buffers):
+        calls.append(len(buffers))
+        return real_writev(fd, [bytes(buffers[0])[:7]])
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    qids = [queue(store, message_bytes(f"short{i}"), n_rcpt=2) for i in range(3)]
+    monkeypatch.undo()
+    store.close()
+    assert len(calls) > 3 * 10
+    store = opened(tmp_path)
+    assert [m.queue_id for m in store.messages()] == qids
+    assert [store.read_content(qid) for qid in qids] == [message_bytes(f"short{i}") for i in range(3)]
+    store.close()
