@@ -15,7 +15,7 @@ from typing import Any
 NAME_OK, NAME_TEMP, NAME_PERM, NAME_FORGED = 2, 4, 5, 6
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)   # not slots: replace() copies the instance dict in one step
 class SessionView:
     """What is known about the SMTP client, read-only.
 
@@ -61,12 +61,13 @@ class SessionView:
     def replace(self, **changes) -> "SessionView":
         """A copy with ``changes`` (as dataclasses.replace, without its walk of
         the field definitions: the policy changes its view at every HELO)."""
+        unknown = changes.keys() - _SESSION_FIELDS
+        if unknown:
+            raise TypeError(f"SessionView has no field {', '.join(sorted(unknown))}")
         new = object.__new__(SessionView)
-        for name in SessionView.__slots__:
-            value = changes.pop(name) if name in changes else getattr(self, name)
-            object.__setattr__(new, name, value)
-        if changes:
-            raise TypeError(f"SessionView has no field {', '.join(changes)}")
+        fields = new.__dict__   # written directly: the frozen class refuses setattr
+        fields.update(self.__dict__)
+        fields.update(changes)
         return new
 
     def __post_init__(self) -> None:
@@ -77,6 +78,9 @@ class SessionView:
         if self.reverse_client_name_status is None:
             object.__setattr__(self, "reverse_client_name_status",
                                _status_of(self.reverse_client_name))
+
+
+_SESSION_FIELDS = frozenset(SessionView.__dataclass_fields__)
 
 
 def _status_of(name: str) -> int:
