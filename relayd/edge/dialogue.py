@@ -210,17 +210,18 @@ class SmtpDialogue:
         event = self.core.next_event()
         if event is NEED_DATA:
             return NEED_DATA
-        if type(event) is ev.DataChunk:
+        kind = type(event)
+        if kind is ev.DataChunk:
             if event.data:
                 self.tx.message.feed(event.data, event.checked)
             return None
-        if self.policy.access_denied is not None and type(event) not in _ALWAYS_ANSWERED:
+        if self.policy.access_denied is not None and kind not in _ALWAYS_ANSWERED:
             reply = self._failed("unknown", self.policy.access_denied)
         else:
-            reply = self.HANDLERS[type(event)](self, event)
+            reply = self.HANDLERS[kind](self, event)
         if reply is None:
             return CLOSE
-        METER.inc("smtpd_commands", _COMMANDS.get(type(event)) or _helo_word(event),
+        METER.inc("smtpd_commands", _COMMANDS.get(kind) or _helo_word(event),
                   _CODES[reply.code], reply.status)
         self.output.append(self.core.send(reply))
         if reply.code in (221, 421):

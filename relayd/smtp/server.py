@@ -180,24 +180,25 @@ class ServerSession:
         """The next event, or NEED_DATA. Raises ProtocolError on a fatal violation."""
         if self._owed is not None:
             raise RuntimeError(f"a reply is owed for {self._owed!r}")
-        if self._mode is _Mode.TLS_HANDSHAKE:
-            raise RuntimeError("waiting for starttls_done()")
-        if self._mode is _Mode.CLOSED:
-            return ConnectionClosed()
-        if self._mode is _Mode.DATA:
+        mode = self._mode
+        if mode is _Mode.DATA:
             before = len(self._buffer)
             event = self._data.next_event(self._buffer)
             if event is None and len(self._buffer) < before:
                 event = DataChunk(b"")  # lines read past the size limit: no content, but progress
+            elif type(event) is DataEnd:
+                self._owed = event
+        elif mode is _Mode.COMMAND or mode is _Mode.AUTH:
+            event = self._owed = self._next_command()
+        elif mode is _Mode.CLOSED:
+            return ConnectionClosed()
         else:
-            event = self._next_command()
+            raise RuntimeError("waiting for starttls_done()")
         if event is None:
             if not self._eof:
                 return NEED_DATA
             self._close()
             return ConnectionClosed()
-        if not isinstance(event, DataChunk):
-            self._owed = event
         return event
 
     # --- output -------------------------------------------------------------
@@ -256,32 +257,33 @@ class ServerSession:
     def _apply(self, event: object, reply: Reply) -> None:
         """Change state for ``reply`` sent in answer to ``event``."""
         ok = 200 <= reply.code < 300
-        if isinstance(event, Helo) and ok:
+        kind = type(event)   # the event classes are final: no isinstance() needed
+        if kind is Rcpt and ok:
+            self.recipients.append(event.recipient)
+        elif kind is Mail and ok:
+            self.sender, self.recipients = event.sender, []
+        elif kind is Helo and ok:
             self._reset_transaction()
             self.helo_name, self.extended = event.name, event.extended
-        elif isinstance(event, Mail) and ok:
-            self.sender, self.recipients = event.sender, []
-        elif isinstance(event, Rcpt) and ok:
-            self.recipients.append(event.recipient)
-        elif isinstance(event, Data) and reply.code == R354_START_DATA.code:
+        elif kind is Data and reply.code == R354_START_DATA.code:
             self._mode = _Mode.DATA
             self._data = DataReader(
                 message_size_limit=self.message_size_limit, max_line=self.line_length_limit,
                 bare_lf_error=R550_BARE_NEWLINE.format(self.hostname)
                 if self.reject_bare_newline else None)
-        elif isinstance(event, DataEnd):
+        elif kind is DataEnd:
             self._mode, self._data = _Mode.COMMAND, None
             self._reset_transaction()
-        elif isinstance(event, Rset) and ok:
+        elif kind is Rset and ok:
             self._reset_transaction()
-        elif isinstance(event, StartTLS) and reply.code == 220:
+        elif kind is StartTLS and reply.code == 220:
             # CVE-2011-0411: whatever followed STARTTLS in plaintext is dropped.
             self._buffer.clear()
             self._mode = _Mode.TLS_HANDSHAKE
-        elif isinstance(event, (Auth, AuthResponse)):
+        elif kind is Auth or kind is AuthResponse:
             self._mode = _Mode.AUTH if reply.code == 334 else _Mode.COMMAND
             self.authenticated = self.authenticated or reply.code == 235
-        elif isinstance(event, BadCommand) and self._mode is _Mode.AUTH:
+        elif kind is BadCommand and self._mode is _Mode.AUTH:
             self._mode = _Mode.COMMAND   # the next line is a command again
 
     # --- command lines ----------------------------------------------------------
@@ -334,15 +336,15 @@ class ServerSession:
 
     def _command(self, text: str):
         verb, argument = grammar.split_command(text)
+        handler = _HANDLERS.get(verb)
+        if handler is not None:   # no command verb is a forbidden one
+            return handler(self, argument)
         if not verb:
             return BadCommand(R500_BAD_SYNTAX)
         if grammar.is_forbidden_command(verb):
             self._close()
             raise ProtocolError(R221_BREAK_RULES)
-        handler = _HANDLERS.get(verb)
-        if handler is None:
-            return BadCommand(R500_UNRECOGNIZED)
-        return handler(self, argument)
+        return BadCommand(R500_UNRECOGNIZED)
 
     # --- one handler per command: sequence and syntax checks ---------------------
     def _helo(self, argument: str, extended: bool = False):
