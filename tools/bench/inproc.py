@@ -9,9 +9,11 @@ sink on PORT + 1). After a warm-up of $WARM messages (default 300) it sends N
 messages of SIZE octets with smtp-source (20 sessions; -d: persistent ones)
 and prints this process's CPU per message. --prof writes a cProfile of the
 last round; --opcodes writes the bytecodes executed per message in each
-function of the last round (sys.settrace: exact and repeatable, but slow, so
-use a few hundred messages). Under callgrind (tools/bench/instructions, $CALLGRIND set) only
-the measured round is instrumented, so the instruction count per message is
+function of the last round (sys.settrace: the same to about half a percent
+from run to run, but slow, so use a few hundred messages;
+tools/bench/opcodes-diff.py compares two such files). Under callgrind
+(tools/bench/instructions, $CALLGRIND set) only the measured round is
+instrumented, so the instruction count per message is
 the same from run to run whatever else the machine does. $EXTRA_CF adds
 main.cf lines (";" separates them).
 """
