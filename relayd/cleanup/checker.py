@@ -325,8 +325,8 @@ class ContentChecker:
         changes = False   # whether header rewriting may change a header of the run
         while (m := _WHOLE_HEADER.match(data, pos)) is not None:
             end = m.end() - 1
-            if end - pos > line_limit + 2 and (
-                    end - pos > size_limit or has_long_line(data[pos:end], line_limit)):
+            if end - pos > size_limit \
+                    or end - pos > line_limit + 2 and has_long_line(data[pos:end], line_limit):
                 break
             name = m.group(1)
             lower = name.lower()

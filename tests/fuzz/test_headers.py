@@ -218,7 +218,7 @@ def primary_pass(message: bytes, pieces: list[bytes], rewrite: int, header_rules
 
 @fuzz_settings(400)
 @given(head=HEADS, body=st.lists(BODY_LINES, max_size=3), rewrite=st.sampled_from(range(len(REWRITES))),
-       line_limit=st.sampled_from([16, 40, 2048]), size_limit=st.sampled_from([64, 102400]),
+       line_limit=st.sampled_from([16, 40, 2048]), size_limit=st.sampled_from([24, 64, 102400]),
        data=st.data())
 def test_unchecked_headers_fast_path_agrees_with_the_record_path(head, body, rewrite, line_limit,
                                                                  size_limit, data):
@@ -231,6 +231,16 @@ def test_unchecked_headers_fast_path_agrees_with_the_record_path(head, body, rew
     records = primary_pass(message, pieces, rewrite, "/^X-Never-Sent:/ WARN never\n", line_limit,
                            size_limit)
     assert fast == records
+
+
+@pytest.mark.parametrize("line_limit", [16, 2048])
+def test_a_header_over_header_size_limit_is_left_unrewritten_on_both_paths(line_limit):
+    """A fixed case: a header longer than header_size_limit but within the line
+    limit (the fast path once let this one through to rewriting)."""
+    message = b"To: " + b"x" * 80 + b"@old.example\r\nSubject: s\r\n\r\nbody\r\n"
+    fast = primary_pass(message, [message], 1, "", line_limit, 64)
+    records = primary_pass(message, [message], 1, "/^X-Never-Sent:/ WARN never\n", line_limit, 64)
+    assert fast == records == (message, 0, None, 0)
 
 
 @pytest.mark.parametrize("message", [b'To: "x\r\n', b'To: "x\r\n\r\nbody\r\n'])
