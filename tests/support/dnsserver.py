@@ -42,6 +42,7 @@ of stopping it, which would refuse instead of time out).
 """
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import select
@@ -233,12 +234,24 @@ class BlackHole(_Loopback):
     """A UDP and a TCP socket on one 127.0.0.1 port that read and never answer."""
 
     def __init__(self):
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
+        # The port the kernel gives the UDP socket may be taken for TCP (another
+        # test's connection uses it): then try the next one it gives.
+        for _ in range(20):
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.bind(("127.0.0.1", 0))
+            self.port = self.udp.getsockname()[1]
+            self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                self.tcp.bind(("127.0.0.1", self.port))
+                break
+            except OSError as exc:
+                self.udp.close()
+                self.tcp.close()
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+        else:
+            raise RuntimeError("no 127.0.0.1 port free for both UDP and TCP")
         self.tcp.listen(16)
         self.queries = 0   # datagrams and connections received
         self._stop = threading.Event()
