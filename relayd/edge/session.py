@@ -154,7 +154,6 @@ class SmtpdSession:
             send_last(self.sock, data)
 
 
-
 class _Uninterruptible:
     """No deadline while a message is committed: it may already be durable."""
 
